@@ -1,0 +1,220 @@
+//! Parsing and validating a Graph notification collection (graph-protocol.md
+//! sections 3-4) into the messages the fan-out stores.
+//!
+//! Two levels of failure, on purpose:
+//! - the BODY is unusable (not JSON, no `value`, ...): the request is refused
+//!   with a specific 4xx, because no retry will ever make it valid;
+//! - an ITEM is unusable (wrong clientState, missing field): that item is
+//!   rejected and recorded, the rest is accepted, and Graph still gets 202.
+//!   Graph's guidance for forged items is to answer 202 so a forger learns
+//!   nothing, and a bad neighbour must not cost a good item its delivery.
+
+use graph_relay_proto::v1::{
+    notification::Kind, ChangeNotification, EncryptedContent, LifecycleNotification, Notification,
+};
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::client_state::ClientStates;
+
+/// Largest body accepted. Graph documents no maximum; 1 MiB is far above its
+/// batches and well inside a Worker's memory.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Why a whole request body was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum BodyError {
+    #[error("body is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("body is not valid UTF-8")]
+    NotUtf8,
+    #[error("JSON is nested too deeply")]
+    TooDeep,
+    #[error("body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("body must be a JSON object with a \"value\" array")]
+    NoValueArray,
+    #[error("\"value\" is empty: there is nothing to accept")]
+    EmptyValue,
+}
+
+/// Why one item of `value` was not accepted. Never carries a secret.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum ItemError {
+    #[error("item is not a JSON object")]
+    NotAnObject,
+    #[error("clientState is missing")]
+    ClientStateMissing,
+    #[error("clientState does not match any accepted value")]
+    ClientStateMismatch,
+    #[error("required field {0} is missing")]
+    Missing(&'static str),
+    #[error("field {0} must be a string")]
+    NotAString(&'static str),
+    #[error("field {0} must be an object")]
+    NotAnObjectField(&'static str),
+    #[error("item has both changeType and lifecycleEvent")]
+    BothKinds,
+    #[error("item has neither changeType nor lifecycleEvent")]
+    NeitherKind,
+}
+
+/// An item that was not accepted, with what an operator needs to find it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// Position in `value`, to find the item in a captured payload.
+    pub index: usize,
+    /// Which Graph subscription it claims to come from, when it says so.
+    pub subscription_id: Option<String>,
+    pub reason: ItemError,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let subscription = self.subscription_id.as_deref().unwrap_or("-");
+        write!(f, "value[{}] subscription={}: {}", self.index, subscription, self.reason)
+    }
+}
+
+/// The outcome of a collection that parsed.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Accepted items, in the order Graph sent them, ready for the fan-out.
+    pub notifications: Vec<Notification>,
+    /// Items that were refused; they are logged, never forwarded.
+    pub rejections: Vec<Rejection>,
+}
+
+/// Parses `body` and validates each item against `client_states`.
+pub fn parse(body: &[u8], client_states: &ClientStates, received_at_unix_ms: i64) -> Result<Batch, BodyError> {
+    let items = envelope_items(body)?;
+    let mut batch = Batch::default();
+    for (index, item) in items.into_iter().enumerate() {
+        let subscription_id = item.get("subscriptionId").and_then(Value::as_str).map(str::to_owned);
+        match validate_item(item, client_states) {
+            Ok(kind) => batch.notifications.push(Notification { kind: Some(kind), received_at_unix_ms }),
+            Err(reason) => batch.rejections.push(Rejection { index, subscription_id, reason }),
+        }
+    }
+    Ok(batch)
+}
+
+fn envelope_items(body: &[u8]) -> Result<Vec<Value>, BodyError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(BodyError::TooLarge);
+    }
+    let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
+    let envelope: Value = serde_json::from_str(text).map_err(|e| {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            BodyError::TooDeep
+        } else {
+            BodyError::NotJson(e.to_string())
+        }
+    })?;
+    let Value::Object(mut envelope) = envelope else {
+        return Err(BodyError::NoValueArray);
+    };
+    match envelope.remove("value") {
+        Some(Value::Array(items)) if items.is_empty() => Err(BodyError::EmptyValue),
+        Some(Value::Array(items)) => Ok(items),
+        _ => Err(BodyError::NoValueArray),
+    }
+}
+
+/// Checks the clientState FIRST: a forged item is reported as forged, whatever
+/// else is wrong with it.
+fn validate_item(item: Value, client_states: &ClientStates) -> Result<Kind, ItemError> {
+    let Value::Object(mut item) = item else {
+        return Err(ItemError::NotAnObject);
+    };
+    match item.remove("clientState") {
+        None | Some(Value::Null) => return Err(ItemError::ClientStateMissing),
+        Some(Value::String(state)) if client_states.accepts(&state) => {}
+        Some(_) => return Err(ItemError::ClientStateMismatch),
+    }
+    let fields = Fields(&item);
+    let subscription_id = fields.required("subscriptionId")?;
+    let kind = match (fields.optional("changeType")?, fields.optional("lifecycleEvent")?) {
+        (Some(_), Some(_)) => return Err(ItemError::BothKinds),
+        (None, None) => return Err(ItemError::NeitherKind),
+        (Some(change_type), None) => Kind::Change(ChangeNotification {
+            id: fields.optional("id")?.unwrap_or_default(),
+            subscription_expiration_date_time: fields.optional("subscriptionExpirationDateTime")?.unwrap_or_default(),
+            change_type: change_type.to_ascii_lowercase(),
+            resource: fields.required("resource")?,
+            tenant_id: fields.optional("tenantId")?.unwrap_or_default(),
+            organization_id: fields.optional("organizationId")?.unwrap_or_default(),
+            resource_data_json: fields.object_json("resourceData")?,
+            encrypted_content: fields.encrypted_content()?,
+            subscription_id,
+            raw_json: String::new(),
+        }),
+        (None, Some(lifecycle_event)) => Kind::Lifecycle(LifecycleNotification {
+            subscription_expiration_date_time: fields.optional("subscriptionExpirationDateTime")?.unwrap_or_default(),
+            lifecycle_event,
+            resource: fields.optional("resource")?.unwrap_or_default(),
+            tenant_id: fields.optional("tenantId")?.unwrap_or_default(),
+            organization_id: fields.optional("organizationId")?.unwrap_or_default(),
+            subscription_id,
+            raw_json: String::new(),
+        }),
+    };
+    Ok(with_raw_json(kind, Value::Object(item).to_string()))
+}
+
+fn with_raw_json(mut kind: Kind, raw: String) -> Kind {
+    match &mut kind {
+        Kind::Change(change) => change.raw_json = raw,
+        Kind::Lifecycle(lifecycle) => lifecycle.raw_json = raw,
+    }
+    kind
+}
+
+/// Typed access to an item's fields, with errors that name the field.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    /// A string field that may be absent or null.
+    fn optional(&self, name: &'static str) -> Result<Option<String>, ItemError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ItemError::NotAString(name)),
+        }
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ItemError> {
+        self.optional(name)?.ok_or(ItemError::Missing(name))
+    }
+
+    /// An object field kept whole as JSON text ("" when absent).
+    fn object_json(&self, name: &'static str) -> Result<String, ItemError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(object @ Value::Object(_)) => Ok(object.to_string()),
+            Some(_) => Err(ItemError::NotAnObjectField(name)),
+        }
+    }
+
+    fn encrypted_content(&self) -> Result<Option<EncryptedContent>, ItemError> {
+        let content = match self.0.get("encryptedContent") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(content)) => Fields(content),
+            Some(_) => return Err(ItemError::NotAnObjectField("encryptedContent")),
+        };
+        Ok(Some(EncryptedContent {
+            data: content.required("data")?,
+            data_key: content.required("dataKey")?,
+            data_signature: content.optional("dataSignature")?.unwrap_or_default(),
+            encryption_certificate_id: content.optional("encryptionCertificateId")?.unwrap_or_default(),
+            encryption_certificate_thumbprint: content
+                .optional("encryptionCertificateThumbprint")?
+                .unwrap_or_default(),
+        }))
+    }
+}
+
+#[cfg(test)]
+#[path = "collection_tests.rs"]
+mod tests;

@@ -1,0 +1,25 @@
+//! Graph Relay's edge: the public `notificationUrl` and
+//! `lifecycleNotificationUrl`, a Cloudflare Worker written in Rust.
+//!
+//! It answers Graph's validation handshake, validates every notification,
+//! hands the accepted ones to the fan-out and acknowledges Graph quickly.
+//!
+//! # Layout
+//! The protocol core is plain Rust, built natively (unit tests, reuse by the
+//! end-to-end tests) and for `wasm32-unknown-unknown`:
+//! - [`handshake`]: the `validationToken` reflection.
+//! - [`client_state`]: the accepted clientState set, compared in constant time.
+//! - [`collection`]: parsing a notification collection into fan-out messages.
+//! - [`grpc_web`]: framing the gRPC-Web call to the fan-out.
+//! - [`inbound`]: the HTTP decisions (routes, statuses, reasons).
+//!
+//! The Worker glue (`worker_glue`, wasm32 only) wires those to `fetch`.
+
+pub mod client_state;
+pub mod collection;
+pub mod grpc_web;
+pub mod handshake;
+pub mod inbound;
+
+#[cfg(target_arch = "wasm32")]
+mod worker_glue;

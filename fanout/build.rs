@@ -1,0 +1,21 @@
+//! Generates the fan-out's server code for `graphrelay.v1.Fanout`.
+//!
+//! Messages come from `graph-relay-proto` (extern paths), except the streamed
+//! `Event`, which maps to `crate::wire::EncodedEvent`: an event encoded ONCE by
+//! prost and shared by every subscriber, instead of re-encoded per stream.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = "../proto";
+    let files = ["graphrelay/v1/notification.proto", "graphrelay/v1/fanout.proto"];
+    for file in files {
+        println!("cargo:rerun-if-changed={root}/{file}");
+    }
+    let descriptors = protox::compile(files, [root])?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .extern_path(".graphrelay.v1", "::graph_relay_proto::v1")
+        .extern_path(".graphrelay.v1.Event", "crate::wire::EncodedEvent")
+        .compile_fds(descriptors)?;
+    Ok(())
+}

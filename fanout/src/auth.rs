@@ -1,0 +1,80 @@
+//! Bearer-token checks for gRPC metadata.
+//!
+//! Tokens are kept only as SHA-256 digests and compared in constant time over
+//! the digests, so neither a token's content nor its length leaks by timing.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tonic::metadata::MetadataMap;
+use tonic::Status;
+
+/// One accepted bearer token, e.g. the edge's ingest token.
+pub struct BearerToken {
+    /// Digest of the token; the token itself is not kept in memory.
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+impl BearerToken {
+    pub fn new(token: &str) -> Result<Self, String> {
+        if token.trim().len() < 16 {
+            return Err("token must be at least 16 characters".into());
+        }
+        Ok(Self { digest: Sha256::digest(token.trim().as_bytes()).into() })
+    }
+
+    /// Accepts `authorization: Bearer <token>`; anything else is
+    /// `UNAUTHENTICATED`, with a reason that never echoes what was sent.
+    pub fn check(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        let header = metadata
+            .get("authorization")
+            .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer token"))?;
+        let value = header.to_str().map_err(|_| Status::unauthenticated("authorization is not text"))?;
+        let token = value
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| Status::unauthenticated("authorization must be: Bearer <token>"))?;
+        let candidate: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if bool::from(self.digest.ct_eq(&candidate)) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated("unknown token"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(value: &str) -> MetadataMap {
+        let mut map = MetadataMap::new();
+        map.insert("authorization", value.parse().unwrap());
+        map
+    }
+
+    #[test]
+    fn accepts_only_the_exact_bearer_token() {
+        let token = BearerToken::new("0123456789abcdef").unwrap();
+        assert!(token.check(&metadata("Bearer 0123456789abcdef")).is_ok());
+        assert!(token.check(&metadata("bearer 0123456789abcdef")).is_ok());
+        for bad in ["Bearer 0123456789abcdeF", "Bearer 0123456789abcde", "Basic 0123456789abcdef", "0123456789abcdef", "Bearer "] {
+            let status = token.check(&metadata(bad)).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "{bad}");
+            assert!(!status.message().contains("0123"), "status never echoes the token");
+        }
+        assert_eq!(token.check(&MetadataMap::new()).unwrap_err().code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn refuses_short_tokens_and_hides_them_in_debug() {
+        assert!(BearerToken::new("short").is_err());
+        assert_eq!(format!("{:?}", BearerToken::new("0123456789abcdef").unwrap()), "BearerToken(<redacted>)");
+    }
+}

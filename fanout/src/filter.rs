@@ -1,0 +1,107 @@
+//! Subscription filters: which notifications a subscriber receives.
+//!
+//! A `graphrelay.v1.Filter` is compiled once per subscriber, then matched
+//! against every published notification, so matching must be cheap: globs are
+//! compiled into one `GlobSet`, and the other lists are short and lower-cased
+//! up front.
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use graph_relay_proto::v1::{self as pb, notification::Kind};
+use thiserror::Error;
+
+/// Bounds a subscriber's filter so one client cannot make matching expensive.
+pub const MAX_VALUES_PER_FIELD: usize = 256;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FilterError {
+    #[error("filter.resources: {pattern:?} is not a valid glob: {reason}")]
+    BadGlob { pattern: String, reason: String },
+    #[error("filter.{field} has more than {MAX_VALUES_PER_FIELD} values")]
+    TooManyValues { field: &'static str },
+}
+
+/// A compiled filter. Every non-empty field must match; within a field, any
+/// value may.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// Globs over the resource path (no leading `/`), case-insensitive.
+    resources: Option<GlobSet>,
+    /// Lower-cased; only constrains change notifications.
+    change_types: Vec<String>,
+    /// Lower-cased; only constrains lifecycle notifications.
+    lifecycle_events: Vec<String>,
+    /// Lower-cased GUIDs (Graph is not consistent about their case).
+    subscription_ids: Vec<String>,
+    tenant_ids: Vec<String>,
+}
+
+impl Filter {
+    /// Compiles the request's filter; `None` matches everything.
+    pub fn compile(filter: Option<&pb::Filter>) -> Result<Self, FilterError> {
+        let Some(filter) = filter else { return Ok(Self::default()) };
+        Ok(Self {
+            resources: compile_globs(&filter.resources)?,
+            change_types: lowered("change_types", &filter.change_types)?,
+            lifecycle_events: lowered("lifecycle_events", &filter.lifecycle_events)?,
+            subscription_ids: lowered("subscription_ids", &filter.subscription_ids)?,
+            tenant_ids: lowered("tenant_ids", &filter.tenant_ids)?,
+        })
+    }
+
+    pub fn matches(&self, notification: &Kind) -> bool {
+        let (subscription_id, tenant_id, resource, kind_ok) = match notification {
+            Kind::Change(c) => (&c.subscription_id, &c.tenant_id, &c.resource, any(&self.change_types, &c.change_type)),
+            Kind::Lifecycle(l) => (&l.subscription_id, &l.tenant_id, &l.resource, any(&self.lifecycle_events, &l.lifecycle_event)),
+        };
+        kind_ok
+            && any(&self.subscription_ids, subscription_id)
+            && any(&self.tenant_ids, tenant_id)
+            && self.resource_matches(resource)
+    }
+
+    fn resource_matches(&self, resource: &str) -> bool {
+        match &self.resources {
+            None => true,
+            Some(_) if resource.is_empty() => false,
+            Some(globs) => globs.is_match(resource.trim_start_matches('/')),
+        }
+    }
+}
+
+/// An empty list allows anything; otherwise `value` must be in it.
+fn any(allowed: &[String], value: &str) -> bool {
+    allowed.is_empty() || allowed.iter().any(|a| a.eq_ignore_ascii_case(value))
+}
+
+fn lowered(field: &'static str, values: &[String]) -> Result<Vec<String>, FilterError> {
+    if values.len() > MAX_VALUES_PER_FIELD {
+        return Err(FilterError::TooManyValues { field });
+    }
+    Ok(values.iter().map(|v| v.trim().to_ascii_lowercase()).filter(|v| !v.is_empty()).collect())
+}
+
+fn compile_globs(patterns: &[String]) -> Result<Option<GlobSet>, FilterError> {
+    if patterns.len() > MAX_VALUES_PER_FIELD {
+        return Err(FilterError::TooManyValues { field: "resources" });
+    }
+    let patterns: Vec<&str> = patterns.iter().map(|p| p.trim().trim_start_matches('/')).filter(|p| !p.is_empty()).collect();
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut set = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = GlobBuilder::new(pattern)
+            .case_insensitive(true)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| FilterError::BadGlob { pattern: pattern.to_owned(), reason: e.kind().to_string() })?;
+        set.add(glob);
+    }
+    set.build()
+        .map(Some)
+        .map_err(|e| FilterError::BadGlob { pattern: e.glob().unwrap_or("").to_owned(), reason: e.kind().to_string() })
+}
+
+#[cfg(test)]
+#[path = "filter_tests.rs"]
+mod tests;

@@ -1,0 +1,79 @@
+use super::*;
+use graph_relay_proto::v1::{ChangeNotification, LifecycleNotification};
+
+fn change(resource: &str, change_type: &str, tenant: &str, subscription: &str) -> Kind {
+    Kind::Change(ChangeNotification {
+        resource: resource.into(),
+        change_type: change_type.into(),
+        tenant_id: tenant.into(),
+        subscription_id: subscription.into(),
+        ..Default::default()
+    })
+}
+
+fn lifecycle(event: &str, subscription: &str) -> Kind {
+    Kind::Lifecycle(LifecycleNotification { lifecycle_event: event.into(), subscription_id: subscription.into(), tenant_id: "t1".into(), ..Default::default() })
+}
+
+fn filter(f: pb::Filter) -> Filter {
+    Filter::compile(Some(&f)).unwrap()
+}
+
+#[test]
+fn empty_filter_matches_everything() {
+    let all = Filter::compile(None).unwrap();
+    assert!(all.matches(&change("users/u/messages/m", "created", "t", "s")));
+    assert!(all.matches(&lifecycle("missed", "s")));
+    assert!(filter(pb::Filter::default()).matches(&lifecycle("missed", "s")));
+}
+
+#[test]
+fn resource_globs_are_case_insensitive_segment_aware_and_slash_tolerant() {
+    let f = filter(pb::Filter { resources: vec!["/users/*/messages/*".into()], ..Default::default() });
+    assert!(f.matches(&change("Users/u-1/Messages/m-1", "created", "t", "s")));
+    assert!(f.matches(&change("/users/u-1/messages/m-1", "created", "t", "s")));
+    assert!(!f.matches(&change("users/u-1/events/e-1", "created", "t", "s")));
+    assert!(!f.matches(&change("users/u-1/mailFolders/inbox/messages/m", "created", "t", "s")), "* stays in one segment");
+    let deep = filter(pb::Filter { resources: vec!["users/**/messages/*".into()], ..Default::default() });
+    assert!(deep.matches(&change("users/u-1/mailFolders/inbox/messages/m", "created", "t", "s")));
+    let odata = filter(pb::Filter { resources: vec!["teams*/channels*".into()], ..Default::default() });
+    assert!(odata.matches(&change("teams('x')/channels('19:a@thread.tacv2')", "created", "t", "s")));
+}
+
+#[test]
+fn fields_are_anded_and_values_ored() {
+    let f = filter(pb::Filter {
+        change_types: vec!["Created".into(), "deleted".into()],
+        tenant_ids: vec!["T1".into()],
+        ..Default::default()
+    });
+    assert!(f.matches(&change("r", "created", "t1", "s")));
+    assert!(f.matches(&change("r", "deleted", "t1", "s")));
+    assert!(!f.matches(&change("r", "updated", "t1", "s")));
+    assert!(!f.matches(&change("r", "created", "t2", "s")));
+}
+
+#[test]
+fn kind_specific_fields_only_constrain_their_kind() {
+    let only_created = filter(pb::Filter { change_types: vec!["created".into()], ..Default::default() });
+    assert!(only_created.matches(&lifecycle("missed", "s")), "change_types does not hide lifecycle events");
+    let only_missed = filter(pb::Filter { lifecycle_events: vec!["Missed".into()], ..Default::default() });
+    assert!(only_missed.matches(&lifecycle("missed", "s")));
+    assert!(!only_missed.matches(&lifecycle("reauthorizationRequired", "s")));
+    assert!(only_missed.matches(&change("r", "created", "t", "s")));
+}
+
+#[test]
+fn a_resource_filter_excludes_items_without_a_resource() {
+    let f = filter(pb::Filter { resources: vec!["**".into()], subscription_ids: vec!["s".into()], ..Default::default() });
+    assert!(!f.matches(&lifecycle("missed", "s")));
+    assert!(f.matches(&change("anything/at/all", "created", "t", "s")));
+}
+
+#[test]
+fn bad_filters_are_refused_with_the_culprit_named() {
+    let err = Filter::compile(Some(&pb::Filter { resources: vec!["users/[".into()], ..Default::default() })).unwrap_err();
+    assert!(matches!(&err, FilterError::BadGlob { pattern, .. } if pattern == "users/["), "{err}");
+    let many = pb::Filter { tenant_ids: vec!["t".into(); MAX_VALUES_PER_FIELD + 1], ..Default::default() };
+    assert_eq!(Filter::compile(Some(&many)).unwrap_err(), FilterError::TooManyValues { field: "tenant_ids" });
+}

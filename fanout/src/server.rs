@@ -1,0 +1,62 @@
+//! Running the fan-out: one port serving gRPC (HTTP/2) and gRPC-Web
+//! (HTTP/1.1, for the Worker, which cannot speak HTTP/2 outbound).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tonic_web::GrpcWebLayer;
+
+use crate::auth::BearerToken;
+use crate::hub::Hub;
+use crate::pb::fanout_server::FanoutServer;
+use crate::service::FanoutService;
+
+/// How long open streams get to end after the stop signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub ingest_token: BearerToken,
+    /// Events each subscriber may have in flight before it counts as lagging.
+    pub subscriber_buffer: usize,
+}
+
+/// Serves until `stop` resolves, then ends every stream and drains.
+///
+/// Prints `graph-relay listening on ADDR` on stdout once the port is bound,
+/// so scripts and tests can wait for readiness and learn a port-0 address.
+pub async fn serve(config: ServeConfig, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let local = listener.local_addr()?;
+    let hub = Hub::new(config.subscriber_buffer);
+    let service = FanoutService::new(hub.clone(), config.ingest_token);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = {
+        let hub = hub.clone();
+        async move {
+            stop.await;
+            tracing::info!("stopping: ending subscriber streams");
+            hub.close();
+            let _ = stopped_tx.send(());
+        }
+    };
+    println!("graph-relay listening on {local}");
+    tracing::info!(%local, "serving gRPC and gRPC-Web");
+    let server = Server::builder()
+        .accept_http1(true)
+        .layer(GrpcWebLayer::new())
+        .add_service(FanoutServer::new(service))
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        _ = async { let _ = stopped_rx.await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
+            tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; exiting anyway");
+        }
+    }
+    Ok(())
+}

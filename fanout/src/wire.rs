@@ -1,0 +1,78 @@
+//! Events on the wire, encoded once.
+//!
+//! A published event goes to many subscribers. Encoding it per subscriber would
+//! multiply the CPU cost by the audience; instead prost encodes it once into
+//! [`EncodedEvent`], and each subscriber's stream copies those bytes.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use graph_relay_proto::v1::{event::Payload, notification::Kind, Event, Notification};
+use prost::encoding::{DecodeContext, WireType};
+use prost::{DecodeError, Message};
+
+/// A `graphrelay.v1.Event`, already protobuf-encoded. Cheap to clone.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EncodedEvent {
+    /// The event's protobuf bytes, shared by every subscriber's buffer.
+    bytes: Bytes,
+    /// Kept beside the bytes so cursors and logs need no decoding.
+    sequence: u64,
+}
+
+impl EncodedEvent {
+    /// Encodes `notification` as the event with `sequence`.
+    pub fn encode(sequence: u64, notification: Notification) -> Self {
+        let event = Event {
+            sequence,
+            received_at_unix_ms: notification.received_at_unix_ms,
+            payload: notification.kind.map(|kind| match kind {
+                Kind::Change(change) => Payload::Change(change),
+                Kind::Lifecycle(lifecycle) => Payload::Lifecycle(lifecycle),
+            }),
+        };
+        let mut bytes = BytesMut::with_capacity(event.encoded_len());
+        event.encode_raw(&mut bytes);
+        Self { bytes: bytes.freeze(), sequence }
+    }
+
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+}
+
+/// Encode-only: the fan-out sends events and never decodes them.
+impl Message for EncodedEvent {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        buf.put_slice(&self.bytes);
+    }
+
+    fn merge_field(&mut self, tag: u32, wire_type: WireType, buf: &mut impl bytes::Buf, ctx: DecodeContext) -> Result<(), DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn clear(&mut self) {
+        self.bytes = Bytes::new();
+        self.sequence = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graph_relay_proto::v1::LifecycleNotification;
+
+    #[test]
+    fn encoded_bytes_decode_as_the_event() {
+        let lifecycle = LifecycleNotification { subscription_id: "s".into(), lifecycle_event: "missed".into(), ..Default::default() };
+        let notification = Notification { kind: Some(Kind::Lifecycle(lifecycle.clone())), received_at_unix_ms: 7 };
+        let encoded = EncodedEvent::encode(99, notification);
+        let event = Event::decode(encoded.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(event.sequence, 99);
+        assert_eq!(event.received_at_unix_ms, 7);
+        assert_eq!(event.payload, Some(Payload::Lifecycle(lifecycle)));
+        assert_eq!(encoded.sequence(), 99);
+    }
+}
