@@ -1,0 +1,38 @@
+# Graph Relay: the two entry points are `make dev` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+EDGE_SOURCES := $(shell find edge/src proto -type f) edge/Cargo.toml Cargo.lock
+
+.PHONY: help setup dev test edge fanout lint clean
+
+help:
+	@echo "make dev   - run fan-out + edge (wrangler dev) locally, tail notifications"
+	@echo "make test  - install what is missing, build, run every test"
+
+## Installs toolchain pieces and npm packages that are missing (idempotent).
+setup:
+	@scripts/setup.sh
+
+## The worker, built with worker-build into edge/build/.
+edge: setup edge/build/index.js
+edge/build/index.js: $(EDGE_SOURCES)
+	scripts/build-edge.sh
+
+## The fan-out binary (target/debug/graph-relay).
+fanout:
+	cargo build -p graph-relay-fanout
+
+dev: setup edge fanout
+	scripts/dev.sh
+
+test: setup edge fanout
+	cargo test --workspace
+
+lint:
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p graph-relay-edge --target wasm32-unknown-unknown -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf edge/build node_modules target/dev

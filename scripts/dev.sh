@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make dev`: the fan-out and the edge worker (wrangler dev / workerd) on
+# loopback, then `graph-relay tail` in the foreground so notifications show up
+# as they arrive. Ctrl-C stops every process this script started.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+EDGE_PORT=${EDGE_PORT:-8787}
+FANOUT_PORT=${FANOUT_PORT:-50051}
+CLIENT_STATES=${CLIENT_STATES:-dev-client-state}
+INGEST_TOKEN=${INGEST_TOKEN:-dev-ingest-token-change-me}
+logs="$root/target/dev"
+mkdir -p "$logs"
+export WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false \
+       CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "dev: stopped"
+}
+trap cleanup INT TERM EXIT
+
+# Each child leads its own process group, so wrangler's workerd dies with it.
+setsid target/debug/graph-relay serve --listen "127.0.0.1:$FANOUT_PORT" \
+  --ingest-token "$INGEST_TOKEN" >"$logs/fanout.log" 2>&1 &
+pids+=($!)
+setsid node_modules/.bin/wrangler dev --config wrangler.toml --ip 127.0.0.1 --port "$EDGE_PORT" \
+  --show-interactive-dev-session=false --persist-to "$logs/wrangler-state" \
+  --var "FANOUT_URL:http://127.0.0.1:$FANOUT_PORT" --var "CLIENT_STATES:$CLIENT_STATES" \
+  --var "FANOUT_TOKEN:$INGEST_TOKEN" >"$logs/edge.log" 2>&1 &
+pids+=($!)
+
+wait_for() { # name, command...
+  local name=$1; shift
+  for _ in $(seq 1 600); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    for pid in "${pids[@]}"; do
+      kill -0 "$pid" 2>/dev/null || { echo "dev: a process exited; see $logs/*.log" >&2; exit 1; }
+    done
+    sleep 0.1
+  done
+  echo "dev: $name did not become ready; see $logs/" >&2; exit 1
+}
+wait_for "fan-out" grep -q "graph-relay listening on" "$logs/fanout.log"
+wait_for "edge" curl -sf "http://127.0.0.1:$EDGE_PORT/healthz"
+
+cat <<MSG
+dev: fan-out  grpc://127.0.0.1:$FANOUT_PORT   (log: $logs/fanout.log)
+dev: edge     http://127.0.0.1:$EDGE_PORT     (log: $logs/edge.log)
+dev: notificationUrl       http://127.0.0.1:$EDGE_PORT/graph/notifications
+dev: lifecycleNotificationUrl http://127.0.0.1:$EDGE_PORT/graph/lifecycle
+dev: send one:
+  curl -i -H 'content-type: application/json' http://127.0.0.1:$EDGE_PORT/graph/notifications \\
+    -d '{"value":[{"subscriptionId":"demo","clientState":"$CLIENT_STATES","changeType":"created","resource":"users/u1/messages/m1","tenantId":"t1"}]}'
+dev: notifications appear below (graph-relay tail); Ctrl-C stops everything.
+MSG
+target/debug/graph-relay tail --server "http://127.0.0.1:$FANOUT_PORT" &
+pids+=($!)
+wait -n "${pids[@]}" || true

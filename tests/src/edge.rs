@@ -1,0 +1,83 @@
+//! The real edge worker under `wrangler dev` (workerd).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::process::Process;
+
+/// Settings passed to the worker as `--var`s.
+pub struct EdgeConfig {
+    pub fanout_url: String,
+    pub client_states: String,
+    pub fanout_token: String,
+}
+
+impl EdgeConfig {
+    pub fn for_fanout(fanout_url: String) -> Self {
+        Self {
+            fanout_url,
+            client_states: format!("{},{}", crate::CLIENT_STATE, crate::ROTATED_CLIENT_STATE),
+            fanout_token: crate::INGEST_TOKEN.into(),
+        }
+    }
+}
+
+/// A running worker; killed with its whole process group on drop.
+pub struct Edge {
+    pub process: Process,
+    pub url: String,
+    /// Local state (`--persist-to`) and the wrangler log.
+    _dir: tempfile::TempDir,
+}
+
+impl Edge {
+    pub async fn start(fanout_url: String) -> Edge {
+        Self::start_with(EdgeConfig::for_fanout(fanout_url)).await
+    }
+
+    pub async fn start_with(config: EdgeConfig) -> Edge {
+        let root = crate::repo_root();
+        assert!(root.join("edge/build/index.js").exists(), "the worker is not built: run `make test` (or `make edge`) first");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = crate::free_port();
+        let mut command = Command::new(root.join("node_modules/.bin/wrangler"));
+        command
+            .current_dir(&root)
+            .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &crate::free_port().to_string(), "--show-interactive-dev-session=false"])
+            .arg("--persist-to")
+            .arg(dir.path().join("state"))
+            .args(["--var", &format!("FANOUT_URL:{}", config.fanout_url)])
+            .args(["--var", &format!("CLIENT_STATES:{}", config.client_states)])
+            .args(["--var", &format!("FANOUT_TOKEN:{}", config.fanout_token)])
+            .envs(OFFLINE_ENV.iter().copied());
+        let process = Process::spawn("wrangler dev", command, &dir.path().join("wrangler.log"));
+        let mut edge = Edge { process, url: format!("http://127.0.0.1:{port}"), _dir: dir };
+        edge.await_ready().await;
+        edge
+    }
+
+    /// Polls `/healthz` until the worker answers 200.
+    async fn await_ready(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(response) = client.get(format!("{}/healthz", self.url)).send().await {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            assert!(self.process.is_running(), "wrangler dev exited:\n{}", crate::process::tail(&self.process.log_text()));
+            assert!(Instant::now() < deadline, "worker not ready:\n{}", crate::process::tail(&self.process.log_text()));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Keeps wrangler from reaching for the network (see shared/toolchain.md).
+pub const OFFLINE_ENV: [(&str, &str); 4] = [
+    ("WRANGLER_SEND_METRICS", "false"),
+    ("WRANGLER_SEND_ERROR_REPORTS", "false"),
+    ("CLOUDFLARE_CF_FETCH_ENABLED", "false"),
+    ("WRANGLER_HIDE_BANNER", "true"),
+];

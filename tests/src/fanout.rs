@@ -1,0 +1,74 @@
+//! The real fan-out binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::process::Process;
+
+/// A running `graph-relay serve`, restartable on the same port and data.
+pub struct Fanout {
+    process: Option<Process>,
+    pub addr: SocketAddr,
+    /// Logs (one file per start) and, later, the durable data directory.
+    dir: tempfile::TempDir,
+    starts: usize,
+}
+
+/// The fan-out binary built by `make test` (or `cargo build -p graph-relay-fanout`).
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("GRAPH_RELAY_BIN") {
+        return path.into();
+    }
+    let path = crate::repo_root().join("target/debug/graph-relay");
+    assert!(path.exists(), "{} is missing: run `make test` (or `cargo build -p graph-relay-fanout`) first", path.display());
+    path
+}
+
+impl Fanout {
+    /// Starts on a free port.
+    pub async fn start() -> Fanout {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut fanout = Fanout { process: None, addr: "127.0.0.1:0".parse().unwrap(), dir, starts: 0 };
+        fanout.launch().await;
+        fanout
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL: the process dies as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Starts again on the same address (after [`Fanout::kill`]).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch().await;
+    }
+
+    pub fn log_text(&self) -> String {
+        self.process.as_ref().map(Process::log_text).unwrap_or_default()
+    }
+
+    async fn launch(&mut self) {
+        self.starts += 1;
+        let log = self.dir.path().join(format!("fanout-{}.log", self.starts));
+        let mut command = Command::new(binary());
+        command
+            .args(["serve", "--listen", &self.addr.to_string(), "--ingest-token", crate::INGEST_TOKEN])
+            .env("RUST_LOG", "info");
+        let mut process = Process::spawn("fan-out", command, &log);
+        let text = process.wait_for_log("graph-relay listening on ").await;
+        self.addr = text
+            .lines()
+            .find_map(|line| line.strip_prefix("graph-relay listening on "))
+            .and_then(|addr| addr.trim().parse().ok())
+            .expect("fan-out printed its address");
+        self.process = Some(process);
+    }
+}

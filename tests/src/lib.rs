@@ -1,0 +1,43 @@
+//! Harness for Graph Relay's end-to-end tests: real processes on loopback.
+//!
+//! # Layout
+//! - [`fanout`]: the `graph-relay serve` binary, on a port it reports.
+//! - [`edge`]: the built worker under `wrangler dev` (workerd).
+//! - [`graph`]: what Graph would send: payloads and the webhook POST.
+//! - [`subscriber`]: a real gRPC subscriber with bounded waits.
+//!
+//! Every process is started in its own process group and killed with it when
+//! its handle drops, so a failing test leaves nothing running. Readiness is
+//! awaited (a printed address, a 200 from `/healthz`), never slept for.
+
+pub mod edge;
+pub mod fanout;
+pub mod graph;
+pub mod process;
+pub mod subscriber;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Upper bound for any single wait; a healthy run needs a fraction of it.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The ingest token shared by the edge and the fan-out in tests.
+pub const INGEST_TOKEN: &str = "test-ingest-token-0123456789";
+
+/// The clientState the test edge accepts (with a second, rotated value).
+pub const CLIENT_STATE: &str = "test-client-state";
+pub const ROTATED_CLIENT_STATE: &str = "rotated-client-state";
+
+/// The repository root (where `wrangler.toml` and `target/` live).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("loopback is available")
+}

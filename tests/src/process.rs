@@ -1,0 +1,86 @@
+//! Child processes that die with their handle.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process in its own process group, with its output in a log file.
+pub struct Process {
+    child: Child,
+    log: PathBuf,
+    name: &'static str,
+}
+
+impl Process {
+    /// Spawns `command` with stdout and stderr appended to `log`.
+    pub fn spawn(name: &'static str, mut command: Command, log: &Path) -> Process {
+        let out = File::options().create(true).append(true).open(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        use std::os::unix::process::CommandExt;
+        command.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Process { child, log: log.to_owned(), name }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; returns the whole log.
+    pub async fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + crate::WAIT;
+        loop {
+            let text = self.log_text();
+            if text.contains(needle) {
+                return text;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}) before logging {needle:?}:\n{}", self.name, tail(&text));
+            }
+            assert!(Instant::now() < deadline, "{} never logged {needle:?}:\n{}", self.name, tail(&text));
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL to the whole group: a crash, not a shutdown.
+    pub fn kill(&mut self) {
+        self.signal_group(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then SIGKILL if the group is still there after `grace`.
+    pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        self.signal_group(libc::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.signal_group(libc::SIGKILL);
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        None
+    }
+
+    fn signal_group(&self, signal: i32) {
+        // SAFETY: kill(2) with a negative pid signals our child's own group.
+        unsafe { libc::kill(-(self.child.id() as i32), signal) };
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(3));
+    }
+}
+
+pub fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}

@@ -1,0 +1,66 @@
+//! A real gRPC subscriber of the fan-out, with bounded waits.
+
+use graph_relay_proto::v1::{event::Payload, fanout_client::FanoutClient, Event, Filter, SubscribeRequest};
+use serde_json::Value;
+use tonic::Streaming;
+
+pub struct Subscriber {
+    stream: Streaming<Event>,
+}
+
+/// Subscribes with `filter`; returns once the fan-out has registered it, so
+/// everything published afterwards that matches is delivered.
+pub async fn subscribe(fanout_url: &str, filter: Filter) -> Subscriber {
+    try_subscribe(fanout_url, SubscribeRequest { filter: Some(filter), after_sequence: None })
+        .await
+        .expect("subscribe accepted")
+}
+
+pub async fn try_subscribe(fanout_url: &str, request: SubscribeRequest) -> Result<Subscriber, tonic::Status> {
+    let mut client = FanoutClient::connect(fanout_url.to_owned()).await.expect("fan-out reachable");
+    let stream = client.subscribe(request).await?.into_inner();
+    Ok(Subscriber { stream })
+}
+
+impl Subscriber {
+    /// The next event; panics if none comes within [`crate::WAIT`].
+    pub async fn next(&mut self) -> Event {
+        match tokio::time::timeout(crate::WAIT, self.stream.message()).await {
+            Ok(Ok(Some(event))) => event,
+            Ok(Ok(None)) => panic!("stream ended"),
+            Ok(Err(status)) => panic!("stream failed: {status}"),
+            Err(_) => panic!("no event within {:?}", crate::WAIT),
+        }
+    }
+
+    /// Events up to (excluding) the first whose subscription id is `marker`.
+    /// Ordering is strict, so anything delivered by mistake shows up here.
+    pub async fn until_marker(&mut self, marker: &str) -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            let event = self.next().await;
+            if subscription_id(&event) == marker {
+                return events;
+            }
+            events.push(event);
+        }
+    }
+}
+
+pub fn subscription_id(event: &Event) -> &str {
+    match &event.payload {
+        Some(Payload::Change(c)) => &c.subscription_id,
+        Some(Payload::Lifecycle(l)) => &l.subscription_id,
+        None => "",
+    }
+}
+
+/// The Graph item carried by the event (its `raw_json`).
+pub fn item(event: &Event) -> Value {
+    let raw = match &event.payload {
+        Some(Payload::Change(c)) => &c.raw_json,
+        Some(Payload::Lifecycle(l)) => &l.raw_json,
+        None => panic!("event without payload"),
+    };
+    serde_json::from_str(raw).expect("raw_json is JSON")
+}

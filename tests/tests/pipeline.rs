@@ -1,0 +1,119 @@
+//! Notifications flow edge -> fan-out -> subscribers, filtered and intact.
+
+use graph_relay_proto::v1::{event::Payload, Filter};
+use graph_relay_tests::subscriber::{item, subscribe, subscription_id};
+use graph_relay_tests::{edge::Edge, fanout::Fanout, graph, CLIENT_STATE, ROTATED_CLIENT_STATE};
+use serde_json::json;
+
+/// One resource kind of each family in graph-protocol.md's table.
+fn mixed_batch() -> Vec<serde_json::Value> {
+    let mut teams = graph::change("sub-teams", "teams('t1')/channels('19:abc@thread.tacv2')/messages('1')", "Created", "tenant-a", CLIENT_STATE);
+    teams["resourceData"] = json!({"@odata.type": "#Microsoft.Graph.ChatMessage", "id": "1"});
+    teams["encryptedContent"] = json!({"data": "ZGF0YQ==", "dataKey": "a2V5", "dataSignature": "c2ln", "encryptionCertificateId": "c1", "encryptionCertificateThumbprint": "AB"});
+    teams["futureGraphField"] = json!({"nested": [1, 2, {"deep": true}]});
+    vec![
+        graph::change("sub-mail", "Users/u1/Messages/m1", "created", "tenant-a", CLIENT_STATE),
+        graph::change("sub-events", "Users/u1/Events/e1", "updated", "tenant-a", ROTATED_CLIENT_STATE),
+        teams,
+        graph::change("sub-drive", "drives/d1/root", "updated", "tenant-b", CLIENT_STATE),
+        graph::change("sub-users", "Users/u2", "deleted", "tenant-b", CLIENT_STATE),
+        graph::change("sub-groups", "Groups/g1", "updated", "tenant-b", CLIENT_STATE),
+    ]
+}
+
+#[tokio::test]
+async fn a_mixed_batch_reaches_a_subscriber_intact_and_in_order() {
+    let fanout = Fanout::start().await;
+    let edge = Edge::start(fanout.url()).await;
+    let mut everything = subscribe(&fanout.url(), Filter::default()).await;
+    let batch = mixed_batch();
+    let answer = graph::deliver(&edge.url, "/graph/notifications", &graph::collection(batch.clone())).await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+
+    let mut last_sequence = 0;
+    for sent in &batch {
+        let event = everything.next().await;
+        assert!(event.sequence > last_sequence, "sequences strictly increase");
+        last_sequence = event.sequence;
+        assert_eq!(item(&event), graph::without_client_state(sent), "every field but clientState survives");
+        let Some(Payload::Change(change)) = &event.payload else { panic!("change expected") };
+        assert_eq!(change.subscription_id, sent["subscriptionId"].as_str().unwrap());
+        assert_eq!(change.resource, sent["resource"].as_str().unwrap());
+        assert_eq!(change.change_type, sent["changeType"].as_str().unwrap().to_lowercase());
+        assert_eq!(change.tenant_id, sent["tenantId"].as_str().unwrap());
+        let data: serde_json::Value = serde_json::from_str(&change.resource_data_json).unwrap();
+        assert_eq!(data, sent["resourceData"]);
+        assert!(!change.raw_json.contains("client-state"), "clientState never leaves the edge");
+        if let Some(content) = sent.get("encryptedContent") {
+            let carried = change.encrypted_content.as_ref().expect("encryptedContent carried");
+            assert_eq!(carried.data_key, content["dataKey"].as_str().unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_filtered_subscribers_each_get_exactly_their_share() {
+    let fanout = Fanout::start().await;
+    let edge = Edge::start(fanout.url()).await;
+    let mail_filter = Filter { resources: vec!["users/*/messages/*".into()], change_types: vec!["created".into()], ..Default::default() };
+    let tenant_filter = Filter { tenant_ids: vec!["tenant-b".into()], ..Default::default() };
+    let mut mail = subscribe(&fanout.url(), mail_filter).await;
+    let mut tenant_b = subscribe(&fanout.url(), tenant_filter).await;
+
+    let answer = graph::deliver(&edge.url, "/graph/notifications", &graph::collection(mixed_batch())).await;
+    assert_eq!(answer.status, 202);
+    // Markers that each filter matches: whatever arrives before them is the share.
+    let markers = graph::collection(vec![
+        graph::change("marker", "users/m/messages/end", "created", "tenant-c", CLIENT_STATE),
+        graph::change("marker", "end", "updated", "tenant-b", CLIENT_STATE),
+    ]);
+    assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &markers).await.status, 202);
+
+    let mail_share: Vec<_> = mail.until_marker("marker").await.iter().map(|e| subscription_id(e).to_owned()).collect();
+    assert_eq!(mail_share, ["sub-mail"]);
+    let b_share: Vec<_> = tenant_b.until_marker("marker").await.iter().map(|e| subscription_id(e).to_owned()).collect();
+    assert_eq!(b_share, ["sub-drive", "sub-users", "sub-groups"]);
+}
+
+#[tokio::test]
+async fn a_bad_client_state_is_dropped_logged_and_still_acknowledged() {
+    let fanout = Fanout::start().await;
+    let mut edge = Edge::start(fanout.url()).await;
+    let mut everything = subscribe(&fanout.url(), Filter::default()).await;
+    let forged = graph::change("sub-forged", "Users/u1/Messages/x", "created", "tenant-a", "forged-secret-value");
+    let good = graph::change("sub-good", "Users/u1/Messages/y", "created", "tenant-a", CLIENT_STATE);
+    let answer = graph::deliver(&edge.url, "/graph/notifications", &graph::collection(vec![forged.clone(), good])).await;
+    assert_eq!(answer.status, 202, "a forger learns nothing from the status");
+    assert_eq!(subscription_id(&everything.next().await), "sub-good", "only the valid item is delivered");
+
+    let forged_only = graph::collection(vec![forged]);
+    assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &forged_only).await.status, 202);
+    let log = edge.process.wait_for_log("value[0] subscription=sub-forged: clientState does not match").await;
+    assert!(!log.contains("forged-secret-value"), "the offered secret is never logged");
+    assert!(!log.contains(CLIENT_STATE), "the accepted secret is never logged");
+    let marker = graph::collection(vec![graph::change("marker", "r", "created", "t", CLIENT_STATE)]);
+    graph::deliver(&edge.url, "/graph/notifications", &marker).await;
+    assert!(everything.until_marker("marker").await.is_empty(), "the forged-only batch delivered nothing");
+}
+
+#[tokio::test]
+async fn lifecycle_notifications_reach_subscribers() {
+    let fanout = Fanout::start().await;
+    let edge = Edge::start(fanout.url()).await;
+    let filter = Filter { lifecycle_events: vec!["reauthorizationRequired".into(), "missed".into()], subscription_ids: vec!["sub-mail".into()], ..Default::default() };
+    let mut lifecycle = subscribe(&fanout.url(), filter).await;
+    let items = vec![
+        graph::lifecycle("sub-mail", "reauthorizationRequired", "tenant-a", CLIENT_STATE),
+        graph::lifecycle("sub-other", "missed", "tenant-a", CLIENT_STATE),
+        graph::lifecycle("sub-mail", "subscriptionRemoved", "tenant-a", CLIENT_STATE),
+        graph::lifecycle("sub-mail", "missed", "tenant-a", CLIENT_STATE),
+    ];
+    let answer = graph::deliver(&edge.url, "/graph/lifecycle", &graph::collection(items.clone())).await;
+    assert_eq!(answer.status, 202);
+    for expected in [&items[0], &items[3]] {
+        let event = lifecycle.next().await;
+        let Some(Payload::Lifecycle(got)) = &event.payload else { panic!("lifecycle expected") };
+        assert_eq!(got.lifecycle_event, expected["lifecycleEvent"].as_str().unwrap());
+        assert_eq!(item(&event), graph::without_client_state(expected));
+    }
+}
