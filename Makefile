@@ -26,10 +26,11 @@ fanout:
 dev: setup edge fanout
 	scripts/dev.sh
 
-test: setup edge fanout
+test: setup edge fanout lint
 	cargo test --workspace
 
 lint:
+	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p graph-relay-edge --target wasm32-unknown-unknown -- -D warnings
 

@@ -32,9 +32,7 @@ impl ClientStates {
         let mut digests = Vec::new();
         for value in setting.split(',').map(str::trim).filter(|v| !v.is_empty()) {
             if value.len() > MAX_CLIENT_STATE_LEN {
-                return Err(format!(
-                    "CLIENT_STATES has a value longer than {MAX_CLIENT_STATE_LEN} characters"
-                ));
+                return Err(format!("CLIENT_STATES has a value longer than {MAX_CLIENT_STATE_LEN} characters"));
             }
             digests.push(digest(value));
         }

@@ -208,9 +208,7 @@ impl Fields<'_> {
             data_key: content.required("dataKey")?,
             data_signature: content.optional("dataSignature")?.unwrap_or_default(),
             encryption_certificate_id: content.optional("encryptionCertificateId")?.unwrap_or_default(),
-            encryption_certificate_thumbprint: content
-                .optional("encryptionCertificateThumbprint")?
-                .unwrap_or_default(),
+            encryption_certificate_thumbprint: content.optional("encryptionCertificateThumbprint")?.unwrap_or_default(),
         }))
     }
 }

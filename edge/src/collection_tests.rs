@@ -113,17 +113,20 @@ fn bad_items_are_rejected_one_by_one_and_good_ones_kept() {
         numeric_tenant, list_data, "text", no_subscription
     ]}));
     let reasons: Vec<_> = batch.rejections.iter().map(|r| (r.index, r.reason.clone())).collect();
-    assert_eq!(reasons, vec![
-        (0, ItemError::ClientStateMismatch),
-        (1, ItemError::ClientStateMissing),
-        (2, ItemError::BothKinds),
-        (3, ItemError::NeitherKind),
-        (5, ItemError::Missing("resource")),
-        (6, ItemError::NotAString("tenantId")),
-        (7, ItemError::NotAnObjectField("resourceData")),
-        (8, ItemError::NotAnObject),
-        (9, ItemError::Missing("subscriptionId")),
-    ]);
+    assert_eq!(
+        reasons,
+        vec![
+            (0, ItemError::ClientStateMismatch),
+            (1, ItemError::ClientStateMissing),
+            (2, ItemError::BothKinds),
+            (3, ItemError::NeitherKind),
+            (5, ItemError::Missing("resource")),
+            (6, ItemError::NotAString("tenantId")),
+            (7, ItemError::NotAnObjectField("resourceData")),
+            (8, ItemError::NotAnObject),
+            (9, ItemError::Missing("subscriptionId")),
+        ]
+    );
     assert_eq!(batch.notifications.len(), 1);
     assert_eq!(batch.rejections[0].subscription_id.as_deref(), Some("sub-1"));
     let shown = batch.rejections[0].to_string();
@@ -154,18 +157,25 @@ fn a_batch_of_several_resource_kinds_parses() {
         ("drives/d/root", "#Microsoft.Graph.DriveItem"),
         ("Groups/g", "#Microsoft.Graph.Group"),
     ];
-    let items: Vec<Value> = kinds.iter().map(|(resource, odata)| {
-        let mut item = message_item();
-        item["resource"] = json!(resource);
-        item["resourceData"] = json!({"@odata.type": odata});
-        item["changeType"] = json!("updated");
-        item
-    }).collect();
+    let items: Vec<Value> = kinds
+        .iter()
+        .map(|(resource, odata)| {
+            let mut item = message_item();
+            item["resource"] = json!(resource);
+            item["resourceData"] = json!({"@odata.type": odata});
+            item["changeType"] = json!("updated");
+            item
+        })
+        .collect();
     let batch = parse_json(json!({"value": items}));
     assert!(batch.rejections.is_empty());
-    let resources: Vec<_> = batch.notifications.iter().map(|n| match n.kind.as_ref().unwrap() {
-        Kind::Change(c) => c.resource.as_str(),
-        Kind::Lifecycle(_) => "",
-    }).collect();
+    let resources: Vec<_> = batch
+        .notifications
+        .iter()
+        .map(|n| match n.kind.as_ref().unwrap() {
+            Kind::Change(c) => c.resource.as_str(),
+            Kind::Lifecycle(_) => "",
+        })
+        .collect();
     assert_eq!(resources, kinds.map(|(r, _)| r));
 }

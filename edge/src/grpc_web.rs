@@ -43,7 +43,12 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
 ///
 /// `header_status` is the `grpc-status` HTTP header, if any (trailers-only
 /// replies put it there).
-pub fn unframe_reply(http_status: u16, header_status: Option<&str>, header_message: Option<&str>, body: &[u8]) -> Result<Vec<u8>, CallError> {
+pub fn unframe_reply(
+    http_status: u16,
+    header_status: Option<&str>,
+    header_message: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<u8>, CallError> {
     if http_status != 200 {
         return Err(CallError::Http(http_status));
     }
@@ -59,9 +64,7 @@ pub fn unframe_reply(http_status: u16, header_status: Option<&str>, header_messa
         }
         let flag = rest[0];
         let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        let payload = rest
-            .get(HEADER_LEN..HEADER_LEN + len)
-            .ok_or(CallError::Malformed("truncated frame"))?;
+        let payload = rest.get(HEADER_LEN..HEADER_LEN + len).ok_or(CallError::Malformed("truncated frame"))?;
         rest = &rest[HEADER_LEN + len..];
         if flag & TRAILER_FLAG != 0 {
             let trailers = std::str::from_utf8(payload).map_err(|_| CallError::Malformed("trailers are not text"))?;
@@ -142,9 +145,6 @@ mod tests {
         assert_eq!(unframe_reply(502, None, None, b""), Err(CallError::Http(502)));
         assert!(matches!(unframe_reply(200, None, None, &[0, 0, 0]), Err(CallError::Malformed(_))));
         assert!(matches!(unframe_reply(200, None, None, &[0, 0, 0, 0, 9, 1]), Err(CallError::Malformed(_))));
-        assert_eq!(
-            unframe_reply(200, None, None, &frame(b"x")),
-            Err(CallError::Malformed("reply has no grpc-status"))
-        );
+        assert_eq!(unframe_reply(200, None, None, &frame(b"x")), Err(CallError::Malformed("reply has no grpc-status")));
     }
 }

@@ -29,9 +29,7 @@ pub enum HandshakeError {
 /// `application/x-www-form-urlencoded` (`+` is a space, `%2B` a plus), as the
 /// query parsers of Microsoft's own webhook samples do.
 pub fn validation_token(query: &str) -> Option<Result<String, HandshakeError>> {
-    let raw = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix(PARAM)?.strip_prefix('='))?;
+    let raw = query.split('&').find_map(|pair| pair.strip_prefix(PARAM)?.strip_prefix('='))?;
     Some(decode(raw))
 }
 

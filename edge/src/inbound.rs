@@ -57,7 +57,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, Reply> {
         "/graph/notifications" => (Route::Notifications, "POST"),
         "/graph/lifecycle" => (Route::Lifecycle, "POST"),
         "/healthz" => (Route::Health, "GET"),
-        _ => return Err(Reply::text(404, format!("no route {path}: use POST /graph/notifications or /graph/lifecycle"))),
+        _ => {
+            return Err(Reply::text(404, format!("no route {path}: use POST /graph/notifications or /graph/lifecycle")))
+        }
     };
     if method.eq_ignore_ascii_case(allowed) || (allowed == "GET" && method.eq_ignore_ascii_case("HEAD")) {
         return Ok(route);

@@ -64,7 +64,13 @@ mod tests {
         let token = BearerToken::new("0123456789abcdef").unwrap();
         assert!(token.check(&metadata("Bearer 0123456789abcdef")).is_ok());
         assert!(token.check(&metadata("bearer 0123456789abcdef")).is_ok());
-        for bad in ["Bearer 0123456789abcdeF", "Bearer 0123456789abcde", "Basic 0123456789abcdef", "0123456789abcdef", "Bearer "] {
+        for bad in [
+            "Bearer 0123456789abcdeF",
+            "Bearer 0123456789abcde",
+            "Basic 0123456789abcdef",
+            "0123456789abcdef",
+            "Bearer ",
+        ] {
             let status = token.check(&metadata(bad)).unwrap_err();
             assert_eq!(status.code(), tonic::Code::Unauthenticated, "{bad}");
             assert!(!status.message().contains("0123"), "status never echoes the token");

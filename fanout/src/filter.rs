@@ -51,7 +51,9 @@ impl Filter {
     pub fn matches(&self, notification: &Kind) -> bool {
         let (subscription_id, tenant_id, resource, kind_ok) = match notification {
             Kind::Change(c) => (&c.subscription_id, &c.tenant_id, &c.resource, any(&self.change_types, &c.change_type)),
-            Kind::Lifecycle(l) => (&l.subscription_id, &l.tenant_id, &l.resource, any(&self.lifecycle_events, &l.lifecycle_event)),
+            Kind::Lifecycle(l) => {
+                (&l.subscription_id, &l.tenant_id, &l.resource, any(&self.lifecycle_events, &l.lifecycle_event))
+            }
         };
         kind_ok
             && any(&self.subscription_ids, subscription_id)
@@ -84,7 +86,8 @@ fn compile_globs(patterns: &[String]) -> Result<Option<GlobSet>, FilterError> {
     if patterns.len() > MAX_VALUES_PER_FIELD {
         return Err(FilterError::TooManyValues { field: "resources" });
     }
-    let patterns: Vec<&str> = patterns.iter().map(|p| p.trim().trim_start_matches('/')).filter(|p| !p.is_empty()).collect();
+    let patterns: Vec<&str> =
+        patterns.iter().map(|p| p.trim().trim_start_matches('/')).filter(|p| !p.is_empty()).collect();
     if patterns.is_empty() {
         return Ok(None);
     }

@@ -12,7 +12,12 @@ fn change(resource: &str, change_type: &str, tenant: &str, subscription: &str) -
 }
 
 fn lifecycle(event: &str, subscription: &str) -> Kind {
-    Kind::Lifecycle(LifecycleNotification { lifecycle_event: event.into(), subscription_id: subscription.into(), tenant_id: "t1".into(), ..Default::default() })
+    Kind::Lifecycle(LifecycleNotification {
+        lifecycle_event: event.into(),
+        subscription_id: subscription.into(),
+        tenant_id: "t1".into(),
+        ..Default::default()
+    })
 }
 
 fn filter(f: pb::Filter) -> Filter {
@@ -33,7 +38,10 @@ fn resource_globs_are_case_insensitive_segment_aware_and_slash_tolerant() {
     assert!(f.matches(&change("Users/u-1/Messages/m-1", "created", "t", "s")));
     assert!(f.matches(&change("/users/u-1/messages/m-1", "created", "t", "s")));
     assert!(!f.matches(&change("users/u-1/events/e-1", "created", "t", "s")));
-    assert!(!f.matches(&change("users/u-1/mailFolders/inbox/messages/m", "created", "t", "s")), "* stays in one segment");
+    assert!(
+        !f.matches(&change("users/u-1/mailFolders/inbox/messages/m", "created", "t", "s")),
+        "* stays in one segment"
+    );
     let deep = filter(pb::Filter { resources: vec!["users/**/messages/*".into()], ..Default::default() });
     assert!(deep.matches(&change("users/u-1/mailFolders/inbox/messages/m", "created", "t", "s")));
     let odata = filter(pb::Filter { resources: vec!["teams*/channels*".into()], ..Default::default() });
@@ -65,14 +73,16 @@ fn kind_specific_fields_only_constrain_their_kind() {
 
 #[test]
 fn a_resource_filter_excludes_items_without_a_resource() {
-    let f = filter(pb::Filter { resources: vec!["**".into()], subscription_ids: vec!["s".into()], ..Default::default() });
+    let f =
+        filter(pb::Filter { resources: vec!["**".into()], subscription_ids: vec!["s".into()], ..Default::default() });
     assert!(!f.matches(&lifecycle("missed", "s")));
     assert!(f.matches(&change("anything/at/all", "created", "t", "s")));
 }
 
 #[test]
 fn bad_filters_are_refused_with_the_culprit_named() {
-    let err = Filter::compile(Some(&pb::Filter { resources: vec!["users/[".into()], ..Default::default() })).unwrap_err();
+    let err =
+        Filter::compile(Some(&pb::Filter { resources: vec!["users/[".into()], ..Default::default() })).unwrap_err();
     assert!(matches!(&err, FilterError::BadGlob { pattern, .. } if pattern == "users/["), "{err}");
     let many = pb::Filter { tenant_ids: vec!["t".into(); MAX_VALUES_PER_FIELD + 1], ..Default::default() };
     assert_eq!(Filter::compile(Some(&many)).unwrap_err(), FilterError::TooManyValues { field: "tenant_ids" });

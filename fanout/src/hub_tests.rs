@@ -5,7 +5,12 @@ use tokio_stream::StreamExt;
 
 fn note(tenant: &str) -> Notification {
     Notification {
-        kind: Some(Kind::Change(ChangeNotification { tenant_id: tenant.into(), resource: "users/u".into(), change_type: "created".into(), ..Default::default() })),
+        kind: Some(Kind::Change(ChangeNotification {
+            tenant_id: tenant.into(),
+            resource: "users/u".into(),
+            change_type: "created".into(),
+            ..Default::default()
+        })),
         received_at_unix_ms: 1,
     }
 }

@@ -7,7 +7,11 @@ use graph_relay_fanout::{auth::BearerToken, server, shutdown, tail};
 use graph_relay_proto::v1::Filter;
 
 #[derive(Parser)]
-#[command(name = "graph-relay", version, about = "Graph Relay fan-out: Microsoft Graph notifications to internal gRPC subscribers")]
+#[command(
+    name = "graph-relay",
+    version,
+    about = "Graph Relay fan-out: Microsoft Graph notifications to internal gRPC subscribers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -28,7 +28,10 @@ pub struct ServeConfig {
 ///
 /// Prints `graph-relay listening on ADDR` on stdout once the port is bound,
 /// so scripts and tests can wait for readiness and learn a port-0 address.
-pub async fn serve(config: ServeConfig, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn serve(
+    config: ServeConfig,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
     let hub = Hub::new(config.subscriber_buffer);

@@ -50,8 +50,14 @@ mod tests {
         let event = Event {
             sequence: 5,
             received_at_unix_ms: 9,
-            payload: Some(Payload::Change(ChangeNotification { raw_json: r#"{"changeType":"created","x":1}"#.into(), ..Default::default() })),
+            payload: Some(Payload::Change(ChangeNotification {
+                raw_json: r#"{"changeType":"created","x":1}"#.into(),
+                ..Default::default()
+            })),
         };
-        assert_eq!(render(&event), json!({"sequence": 5, "receivedAtUnixMs": 9, "change": {"changeType": "created", "x": 1}}));
+        assert_eq!(
+            render(&event),
+            json!({"sequence": 5, "receivedAtUnixMs": 9, "change": {"changeType": "created", "x": 1}})
+        );
     }
 }

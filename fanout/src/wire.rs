@@ -45,7 +45,13 @@ impl Message for EncodedEvent {
         buf.put_slice(&self.bytes);
     }
 
-    fn merge_field(&mut self, tag: u32, wire_type: WireType, buf: &mut impl bytes::Buf, ctx: DecodeContext) -> Result<(), DecodeError> {
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
         prost::encoding::skip_field(wire_type, tag, buf, ctx)
     }
 
@@ -66,7 +72,11 @@ mod tests {
 
     #[test]
     fn encoded_bytes_decode_as_the_event() {
-        let lifecycle = LifecycleNotification { subscription_id: "s".into(), lifecycle_event: "missed".into(), ..Default::default() };
+        let lifecycle = LifecycleNotification {
+            subscription_id: "s".into(),
+            lifecycle_event: "missed".into(),
+            ..Default::default()
+        };
         let notification = Notification { kind: Some(Kind::Lifecycle(lifecycle.clone())), received_at_unix_ms: 7 };
         let encoded = EncodedEvent::encode(99, notification);
         let event = Event::decode(encoded.encode_to_vec().as_slice()).unwrap();

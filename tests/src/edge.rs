@@ -37,7 +37,10 @@ impl Edge {
 
     pub async fn start_with(config: EdgeConfig) -> Edge {
         let root = crate::repo_root();
-        assert!(root.join("edge/build/index.js").exists(), "the worker is not built: run `make test` (or `make edge`) first");
+        assert!(
+            root.join("edge/build/index.js").exists(),
+            "the worker is not built: run `make test` (or `make edge`) first"
+        );
         let dir = tempfile::tempdir().expect("temp dir");
         let port = crate::free_port();
         let mut command = Command::new(root.join("node_modules/.bin/wrangler"));
@@ -67,7 +70,11 @@ impl Edge {
                     return;
                 }
             }
-            assert!(self.process.is_running(), "wrangler dev exited:\n{}", crate::process::tail(&self.process.log_text()));
+            assert!(
+                self.process.is_running(),
+                "wrangler dev exited:\n{}",
+                crate::process::tail(&self.process.log_text())
+            );
             assert!(Instant::now() < deadline, "worker not ready:\n{}", crate::process::tail(&self.process.log_text()));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

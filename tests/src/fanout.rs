@@ -21,7 +21,11 @@ pub fn binary() -> PathBuf {
         return path.into();
     }
     let path = crate::repo_root().join("target/debug/graph-relay");
-    assert!(path.exists(), "{} is missing: run `make test` (or `cargo build -p graph-relay-fanout`) first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test` (or `cargo build -p graph-relay-fanout`) first",
+        path.display()
+    );
     path
 }
 

@@ -71,12 +71,7 @@ pub async fn deliver(edge_url: &str, route: &str, collection: &Value) -> Answer 
 
 pub async fn answer(response: reqwest::Response) -> Answer {
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let body = response.text().await.unwrap_or_default();
     Answer { status, content_type, body }
 }

@@ -13,9 +13,16 @@ async fn every_kind_of_bad_input_gets_its_own_status_and_reason() {
     let json = Some("application/json");
     let deep = format!("{{\"value\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
     let valid_body = graph::collection(vec![graph::change("s", "r", "created", "t", CLIENT_STATE)]).to_string();
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("non-JSON", json, b"{not json".to_vec(), 400, "body is not valid JSON"),
-        ("wrong content type", Some("text/plain"), valid_body.clone().into_bytes(), 415, "content-type must be application/json"),
+        (
+            "wrong content type",
+            Some("text/plain"),
+            valid_body.clone().into_bytes(),
+            415,
+            "content-type must be application/json",
+        ),
         ("no content type", None, valid_body.into_bytes(), 415, "content-type must be application/json"),
         ("over 1 MiB", json, vec![b' '; (1 << 20) + 1], 413, "body is larger than 1048576 bytes"),
         ("deep nesting", json, deep.into_bytes(), 400, "JSON is nested too deeply"),
@@ -59,11 +66,21 @@ async fn the_worker_keeps_serving_after_bad_input() {
     ];
     for body in garbage {
         let answer = graph::post(&url, Some("application/json"), body.clone()).await;
-        assert!(answer.status == 202 || answer.status == 400, "{:?} -> {}", String::from_utf8_lossy(&body), answer.status);
+        assert!(
+            answer.status == 202 || answer.status == 400,
+            "{:?} -> {}",
+            String::from_utf8_lossy(&body),
+            answer.status
+        );
     }
     let health = graph::answer(reqwest::get(format!("{}/healthz", edge.url)).await.unwrap()).await;
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
-    let good = graph::collection(vec![graph::change("after-garbage", "users/u/messages/m", "created", "t", CLIENT_STATE)]);
+    let good =
+        graph::collection(vec![graph::change("after-garbage", "users/u/messages/m", "created", "t", CLIENT_STATE)]);
     assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &good).await.status, 202);
-    assert_eq!(subscription_id(&subscriber.next().await), "after-garbage", "garbage delivered nothing, then the good item");
+    assert_eq!(
+        subscription_id(&subscriber.next().await),
+        "after-garbage",
+        "garbage delivered nothing, then the good item"
+    );
 }

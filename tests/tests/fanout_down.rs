@@ -25,6 +25,7 @@ async fn fanout_down_means_503_then_graphs_retry_is_delivered_once() {
     assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &batch).await.status, 202);
     let marker = graph::collection(vec![graph::change("marker", "r", "created", "t", CLIENT_STATE)]);
     assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &marker).await.status, 202);
-    let delivered: Vec<_> = subscriber.until_marker("marker").await.iter().map(|e| subscription_id(e).to_owned()).collect();
+    let delivered: Vec<_> =
+        subscriber.until_marker("marker").await.iter().map(|e| subscription_id(e).to_owned()).collect();
     assert_eq!(delivered, ["retry-1", "retry-2"]);
 }

@@ -7,7 +7,10 @@ async fn both_routes_reflect_the_decoded_token_as_plain_text() {
     let fanout = Fanout::start().await;
     let edge = Edge::start(fanout.url()).await;
     let cases = [
-        ("Validation%3A%20Testing%20client%20application%20reachability", "Validation: Testing client application reachability"),
+        (
+            "Validation%3A%20Testing%20client%20application%20reachability",
+            "Validation: Testing client application reachability",
+        ),
         ("a%2Fb%2Bc", "a/b+c"),
         ("plus+means+space", "plus means space"),
         ("caf%C3%A9%20%E2%9C%93%20%F0%9F%93%A8", "café ✓ 📨"),
@@ -16,7 +19,8 @@ async fn both_routes_reflect_the_decoded_token_as_plain_text() {
     for route in ["/graph/notifications", "/graph/lifecycle"] {
         for (encoded, decoded) in cases {
             // Graph sends text/plain and no meaningful body.
-            let answer = graph::post(&format!("{}{route}?validationToken={encoded}", edge.url), Some("text/plain"), "").await;
+            let answer =
+                graph::post(&format!("{}{route}?validationToken={encoded}", edge.url), Some("text/plain"), "").await;
             assert_eq!(answer.status, 200, "{route} {encoded}: {}", answer.body);
             assert_eq!(answer.body, decoded, "{route}");
             assert!(answer.content_type.starts_with("text/plain"), "{route}: {}", answer.content_type);

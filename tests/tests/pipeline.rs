@@ -7,7 +7,13 @@ use serde_json::json;
 
 /// One resource kind of each family in graph-protocol.md's table.
 fn mixed_batch() -> Vec<serde_json::Value> {
-    let mut teams = graph::change("sub-teams", "teams('t1')/channels('19:abc@thread.tacv2')/messages('1')", "Created", "tenant-a", CLIENT_STATE);
+    let mut teams = graph::change(
+        "sub-teams",
+        "teams('t1')/channels('19:abc@thread.tacv2')/messages('1')",
+        "Created",
+        "tenant-a",
+        CLIENT_STATE,
+    );
     teams["resourceData"] = json!({"@odata.type": "#Microsoft.Graph.ChatMessage", "id": "1"});
     teams["encryptedContent"] = json!({"data": "ZGF0YQ==", "dataKey": "a2V5", "dataSignature": "c2ln", "encryptionCertificateId": "c1", "encryptionCertificateThumbprint": "AB"});
     teams["futureGraphField"] = json!({"nested": [1, 2, {"deep": true}]});
@@ -55,7 +61,11 @@ async fn a_mixed_batch_reaches_a_subscriber_intact_and_in_order() {
 async fn two_filtered_subscribers_each_get_exactly_their_share() {
     let fanout = Fanout::start().await;
     let edge = Edge::start(fanout.url()).await;
-    let mail_filter = Filter { resources: vec!["users/*/messages/*".into()], change_types: vec!["created".into()], ..Default::default() };
+    let mail_filter = Filter {
+        resources: vec!["users/*/messages/*".into()],
+        change_types: vec!["created".into()],
+        ..Default::default()
+    };
     let tenant_filter = Filter { tenant_ids: vec!["tenant-b".into()], ..Default::default() };
     let mut mail = subscribe(&fanout.url(), mail_filter).await;
     let mut tenant_b = subscribe(&fanout.url(), tenant_filter).await;
@@ -82,7 +92,8 @@ async fn a_bad_client_state_is_dropped_logged_and_still_acknowledged() {
     let mut everything = subscribe(&fanout.url(), Filter::default()).await;
     let forged = graph::change("sub-forged", "Users/u1/Messages/x", "created", "tenant-a", "forged-secret-value");
     let good = graph::change("sub-good", "Users/u1/Messages/y", "created", "tenant-a", CLIENT_STATE);
-    let answer = graph::deliver(&edge.url, "/graph/notifications", &graph::collection(vec![forged.clone(), good])).await;
+    let answer =
+        graph::deliver(&edge.url, "/graph/notifications", &graph::collection(vec![forged.clone(), good])).await;
     assert_eq!(answer.status, 202, "a forger learns nothing from the status");
     assert_eq!(subscription_id(&everything.next().await), "sub-good", "only the valid item is delivered");
 
@@ -100,7 +111,11 @@ async fn a_bad_client_state_is_dropped_logged_and_still_acknowledged() {
 async fn lifecycle_notifications_reach_subscribers() {
     let fanout = Fanout::start().await;
     let edge = Edge::start(fanout.url()).await;
-    let filter = Filter { lifecycle_events: vec!["reauthorizationRequired".into(), "missed".into()], subscription_ids: vec!["sub-mail".into()], ..Default::default() };
+    let filter = Filter {
+        lifecycle_events: vec!["reauthorizationRequired".into(), "missed".into()],
+        subscription_ids: vec!["sub-mail".into()],
+        ..Default::default()
+    };
     let mut lifecycle = subscribe(&fanout.url(), filter).await;
     let items = vec![
         graph::lifecycle("sub-mail", "reauthorizationRequired", "tenant-a", CLIENT_STATE),

@@ -1,13 +1,21 @@
 //! Only the edge, with the ingest token, may publish.
 
-use graph_relay_proto::v1::{fanout_client::FanoutClient, notification::Kind, ChangeNotification, Filter, Notification, PublishRequest, SubscribeRequest};
+use graph_relay_proto::v1::{
+    fanout_client::FanoutClient, notification::Kind, ChangeNotification, Filter, Notification, PublishRequest,
+    SubscribeRequest,
+};
 use graph_relay_tests::edge::{Edge, EdgeConfig};
 use graph_relay_tests::subscriber::{subscribe, subscription_id, try_subscribe};
 use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE, INGEST_TOKEN};
 use tonic::{Code, Request};
 
 fn publish_request(subscription_id: &str, token: Option<&str>) -> Request<PublishRequest> {
-    let change = ChangeNotification { subscription_id: subscription_id.into(), resource: "r".into(), change_type: "created".into(), ..Default::default() };
+    let change = ChangeNotification {
+        subscription_id: subscription_id.into(),
+        resource: "r".into(),
+        change_type: "created".into(),
+        ..Default::default()
+    };
     let notification = Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 };
     let mut request = Request::new(PublishRequest { notifications: vec![notification] });
     if let Some(token) = token {
@@ -26,7 +34,8 @@ async fn publish_requires_the_exact_ingest_token() {
         let status = client.publish(publish_request("intruder", token)).await.unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated, "{token:?}");
     }
-    let ok = client.publish(publish_request("edge", Some(&format!("Bearer {INGEST_TOKEN}")))).await.unwrap().into_inner();
+    let ok =
+        client.publish(publish_request("edge", Some(&format!("Bearer {INGEST_TOKEN}")))).await.unwrap().into_inner();
     assert_eq!(ok.stored, 1);
     assert!(ok.first_sequence > 0 && ok.first_sequence == ok.last_sequence);
     let event = subscriber.next().await;
@@ -49,7 +58,10 @@ async fn an_edge_with_the_wrong_token_answers_503_and_delivers_nothing() {
 #[tokio::test]
 async fn subscribe_refuses_invalid_filters_with_the_reason() {
     let fanout = Fanout::start().await;
-    let bad = SubscribeRequest { filter: Some(Filter { resources: vec!["users/[".into()], ..Default::default() }), after_sequence: None };
+    let bad = SubscribeRequest {
+        filter: Some(Filter { resources: vec!["users/[".into()], ..Default::default() }),
+        after_sequence: None,
+    };
     let status = try_subscribe(&fanout.url(), bad).await.err().expect("refused");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("users/["), "{}", status.message());

@@ -23,9 +23,7 @@ pub(crate) async fn publish(config: &Config, notifications: Vec<Notification>) -
     set("x-grpc-web", "1")?;
     set("authorization", &format!("Bearer {}", config.fanout_token))?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(js_sys_bytes(&body)));
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(js_sys_bytes(&body)));
     let url = format!("{}{}", config.fanout_url, graph_relay_proto::PUBLISH_PATH);
     let request = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
 

@@ -43,10 +43,9 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
         return Ok(reply);
     }
     let headers = req.headers();
-    if let Err(reply) = inbound::check_headers(
-        headers.get("content-type")?.as_deref(),
-        headers.get("content-length")?.as_deref(),
-    ) {
+    if let Err(reply) =
+        inbound::check_headers(headers.get("content-type")?.as_deref(), headers.get("content-length")?.as_deref())
+    {
         return Ok(reply);
     }
     let config = match Config::from_env(env) {
