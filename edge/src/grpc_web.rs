@@ -64,8 +64,10 @@ pub fn unframe_reply(
         }
         let flag = rest[0];
         let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        let payload = rest.get(HEADER_LEN..HEADER_LEN + len).ok_or(CallError::Malformed("truncated frame"))?;
-        rest = &rest[HEADER_LEN + len..];
+        // checked: on wasm32 `usize` is 32 bits and `len` comes off the wire.
+        let end = HEADER_LEN.checked_add(len).ok_or(CallError::Malformed("frame length overflows"))?;
+        let payload = rest.get(HEADER_LEN..end).ok_or(CallError::Malformed("truncated frame"))?;
+        rest = rest.get(end..).unwrap_or_default();
         if flag & TRAILER_FLAG != 0 {
             let trailers = std::str::from_utf8(payload).map_err(|_| CallError::Malformed("trailers are not text"))?;
             let (status, text) = parse_trailers(trailers);
