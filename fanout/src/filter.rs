@@ -6,7 +6,7 @@
 //! up front.
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use graph_relay_proto::v1::{self as pb, notification::Kind};
+use graph_relay_proto::v1::{self as pb, event::Payload};
 use thiserror::Error;
 
 /// Bounds a subscriber's filter so one client cannot make matching expensive.
@@ -48,12 +48,17 @@ impl Filter {
         })
     }
 
-    pub fn matches(&self, notification: &Kind) -> bool {
-        let (subscription_id, tenant_id, resource, kind_ok) = match notification {
-            Kind::Change(c) => (&c.subscription_id, &c.tenant_id, &c.resource, any(&self.change_types, &c.change_type)),
-            Kind::Lifecycle(l) => {
+    /// Whether a subscriber with this filter gets the event. A `Gap` always
+    /// passes: a subscriber must learn about what it cannot be given.
+    pub fn matches(&self, payload: &Payload) -> bool {
+        let (subscription_id, tenant_id, resource, kind_ok) = match payload {
+            Payload::Change(c) => {
+                (&c.subscription_id, &c.tenant_id, &c.resource, any(&self.change_types, &c.change_type))
+            }
+            Payload::Lifecycle(l) => {
                 (&l.subscription_id, &l.tenant_id, &l.resource, any(&self.lifecycle_events, &l.lifecycle_event))
             }
+            Payload::Gap(_) => return true,
         };
         kind_ok
             && any(&self.subscription_ids, subscription_id)

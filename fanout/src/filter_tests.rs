@@ -1,8 +1,8 @@
 use super::*;
-use graph_relay_proto::v1::{ChangeNotification, LifecycleNotification};
+use graph_relay_proto::v1::{ChangeNotification, Gap, LifecycleNotification};
 
-fn change(resource: &str, change_type: &str, tenant: &str, subscription: &str) -> Kind {
-    Kind::Change(ChangeNotification {
+fn change(resource: &str, change_type: &str, tenant: &str, subscription: &str) -> Payload {
+    Payload::Change(ChangeNotification {
         resource: resource.into(),
         change_type: change_type.into(),
         tenant_id: tenant.into(),
@@ -11,8 +11,8 @@ fn change(resource: &str, change_type: &str, tenant: &str, subscription: &str) -
     })
 }
 
-fn lifecycle(event: &str, subscription: &str) -> Kind {
-    Kind::Lifecycle(LifecycleNotification {
+fn lifecycle(event: &str, subscription: &str) -> Payload {
+    Payload::Lifecycle(LifecycleNotification {
         lifecycle_event: event.into(),
         subscription_id: subscription.into(),
         tenant_id: "t1".into(),
@@ -86,4 +86,10 @@ fn bad_filters_are_refused_with_the_culprit_named() {
     assert!(matches!(&err, FilterError::BadGlob { pattern, .. } if pattern == "users/["), "{err}");
     let many = pb::Filter { tenant_ids: vec!["t".into(); MAX_VALUES_PER_FIELD + 1], ..Default::default() };
     assert_eq!(Filter::compile(Some(&many)).unwrap_err(), FilterError::TooManyValues { field: "tenant_ids" });
+}
+
+#[test]
+fn gaps_pass_every_filter() {
+    let f = filter(pb::Filter { tenant_ids: vec!["nobody".into()], resources: vec!["x".into()], ..Default::default() });
+    assert!(f.matches(&Payload::Gap(Gap::default())));
 }

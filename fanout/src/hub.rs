@@ -1,189 +1,137 @@
-//! The live fan-out: assigns sequences and hands each event to every
-//! subscriber whose filter matches.
+//! Live delivery: hands each freshly stored event to every live subscriber
+//! whose filter matches.
 //!
-//! Publishing never waits for a subscriber. Each subscriber has a bounded
-//! buffer; when it is full, that subscriber's stream is ENDED with an explicit
-//! `RESOURCE_EXHAUSTED` status naming the resume cursor, never silently thinned
-//! out, and no other subscriber or publisher is slowed down.
+//! The hub never waits for a subscriber. Each live feed has a bounded buffer;
+//! when it is full the feed is dropped and its subscriber task goes back to
+//! reading the durable log from its cursor (see `subscriber`), so a slow
+//! consumer is neither thinned out silently nor able to slow anyone else.
 //!
-//! One mutex guards the sequence counter and the subscriber table together, so
-//! every subscriber sees events in strictly increasing sequence order.
+//! The ingest writer calls [`Hub::dispatch`] after each commit, in sequence
+//! order; `head` is the last sequence dispatched. A feed joins only when its
+//! cursor has reached `head`, and skips anything at or below its cursor, so
+//! the seam between log replay and live delivery has no gap and no duplicate.
 
 use std::collections::HashMap;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use graph_relay_proto::v1::Notification;
 use tokio::sync::mpsc::{self, error::TrySendError};
-use tokio_stream::Stream;
-use tonic::Status;
 
 use crate::filter::Filter;
+use crate::store::Stored;
 use crate::wire::EncodedEvent;
 
-/// Why the hub ended a subscriber's stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// Its buffer was full when event `at_sequence` had to be delivered.
-    Lagged { at_sequence: u64, buffer: usize },
-    /// The server is shutting down.
-    ShuttingDown,
-}
-
-impl Ending {
-    fn status(&self) -> Status {
-        match self {
-            Ending::Lagged { at_sequence, buffer } => Status::resource_exhausted(format!(
-                "subscriber fell behind: its buffer of {buffer} events was full at sequence {at_sequence}; \
-                 resubscribe with after_sequence = the last sequence you received"
-            )),
-            Ending::ShuttingDown => Status::unavailable("fan-out is shutting down; resubscribe with after_sequence"),
-        }
-    }
-}
-
-struct Subscriber {
-    filter: Filter,
+struct Live {
+    filter: Arc<Filter>,
+    /// Events up to here were already read from the log by this subscriber.
+    skip_through: u64,
     sender: mpsc::Sender<EncodedEvent>,
-    /// Shared with the stream so it can tell the client why it ended.
-    ending: Arc<OnceLock<Ending>>,
 }
 
-#[derive(Default)]
 struct State {
-    /// Sequence the next stored event gets; starts at 1 so 0 means "none".
-    next_sequence: u64,
-    subscribers: HashMap<u64, Subscriber>,
-    next_subscriber_id: u64,
-    /// Once set, no subscriber is added and publishing is refused.
+    /// Last sequence dispatched; everything up to it is in the log.
+    head: u64,
+    feeds: HashMap<u64, Live>,
+    next_feed_id: u64,
+    /// Set on shutdown: no feed joins any more.
     closed: bool,
-    /// Reused per event to avoid an allocation on the hot path.
-    targets: Vec<u64>,
 }
 
-/// The live subscriber table and sequence counter.
+/// The outcome of asking to go live.
+pub enum Join {
+    Live(Feed),
+    /// The log holds events after the cursor that were already dispatched:
+    /// read them first.
+    Behind,
+    Closed,
+}
+
 pub struct Hub {
     state: Mutex<State>,
-    /// Events a subscriber may have in flight before it counts as lagging.
+    /// Events a live feed may hold before its subscriber counts as lagging.
     buffer: usize,
 }
 
 impl Hub {
-    pub fn new(buffer: usize) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(State { next_sequence: 1, ..State::default() }), buffer: buffer.max(1) })
+    /// `head` is the last sequence already in the log at startup.
+    pub fn new(head: u64, buffer: usize) -> Arc<Self> {
+        let state = State { head, feeds: HashMap::new(), next_feed_id: 0, closed: false };
+        Arc::new(Self { state: Mutex::new(state), buffer: buffer.max(1) })
     }
 
-    /// Registers a live subscriber. Events published from now on that match
-    /// `filter` arrive on the returned stream.
-    pub fn subscribe(self: &Arc<Self>, filter: Filter) -> Subscription {
+    /// Joins live delivery after `cursor` (`None`: from now on). Returns the
+    /// cursor actually used.
+    pub fn join(self: &Arc<Self>, cursor: Option<u64>, filter: Arc<Filter>) -> (u64, Join) {
+        let mut state = self.lock();
+        let cursor = cursor.unwrap_or(state.head);
+        if state.closed {
+            return (cursor, Join::Closed);
+        }
+        if cursor < state.head {
+            return (cursor, Join::Behind);
+        }
         let (sender, receiver) = mpsc::channel(self.buffer);
-        let ending = Arc::new(OnceLock::new());
-        let mut state = self.lock();
-        let id = state.next_subscriber_id;
-        state.next_subscriber_id += 1;
-        if state.closed {
-            let _ = ending.set(Ending::ShuttingDown);
-        } else {
-            state.subscribers.insert(id, Subscriber { filter, sender, ending: ending.clone() });
-        }
-        Subscription { id, receiver, ending, hub: self.clone(), finished: false }
+        let id = state.next_feed_id;
+        state.next_feed_id += 1;
+        state.feeds.insert(id, Live { filter, skip_through: cursor, sender });
+        (cursor, Join::Live(Feed { receiver, id, hub: self.clone() }))
     }
 
-    /// Gives each notification its sequence and delivers it. Returns the
-    /// first and last sequence used, or `None` if there was nothing to store.
-    pub fn publish(&self, notifications: Vec<Notification>) -> Result<Option<(u64, u64)>, Status> {
+    /// Delivers events just committed to the log, in sequence order.
+    pub fn dispatch(&self, events: &[Stored]) {
         let mut state = self.lock();
-        if state.closed {
-            return Err(Status::unavailable("fan-out is shutting down"));
+        for stored in events {
+            let sequence = stored.encoded.sequence();
+            state.head = state.head.max(sequence);
+            let Some(payload) = stored.event.payload.as_ref() else { continue };
+            state.feeds.retain(|id, live| {
+                if sequence <= live.skip_through || !live.filter.matches(payload) {
+                    return true;
+                }
+                match live.sender.try_send(stored.encoded.clone()) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_)) => {
+                        tracing::info!(feed = id, sequence, "subscriber lagged; it continues from the log");
+                        false
+                    }
+                    Err(TrySendError::Closed(_)) => false,
+                }
+            });
         }
-        let first = state.next_sequence;
-        for notification in notifications {
-            let sequence = state.next_sequence;
-            state.next_sequence += 1;
-            let Some(kind) = notification.kind.as_ref() else { continue };
-            let State { subscribers, targets, .. } = &mut *state;
-            targets.clear();
-            targets.extend(subscribers.iter().filter(|(_, s)| s.filter.matches(kind)).map(|(id, _)| *id));
-            if targets.is_empty() {
-                continue;
-            }
-            let event = EncodedEvent::encode(sequence, notification);
-            for id in targets.drain(..) {
-                deliver(subscribers, id, &event, self.buffer);
-            }
-        }
-        let last = state.next_sequence - 1;
-        Ok((last >= first).then_some((first, last)))
     }
 
-    /// Ends every stream with `UNAVAILABLE` so graceful shutdown can finish.
+    /// Ends every live feed and refuses new ones (graceful shutdown).
     pub fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        for (_, subscriber) in state.subscribers.drain() {
-            let _ = subscriber.ending.set(Ending::ShuttingDown);
-        }
+        state.feeds.clear();
     }
 
-    /// Number of live subscribers (for logs and tests).
-    pub fn subscriber_count(&self) -> usize {
-        self.lock().subscribers.len()
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Live feeds right now (subscribers catching up are not counted).
+    pub fn live_count(&self) -> usize {
+        self.lock().feeds.len()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves plain data behind, still
-        // consistent at event granularity: keep serving.
+        // The state stays consistent at event granularity even if a holder
+        // panicked: keep serving rather than poison every later call.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-fn deliver(subscribers: &mut HashMap<u64, Subscriber>, id: u64, event: &EncodedEvent, buffer: usize) {
-    let Some(subscriber) = subscribers.get(&id) else { return };
-    match subscriber.sender.try_send(event.clone()) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            let _ = subscriber.ending.set(Ending::Lagged { at_sequence: event.sequence(), buffer });
-            tracing::warn!(subscriber = id, sequence = event.sequence(), "subscriber lagged; ending its stream");
-            subscribers.remove(&id);
-        }
-        Err(TrySendError::Closed(_)) => {
-            subscribers.remove(&id);
-        }
-    }
-}
-
-/// A subscriber's stream of events; unregisters itself when dropped.
-pub struct Subscription {
+/// A live feed; leaves the hub when dropped.
+pub struct Feed {
+    pub receiver: mpsc::Receiver<EncodedEvent>,
     id: u64,
-    receiver: mpsc::Receiver<EncodedEvent>,
-    ending: Arc<OnceLock<Ending>>,
     hub: Arc<Hub>,
-    /// The ending status has been yielded; the stream is over.
-    finished: bool,
 }
 
-impl Stream for Subscription {
-    type Item = Result<EncodedEvent, Status>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.finished {
-            return Poll::Ready(None);
-        }
-        match self.receiver.poll_recv(cx) {
-            Poll::Ready(Some(event)) => Poll::Ready(Some(Ok(event))),
-            Poll::Ready(None) => {
-                self.finished = true;
-                Poll::Ready(self.ending.get().map(|ending| Err(ending.status())))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl Drop for Subscription {
+impl Drop for Feed {
     fn drop(&mut self) {
-        self.hub.lock().subscribers.remove(&self.id);
+        self.hub.lock().feeds.remove(&self.id);
     }
 }
 

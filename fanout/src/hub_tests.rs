@@ -1,74 +1,81 @@
 use super::*;
-use graph_relay_proto::v1::{self as pb, notification::Kind, ChangeNotification, Event};
-use prost::Message;
-use tokio_stream::StreamExt;
+use graph_relay_proto::v1::{self as pb, notification::Kind, ChangeNotification, Notification};
 
-fn note(tenant: &str) -> Notification {
-    Notification {
-        kind: Some(Kind::Change(ChangeNotification {
-            tenant_id: tenant.into(),
-            resource: "users/u".into(),
-            change_type: "created".into(),
-            ..Default::default()
-        })),
-        received_at_unix_ms: 1,
+use crate::wire;
+
+fn stored(sequence: u64, tenant: &str) -> Stored {
+    let change = ChangeNotification { tenant_id: tenant.into(), resource: "users/u".into(), ..Default::default() };
+    let event = wire::to_event(sequence, Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 });
+    Stored { encoded: EncodedEvent::from_event(&event), event }
+}
+
+fn tenant(tenant: &str) -> Arc<Filter> {
+    Arc::new(Filter::compile(Some(&pb::Filter { tenant_ids: vec![tenant.into()], ..Default::default() })).unwrap())
+}
+
+fn live(join: (u64, Join)) -> Feed {
+    match join.1 {
+        Join::Live(feed) => feed,
+        _ => panic!("expected to go live"),
     }
 }
 
-fn tenant_filter(tenant: &str) -> Filter {
-    Filter::compile(Some(&pb::Filter { tenant_ids: vec![tenant.into()], ..Default::default() })).unwrap()
-}
-
-async fn next_sequence(sub: &mut Subscription) -> u64 {
-    let event = sub.next().await.expect("stream open").expect("event, not status");
-    Event::decode(event.encode_to_vec().as_slice()).unwrap().sequence
-}
-
-#[tokio::test]
-async fn each_subscriber_gets_exactly_its_matching_events_in_order() {
-    let hub = Hub::new(16);
-    let mut a = hub.subscribe(tenant_filter("a"));
-    let mut b = hub.subscribe(tenant_filter("b"));
-    let range = hub.publish(vec![note("a"), note("b"), note("a"), note("c")]).unwrap();
-    assert_eq!(range, Some((1, 4)));
-    assert_eq!(next_sequence(&mut a).await, 1);
-    assert_eq!(next_sequence(&mut a).await, 3);
-    assert_eq!(next_sequence(&mut b).await, 2);
-    hub.close();
-    assert_eq!(a.next().await.unwrap().unwrap_err().code(), tonic::Code::Unavailable);
-    assert!(a.next().await.is_none());
-    assert_eq!(b.next().await.unwrap().unwrap_err().code(), tonic::Code::Unavailable);
-}
-
-#[tokio::test]
-async fn a_full_buffer_ends_only_that_subscriber_with_a_resume_hint() {
-    let hub = Hub::new(2);
-    let mut slow = hub.subscribe(Filter::default());
-    let mut fast = hub.subscribe(Filter::default());
-    for _ in 0..2 {
-        hub.publish(vec![note("a")]).unwrap();
-        next_sequence(&mut fast).await;
+fn drain(feed: &mut Feed) -> Vec<u64> {
+    let mut sequences = Vec::new();
+    while let Ok(event) = feed.receiver.try_recv() {
+        sequences.push(event.sequence());
     }
-    hub.publish(vec![note("a")]).unwrap();
-    assert_eq!(next_sequence(&mut fast).await, 3, "the fast subscriber keeps pace");
-    assert_eq!(hub.subscriber_count(), 1, "the lagging one is removed");
-    assert_eq!(next_sequence(&mut slow).await, 1, "buffered events are still delivered");
-    assert_eq!(next_sequence(&mut slow).await, 2);
-    let status = slow.next().await.unwrap().unwrap_err();
-    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-    assert!(status.message().contains("at sequence 3"), "{}", status.message());
+    sequences
 }
 
-#[tokio::test]
-async fn dropped_subscriptions_unregister_and_closed_hub_refuses_publish() {
-    let hub = Hub::new(4);
-    let sub = hub.subscribe(Filter::default());
-    assert_eq!(hub.subscriber_count(), 1);
-    drop(sub);
-    assert_eq!(hub.subscriber_count(), 0);
-    assert_eq!(hub.publish(vec![]).unwrap(), None);
+#[test]
+fn each_feed_gets_exactly_its_matching_events_in_order() {
+    let hub = Hub::new(0, 16);
+    let mut a = live(hub.join(None, tenant("a")));
+    let mut b = live(hub.join(None, tenant("b")));
+    hub.dispatch(&[stored(1, "a"), stored(2, "b"), stored(3, "a"), stored(4, "c")]);
+    assert_eq!(drain(&mut a), [1, 3]);
+    assert_eq!(drain(&mut b), [2]);
+}
+
+#[test]
+fn joining_needs_a_caught_up_cursor_and_skips_what_was_read() {
+    let hub = Hub::new(10, 16);
+    assert!(matches!(hub.join(Some(9), tenant("a")).1, Join::Behind));
+    // Events 11 and 12 are in the log but not dispatched yet; the subscriber
+    // read them from the log already.
+    let (cursor, join) = hub.join(Some(12), tenant("a"));
+    assert_eq!(cursor, 12);
+    let Join::Live(mut feed) = join else { panic!("live") };
+    hub.dispatch(&[stored(11, "a"), stored(12, "a"), stored(13, "a")]);
+    assert_eq!(drain(&mut feed), [13], "no duplicate at the seam");
+    assert_eq!(hub.join(None, tenant("a")).0, 13, "a new subscriber starts at the head");
+}
+
+#[test]
+fn a_full_feed_is_dropped_without_touching_the_others() {
+    let hub = Hub::new(0, 2);
+    let mut slow = live(hub.join(None, tenant("a")));
+    let mut fast = live(hub.join(None, tenant("a")));
+    for sequence in 1..=2 {
+        hub.dispatch(&[stored(sequence, "a")]);
+        assert_eq!(drain(&mut fast), [sequence]);
+    }
+    hub.dispatch(&[stored(3, "a")]);
+    assert_eq!(drain(&mut fast), [3], "the fast feed keeps pace");
+    assert_eq!(hub.live_count(), 1);
+    assert_eq!(drain(&mut slow), [1, 2], "what was buffered is still delivered");
+    assert!(slow.receiver.try_recv().is_err() && slow.receiver.is_closed(), "then the feed ends");
+}
+
+#[test]
+fn dropping_a_feed_leaves_and_closing_refuses_joins() {
+    let hub = Hub::new(0, 4);
+    let feed = live(hub.join(None, tenant("a")));
+    assert_eq!(hub.live_count(), 1);
+    drop(feed);
+    assert_eq!(hub.live_count(), 0);
     hub.close();
-    assert_eq!(hub.publish(vec![note("a")]).unwrap_err().code(), tonic::Code::Unavailable);
-    let mut late = hub.subscribe(Filter::default());
-    assert_eq!(late.next().await.unwrap().unwrap_err().code(), tonic::Code::Unavailable);
+    assert!(matches!(hub.join(None, tenant("a")).1, Join::Closed));
+    assert!(hub.is_closed());
 }

@@ -3,8 +3,11 @@
 //!
 //! # Layout
 //! - [`server`]: the listener (gRPC + gRPC-Web on one port), graceful stop.
-//! - [`service`]: the `Fanout` gRPC service, thin glue over the hub.
-//! - [`hub`]: sequences, subscriber table, bounded buffers, delivery.
+//! - [`service`]: the `Fanout` gRPC service, thin glue.
+//! - [`ingest`]: the single log writer: group commit, then live dispatch.
+//! - [`store`]: the durable log on redb: sequences, dedup, retention.
+//! - [`hub`]: live feeds with bounded buffers.
+//! - [`subscriber`]: one subscriber's stream: log replay, live, gaps.
 //! - [`filter`]: compiled subscriber filters.
 //! - [`wire`]: events encoded once for every subscriber.
 //! - [`auth`]: bearer tokens in constant time.
@@ -14,9 +17,12 @@
 pub mod auth;
 pub mod filter;
 pub mod hub;
+pub mod ingest;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod store;
+pub mod subscriber;
 pub mod tail;
 pub mod wire;
 

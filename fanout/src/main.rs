@@ -1,9 +1,13 @@
 //! `graph-relay`: the fan-out server and its command-line tools.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytesize::ByteSize;
 
 use clap::{Args, Parser, Subcommand};
-use graph_relay_fanout::{auth::BearerToken, server, shutdown, tail};
+use graph_relay_fanout::{auth::BearerToken, server, shutdown, store::Retention, tail};
 use graph_relay_proto::v1::Filter;
 
 #[derive(Parser)]
@@ -33,9 +37,21 @@ struct ServeArgs {
     /// Bearer token the edge must present to Publish (at least 16 characters).
     #[arg(long, env = "GRAPH_RELAY_INGEST_TOKEN", hide_env_values = true)]
     ingest_token: String,
-    /// Events a subscriber may have in flight before its stream is ended as lagging.
+    /// Events a live subscriber may hold in memory before it reads from the log instead.
     #[arg(long, env = "GRAPH_RELAY_SUBSCRIBER_BUFFER", default_value_t = 4096)]
     subscriber_buffer: usize,
+    /// Directory of the durable log.
+    #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Events older than this are removed (e.g. 7d, 12h).
+    #[arg(long, env = "GRAPH_RELAY_RETENTION_MAX_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
+    retention_max_age: Duration,
+    /// The oldest events are removed while the log is larger than this (e.g. 10GiB, 500MB).
+    #[arg(long, env = "GRAPH_RELAY_RETENTION_MAX_BYTES", default_value = "10GiB")]
+    retention_max_bytes: ByteSize,
+    /// A notification stored again within this window is a duplicate (Graph retries for 4 h).
+    #[arg(long, env = "GRAPH_RELAY_DEDUP_WINDOW", default_value = "6h", value_parser = humantime::parse_duration)]
+    dedup_window: Duration,
 }
 
 #[derive(Args)]
@@ -58,6 +74,9 @@ struct TailArgs {
     /// missed, subscriptionRemoved or reauthorizationRequired (repeatable).
     #[arg(long = "lifecycle-event")]
     lifecycle_events: Vec<String>,
+    /// Replay stored events after this sequence first (0: everything retained).
+    #[arg(long)]
+    after_sequence: Option<u64>,
 }
 
 #[tokio::main]
@@ -81,7 +100,18 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let ingest_token = BearerToken::new(&args.ingest_token).map_err(|e| format!("--ingest-token: {e}"))?;
-    let config = server::ServeConfig { listen: args.listen, ingest_token, subscriber_buffer: args.subscriber_buffer };
+    let retention = Retention {
+        max_age_ms: args.retention_max_age.as_millis() as u64,
+        max_bytes: args.retention_max_bytes.as_u64(),
+        dedup_window_ms: args.dedup_window.as_millis() as u64,
+    };
+    let config = server::ServeConfig {
+        listen: args.listen,
+        ingest_token,
+        subscriber_buffer: args.subscriber_buffer,
+        data_dir: args.data_dir,
+        retention,
+    };
     server::serve(config, shutdown::signal()).await
 }
 
@@ -95,5 +125,6 @@ fn tail_config(args: TailArgs) -> tail::TailConfig {
             tenant_ids: args.tenant_ids,
             lifecycle_events: args.lifecycle_events,
         },
+        after_sequence: args.after_sequence,
     }
 }

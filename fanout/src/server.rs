@@ -9,10 +9,15 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic_web::GrpcWebLayer;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use crate::auth::BearerToken;
 use crate::hub::Hub;
+use crate::ingest::Ingest;
 use crate::pb::fanout_server::FanoutServer;
 use crate::service::FanoutService;
+use crate::store::{Retention, Store};
 
 /// How long open streams get to end after the stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,8 +25,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub ingest_token: BearerToken,
-    /// Events each subscriber may have in flight before it counts as lagging.
+    /// Events a live feed may hold before its subscriber reads from the log.
     pub subscriber_buffer: usize,
+    /// Where the durable log lives.
+    pub data_dir: PathBuf,
+    pub retention: Retention,
 }
 
 /// Serves until `stop` resolves, then ends every stream and drains.
@@ -34,8 +42,12 @@ pub async fn serve(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
-    let hub = Hub::new(config.subscriber_buffer);
-    let service = FanoutService::new(hub.clone(), config.ingest_token);
+    let store = Arc::new(Store::open(&config.data_dir, config.retention)?);
+    let head = store.next_sequence()? - 1;
+    let hub = Hub::new(head, config.subscriber_buffer);
+    let ingest = Ingest::start(store.clone(), hub.clone())?;
+    let service = FanoutService::new(store, hub.clone(), ingest, config.ingest_token);
+    tracing::info!(data_dir = %config.data_dir.display(), head, "log opened");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = {

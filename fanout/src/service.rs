@@ -1,44 +1,55 @@
-//! The `graphrelay.v1.Fanout` gRPC service: thin glue over [`Hub`].
+//! The `graphrelay.v1.Fanout` gRPC service: thin glue over the log and hub.
 
 use std::sync::Arc;
 
 use graph_relay_proto::v1::{PublishRequest, PublishResponse, SubscribeRequest};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::BearerToken;
 use crate::filter::Filter;
-use crate::hub::{Hub, Subscription};
+use crate::hub::Hub;
+use crate::ingest::Ingest;
 use crate::pb::fanout_server::Fanout;
+use crate::store::Store;
+use crate::subscriber;
+use crate::wire::EncodedEvent;
 
 /// Most notifications one `Publish` may carry. The edge sends at most one
 /// Graph batch (≤ 1 MiB); this bounds the work of a single call.
 pub const MAX_PUBLISH_NOTIFICATIONS: usize = 10_000;
 
 pub struct FanoutService {
+    store: Arc<Store>,
     hub: Arc<Hub>,
+    ingest: Ingest,
     /// Only the edge may publish.
     ingest_token: BearerToken,
 }
 
 impl FanoutService {
-    pub fn new(hub: Arc<Hub>, ingest_token: BearerToken) -> Self {
-        Self { hub, ingest_token }
+    pub fn new(store: Arc<Store>, hub: Arc<Hub>, ingest: Ingest, ingest_token: BearerToken) -> Self {
+        Self { store, hub, ingest, ingest_token }
     }
 }
 
 #[tonic::async_trait]
 impl Fanout for FanoutService {
-    type SubscribeStream = Subscription;
+    type SubscribeStream = ReceiverStream<Result<EncodedEvent, Status>>;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         let request = request.into_inner();
-        if request.after_sequence.is_some() {
-            return Err(Status::unimplemented("after_sequence needs the durable log, which this build does not have"));
-        }
         let filter = Filter::compile(request.filter.as_ref()).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let subscription = self.hub.subscribe(filter);
-        tracing::info!(subscribers = self.hub.subscriber_count(), "subscriber connected");
-        Ok(Response::new(subscription))
+        if let Some(after) = request.after_sequence {
+            let head = self.store.next_sequence().map_err(|e| Status::internal(e.to_string()))? - 1;
+            if after > head {
+                return Err(Status::out_of_range(format!(
+                    "after_sequence {after} is beyond the last stored sequence {head}"
+                )));
+            }
+        }
+        tracing::debug!(after = ?request.after_sequence, "subscriber connected");
+        Ok(Response::new(subscriber::spawn(self.store.clone(), self.hub.clone(), filter, request.after_sequence)))
     }
 
     async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<PublishResponse>, Status> {
@@ -52,10 +63,16 @@ impl Fanout for FanoutService {
         if let Some(index) = notifications.iter().position(|n| n.kind.is_none()) {
             return Err(Status::invalid_argument(format!("notifications[{index}] has neither change nor lifecycle")));
         }
-        let count = notifications.len() as u32;
-        let range = self.hub.publish(notifications)?;
-        let (first_sequence, last_sequence) = range.unwrap_or((0, 0));
-        tracing::debug!(count, first_sequence, last_sequence, "published");
-        Ok(Response::new(PublishResponse { first_sequence, last_sequence, stored: count }))
+        if notifications.is_empty() {
+            return Ok(Response::new(PublishResponse::default()));
+        }
+        let appended = self.ingest.publish(notifications).await?;
+        tracing::debug!(?appended, "published");
+        Ok(Response::new(PublishResponse {
+            first_sequence: appended.first_sequence,
+            last_sequence: appended.last_sequence,
+            stored: appended.stored,
+            duplicates: appended.duplicates,
+        }))
     }
 }

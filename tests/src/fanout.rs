@@ -10,9 +10,11 @@ use crate::process::Process;
 pub struct Fanout {
     process: Option<Process>,
     pub addr: SocketAddr,
-    /// Logs (one file per start) and, later, the durable data directory.
+    /// Logs (one file per start) and the durable data directory.
     dir: tempfile::TempDir,
     starts: usize,
+    /// Extra `serve` flags (retention, buffers) kept across restarts.
+    extra_args: Vec<String>,
 }
 
 /// The fan-out binary built by `make test` (or `cargo build -p graph-relay-fanout`).
@@ -32,8 +34,14 @@ pub fn binary() -> PathBuf {
 impl Fanout {
     /// Starts on a free port.
     pub async fn start() -> Fanout {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts on a free port with extra `serve` flags.
+    pub async fn start_with(extra_args: &[&str]) -> Fanout {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut fanout = Fanout { process: None, addr: "127.0.0.1:0".parse().unwrap(), dir, starts: 0 };
+        let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut fanout = Fanout { process: None, addr: "127.0.0.1:0".parse().unwrap(), dir, starts: 0, extra_args };
         fanout.launch().await;
         fanout
     }
@@ -55,6 +63,11 @@ impl Fanout {
         self.launch().await;
     }
 
+    /// Waits until the current process logged `needle`.
+    pub async fn wait_for_log(&mut self, needle: &str) -> String {
+        self.process.as_mut().expect("fan-out running").wait_for_log(needle).await
+    }
+
     pub fn log_text(&self) -> String {
         self.process.as_ref().map(Process::log_text).unwrap_or_default()
     }
@@ -65,6 +78,9 @@ impl Fanout {
         let mut command = Command::new(binary());
         command
             .args(["serve", "--listen", &self.addr.to_string(), "--ingest-token", crate::INGEST_TOKEN])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .args(&self.extra_args)
             .env("RUST_LOG", "info");
         let mut process = Process::spawn("fan-out", command, &log);
         let text = process.wait_for_log("graph-relay listening on ").await;

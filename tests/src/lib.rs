@@ -14,6 +14,7 @@ pub mod edge;
 pub mod fanout;
 pub mod graph;
 pub mod process;
+pub mod publisher;
 pub mod subscriber;
 
 use std::path::PathBuf;

@@ -51,7 +51,7 @@ pub fn subscription_id(event: &Event) -> &str {
     match &event.payload {
         Some(Payload::Change(c)) => &c.subscription_id,
         Some(Payload::Lifecycle(l)) => &l.subscription_id,
-        None => "",
+        Some(Payload::Gap(_)) | None => "",
     }
 }
 
@@ -60,7 +60,7 @@ pub fn item(event: &Event) -> Value {
     let raw = match &event.payload {
         Some(Payload::Change(c)) => &c.raw_json,
         Some(Payload::Lifecycle(l)) => &l.raw_json,
-        None => panic!("event without payload"),
+        other => panic!("event without a Graph item: {other:?}"),
     };
     serde_json::from_str(raw).expect("raw_json is JSON")
 }

@@ -1,0 +1,120 @@
+//! The single writer of the log: group commit, then live dispatch.
+//!
+//! Publish calls queue their notifications here and wait. The writer thread
+//! takes everything queued at that moment, appends it in ONE durable
+//! transaction (one fsync shared by every waiting publisher), hands the new
+//! events to the hub in sequence order, and only then answers the publishers.
+//! So "stored" always means "on disk", and live delivery never runs ahead of
+//! the log.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use graph_relay_proto::v1::Notification;
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+use crate::hub::Hub;
+use crate::store::{Appended, Store};
+
+/// Publish requests one commit may take; bounds commit latency under load.
+const MAX_GROUP: usize = 512;
+/// Publish requests waiting for the writer before publishers wait to queue.
+const QUEUE: usize = 4096;
+/// How often retention runs when nothing is published.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
+
+enum Command {
+    Append { notifications: Vec<Notification>, reply: oneshot::Sender<Result<Appended, String>> },
+    Prune,
+}
+
+/// The handle publishers use; cheap to clone.
+#[derive(Clone)]
+pub struct Ingest {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Ingest {
+    /// Starts the writer thread and the retention ticker.
+    pub fn start(store: Arc<Store>, hub: Arc<Hub>) -> std::io::Result<Self> {
+        let (commands, receiver) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("graph-relay-writer".into())
+            .spawn(move || write_loop(&store, &hub, receiver))?;
+        let ticker = commands.downgrade();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                interval.tick().await;
+                let Some(commands) = ticker.upgrade() else { return };
+                if commands.send(Command::Prune).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Self { commands })
+    }
+
+    /// Stores `notifications` durably; returns once they are on disk.
+    pub async fn publish(&self, notifications: Vec<Notification>) -> Result<Appended, Status> {
+        let (reply, answer) = oneshot::channel();
+        let unavailable = || Status::unavailable("the log writer has stopped");
+        self.commands.send(Command::Append { notifications, reply }).await.map_err(|_| unavailable())?;
+        match answer.await {
+            Ok(Ok(appended)) => Ok(appended),
+            Ok(Err(e)) => Err(Status::unavailable(format!("could not store: {e}"))),
+            Err(_) => Err(unavailable()),
+        }
+    }
+}
+
+fn write_loop(store: &Store, hub: &Hub, mut commands: mpsc::Receiver<Command>) {
+    while let Some(first) = commands.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match commands.try_recv() {
+                Ok(command) => group.push(command),
+                Err(_) => break,
+            }
+        }
+        let mut requests = Vec::with_capacity(group.len());
+        let mut replies = Vec::with_capacity(group.len());
+        let mut prune = false;
+        for command in group {
+            match command {
+                Command::Append { notifications, reply } => {
+                    requests.push(notifications);
+                    replies.push(reply);
+                }
+                Command::Prune => prune = true,
+            }
+        }
+        if !requests.is_empty() {
+            match store.append(requests, now_ms()) {
+                Ok((outcomes, stored)) => {
+                    hub.dispatch(&stored);
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("append failed, publishers get UNAVAILABLE: {e}");
+                    for reply in replies {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+            }
+        } else if prune {
+            match store.prune(now_ms()) {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "retention removed events"),
+                Err(e) => tracing::error!("retention failed: {e}"),
+            }
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

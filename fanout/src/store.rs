@@ -1,0 +1,218 @@
+//! The durable event log, on redb (an embedded, crash-safe B-tree store).
+//!
+//! Every accepted notification is appended with the next sequence; a commit
+//! with `Durability::Immediate` is fsynced before anyone is told "stored".
+//! Only the ingest writer (see `ingest`) writes; readers run concurrently on
+//! MVCC snapshots.
+//!
+//! # Layout
+//! - `events`: sequence -> the encoded `graphrelay.v1.Event`.
+//! - `index`: sequence -> (stored at, Unix ms; dedup key), for retention.
+//! - `dedup`: dedup key -> sequence, for recognising a notification again.
+//! - `meta`: `next_sequence` (so sequences survive even a fully pruned log),
+//!   `bytes` (size of `events` values), `dedup_pruned_through`.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use graph_relay_proto::v1::{Event, Notification};
+use prost::Message;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use sha2::{Digest, Sha256};
+
+use crate::wire::{self, EncodedEvent};
+
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const INDEX: TableDefinition<u64, (u64, [u8; 32])> = TableDefinition::new("index");
+const DEDUP: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+pub type Result<T> = std::result::Result<T, redb::Error>;
+
+/// How long events and dedup keys are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub max_age_ms: u64,
+    pub max_bytes: u64,
+    /// A notification seen again within this window is a duplicate.
+    pub dedup_window_ms: u64,
+}
+
+/// An event the log stored, with its decoded form for filter matching.
+pub struct Stored {
+    pub event: Event,
+    pub encoded: EncodedEvent,
+}
+
+/// The outcome of one publish request inside a group commit.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    pub stored: u32,
+    pub duplicates: u32,
+}
+
+/// What a reader found after a cursor.
+pub struct Page {
+    pub events: Vec<(u64, Bytes)>,
+    /// The sequence the next stored event will get (head + 1).
+    pub next_sequence: u64,
+}
+
+pub struct Store {
+    db: Database,
+    retention: Retention,
+}
+
+impl Store {
+    pub fn open(dir: &Path, retention: Retention) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
+        let db = Database::create(dir.join("events.redb"))?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(EVENTS)?;
+            txn.open_table(INDEX)?;
+            txn.open_table(DEDUP)?;
+            txn.open_table(META)?;
+        }
+        txn.commit()?;
+        Ok(Self { db, retention })
+    }
+
+    /// The sequence the next stored event gets (1 on a new log).
+    pub fn next_sequence(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(META)?.get("next_sequence")?.map(|v| v.value()).unwrap_or(1))
+    }
+
+    /// Appends the notifications of several publish requests in ONE durable
+    /// transaction (group commit). Duplicates within the dedup window, even
+    /// inside the same group, are recognised and not stored again.
+    pub fn append(&self, requests: Vec<Vec<Notification>>, now_ms: u64) -> Result<(Vec<Appended>, Vec<Stored>)> {
+        let txn = self.db.begin_write()?;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let mut stored = Vec::new();
+        {
+            let mut meta = txn.open_table(META)?;
+            let mut next = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
+            let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
+            let mut events = txn.open_table(EVENTS)?;
+            let mut index = txn.open_table(INDEX)?;
+            let mut dedup = txn.open_table(DEDUP)?;
+            let window_start = now_ms.saturating_sub(self.retention.dedup_window_ms);
+            for notifications in requests {
+                let mut outcome = Appended::default();
+                for notification in notifications {
+                    let key = dedup_key(&notification);
+                    let seen = dedup.get(key)?.map(|v| v.value());
+                    let recent = match seen {
+                        Some(seq) => index.get(seq)?.is_some_and(|v| v.value().0 >= window_start),
+                        None => false,
+                    };
+                    if recent {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    let sequence = next;
+                    next += 1;
+                    let event = wire::to_event(sequence, notification);
+                    let encoded = EncodedEvent::from_event(&event);
+                    events.insert(sequence, encoded.bytes().as_ref())?;
+                    index.insert(sequence, (now_ms, key))?;
+                    dedup.insert(key, sequence)?;
+                    bytes += encoded.bytes().len() as u64;
+                    outcome.first_sequence = if outcome.stored == 0 { sequence } else { outcome.first_sequence };
+                    outcome.last_sequence = sequence;
+                    outcome.stored += 1;
+                    stored.push(Stored { event, encoded });
+                }
+                outcomes.push(outcome);
+            }
+            meta.insert("next_sequence", next)?;
+            meta.insert("bytes", bytes)?;
+        }
+        self.prune_in(&txn, now_ms)?;
+        txn.commit()?;
+        Ok((outcomes, stored))
+    }
+
+    /// Removes what retention no longer keeps (age, size, dedup window).
+    pub fn prune(&self, now_ms: u64) -> Result<u64> {
+        let txn = self.db.begin_write()?;
+        let removed = self.prune_in(&txn, now_ms)?;
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    fn prune_in(&self, txn: &WriteTransaction, now_ms: u64) -> Result<u64> {
+        let mut meta = txn.open_table(META)?;
+        let mut events = txn.open_table(EVENTS)?;
+        let mut index = txn.open_table(INDEX)?;
+        let mut dedup = txn.open_table(DEDUP)?;
+        let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
+        let oldest_kept = now_ms.saturating_sub(self.retention.max_age_ms);
+        let mut removed = 0;
+        loop {
+            let Some((sequence, len)) = events.first()?.map(|(k, v)| (k.value(), v.value().len() as u64)) else {
+                break;
+            };
+            let stored_at = index.get(sequence)?.map(|v| v.value().0).unwrap_or(0);
+            if bytes <= self.retention.max_bytes && stored_at >= oldest_kept {
+                break;
+            }
+            events.remove(sequence)?;
+            if let Some(entry) = index.remove(sequence)? {
+                let key = entry.value().1;
+                if dedup.get(key)?.is_some_and(|v| v.value() == sequence) {
+                    dedup.remove(key)?;
+                }
+            }
+            bytes = bytes.saturating_sub(len);
+            removed += 1;
+        }
+        // Dedup keys outlive nothing: drop those older than the window.
+        let window_start = now_ms.saturating_sub(self.retention.dedup_window_ms);
+        let mut through = meta.get("dedup_pruned_through")?.map(|v| v.value()).unwrap_or(0);
+        for entry in index.range(through + 1..)? {
+            let (sequence, (stored_at, key)) = {
+                let (k, v) = entry?;
+                (k.value(), v.value())
+            };
+            if stored_at >= window_start {
+                break;
+            }
+            if dedup.get(key)?.is_some_and(|v| v.value() == sequence) {
+                dedup.remove(key)?;
+            }
+            through = sequence;
+        }
+        meta.insert("dedup_pruned_through", through)?;
+        meta.insert("bytes", bytes)?;
+        Ok(removed)
+    }
+
+    /// Up to `limit` stored events with sequence > `cursor`, oldest first.
+    pub fn read_after(&self, cursor: u64, limit: usize) -> Result<Page> {
+        let txn = self.db.begin_read()?;
+        let next_sequence = txn.open_table(META)?.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
+        let events_table = txn.open_table(EVENTS)?;
+        let mut events = Vec::new();
+        for entry in events_table.range(cursor.saturating_add(1)..)?.take(limit) {
+            let (k, v) = entry?;
+            events.push((k.value(), Bytes::copy_from_slice(v.value())));
+        }
+        Ok(Page { events, next_sequence })
+    }
+}
+
+/// A notification's identity: every Graph field but clientState (already
+/// gone) and the edge's receive time, which differs between Graph's retries.
+pub fn dedup_key(notification: &Notification) -> [u8; 32] {
+    let identity = Notification { kind: notification.kind.clone(), received_at_unix_ms: 0 };
+    Sha256::digest(identity.encode_to_vec()).into()
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,137 @@
+//! One subscriber's stream: replay from the durable log, then live, and back
+//! to the log whenever the live feed overflows.
+//!
+//! The task owns the subscriber's cursor (the last sequence it has passed,
+//! delivered or filtered out). Sequences are contiguous in the log, so a jump
+//! while reading means retention removed events: the subscriber gets an
+//! explicit `Gap` event for them instead of a silent hole.
+
+use std::sync::Arc;
+
+use graph_relay_proto::v1::Event;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use crate::filter::Filter;
+use crate::hub::{Hub, Join};
+use crate::store::Store;
+use crate::wire::{self, EncodedEvent};
+
+/// Events read from the log per round trip.
+const PAGE: usize = 512;
+/// Events queued towards the gRPC stream; past this the subscriber is slow.
+const OUT_BUFFER: usize = 64;
+
+/// The subscriber went away, or must be told why its stream ends.
+struct Ended;
+
+type Out = mpsc::Sender<Result<EncodedEvent, Status>>;
+
+/// Starts a subscriber; `after` = `None` means live from now on.
+pub fn spawn(
+    store: Arc<Store>,
+    hub: Arc<Hub>,
+    filter: Filter,
+    after: Option<u64>,
+) -> ReceiverStream<Result<EncodedEvent, Status>> {
+    let (out, stream) = mpsc::channel(OUT_BUFFER);
+    let task = Task { store, hub, filter: Arc::new(filter), out };
+    tokio::spawn(async move {
+        let _ = task.run(after).await;
+    });
+    ReceiverStream::new(stream)
+}
+
+struct Task {
+    store: Arc<Store>,
+    hub: Arc<Hub>,
+    filter: Arc<Filter>,
+    out: Out,
+}
+
+impl Task {
+    async fn run(self, after: Option<u64>) -> Result<(), Ended> {
+        let mut cursor = after;
+        loop {
+            if let Some(from) = cursor {
+                cursor = Some(self.catch_up(from).await?);
+            }
+            let (joined_at, join) = self.hub.join(cursor, self.filter.clone());
+            let mut feed = match join {
+                Join::Live(feed) => feed,
+                Join::Behind => {
+                    cursor = Some(joined_at);
+                    continue;
+                }
+                Join::Closed => return self.fail(shutting_down()).await,
+            };
+            let mut position = joined_at;
+            loop {
+                tokio::select! {
+                    event = feed.receiver.recv() => match event {
+                        Some(event) => {
+                            position = event.sequence();
+                            self.send(event).await?;
+                        }
+                        None => break,
+                    },
+                    _ = self.out.closed() => return Err(Ended),
+                }
+            }
+            drop(feed);
+            if self.hub.is_closed() {
+                return self.fail(shutting_down()).await;
+            }
+            cursor = Some(position);
+        }
+    }
+
+    /// Sends every stored event after `cursor` that matches; returns the new
+    /// cursor once the log has nothing more.
+    async fn catch_up(&self, mut cursor: u64) -> Result<u64, Ended> {
+        loop {
+            let store = self.store.clone();
+            let page = match tokio::task::spawn_blocking(move || store.read_after(cursor, PAGE)).await {
+                Ok(Ok(page)) => page,
+                Ok(Err(e)) => return self.fail(Status::internal(format!("reading the log: {e}"))).await.map(|_| 0),
+                Err(e) => return self.fail(Status::internal(format!("reading the log: {e}"))).await.map(|_| 0),
+            };
+            if page.events.is_empty() {
+                let last = page.next_sequence.saturating_sub(1);
+                if last > cursor {
+                    self.send(wire::gap(cursor + 1, last, "removed by retention")).await?;
+                    cursor = last;
+                }
+                return Ok(cursor);
+            }
+            for (sequence, bytes) in page.events {
+                if sequence > cursor + 1 {
+                    self.send(wire::gap(cursor + 1, sequence - 1, "removed by retention")).await?;
+                }
+                let matches = Event::decode(bytes.as_ref())
+                    .ok()
+                    .and_then(|event| event.payload)
+                    .is_some_and(|payload| self.filter.matches(&payload));
+                if matches {
+                    self.send(EncodedEvent::from_stored(sequence, bytes)).await?;
+                }
+                cursor = sequence;
+            }
+        }
+    }
+
+    async fn send(&self, event: EncodedEvent) -> Result<(), Ended> {
+        self.out.send(Ok(event)).await.map_err(|_| Ended)
+    }
+
+    async fn fail(&self, status: Status) -> Result<(), Ended> {
+        let _ = self.out.send(Err(status)).await;
+        Err(Ended)
+    }
+}
+
+fn shutting_down() -> Status {
+    Status::unavailable("fan-out is shutting down; resubscribe with after_sequence = the last sequence you received")
+}
