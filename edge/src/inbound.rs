@@ -18,6 +18,10 @@ pub enum Route {
     Lifecycle,
     /// Liveness for load balancers and tests.
     Health,
+    /// Operator: list the parked dead letters (needs `ADMIN_TOKEN`).
+    DeadLetters,
+    /// Operator: put the parked dead letters back on the queue.
+    ReplayDeadLetters,
 }
 
 impl Route {
@@ -26,6 +30,8 @@ impl Route {
             Route::Notifications => "notifications",
             Route::Lifecycle => "lifecycle",
             Route::Health => "healthz",
+            Route::DeadLetters => "dead-letters",
+            Route::ReplayDeadLetters => "dead-letters-replay",
         }
     }
 }
@@ -57,6 +63,8 @@ pub fn route(method: &str, path: &str) -> Result<Route, Reply> {
         "/graph/notifications" => (Route::Notifications, "POST"),
         "/graph/lifecycle" => (Route::Lifecycle, "POST"),
         "/healthz" => (Route::Health, "GET"),
+        "/admin/dead-letters" => (Route::DeadLetters, "GET"),
+        "/admin/dead-letters/replay" => (Route::ReplayDeadLetters, "POST"),
         _ => {
             return Err(Reply::text(404, format!("no route {path}: use POST /graph/notifications or /graph/lifecycle")))
         }
@@ -110,6 +118,8 @@ mod tests {
         assert_eq!(route("POST", "/graph/notifications"), Ok(Route::Notifications));
         assert_eq!(route("POST", "/graph/lifecycle"), Ok(Route::Lifecycle));
         assert_eq!(route("GET", "/healthz"), Ok(Route::Health));
+        assert_eq!(route("GET", "/admin/dead-letters"), Ok(Route::DeadLetters));
+        assert_eq!(route("POST", "/admin/dead-letters/replay"), Ok(Route::ReplayDeadLetters));
         let wrong_method = route("GET", "/graph/notifications").unwrap_err();
         assert_eq!((wrong_method.status, wrong_method.allow), (405, Some("POST")));
         assert_eq!(route("POST", "/healthz").unwrap_err().status, 405);

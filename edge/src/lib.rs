@@ -11,15 +11,19 @@
 //! - [`client_state`]: the accepted clientState set, compared in constant time.
 //! - [`collection`]: parsing a notification collection into fan-out messages.
 //! - [`grpc_web`]: framing the gRPC-Web call to the fan-out.
+//! - [`chunk`]: splitting accepted items into queue messages (128 KB limit).
+//! - [`secret`]: constant-time comparison of bearer tokens.
 //! - [`inbound`]: the HTTP decisions (routes, statuses, reasons).
 //!
 //! The Worker glue (`worker_glue`, wasm32 only) wires those to `fetch`.
 
+pub mod chunk;
 pub mod client_state;
 pub mod collection;
 pub mod grpc_web;
 pub mod handshake;
 pub mod inbound;
+pub mod secret;
 
 #[cfg(target_arch = "wasm32")]
 mod worker_glue;

@@ -5,11 +5,25 @@ use std::time::{Duration, Instant};
 
 use crate::process::Process;
 
-/// Settings passed to the worker as `--var`s.
+/// How the edge stores what it acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The repository's `wrangler.toml` as it is: Cloudflare Queue in between.
+    Queue,
+    /// The same without the queue bindings: forward, then answer.
+    Sync,
+}
+
+/// How to run the worker: the real `wrangler.toml`, adjusted, plus `--var`s.
 pub struct EdgeConfig {
     pub fanout_url: String,
     pub client_states: String,
     pub fanout_token: String,
+    pub mode: Mode,
+    /// Overrides the consumer's `max_retries` (dead-letter tests).
+    pub max_retries: Option<u32>,
+    /// Extra `--var`s, e.g. `ADMIN_TOKEN` or `RETRY_BASE_DELAY_SECONDS`.
+    pub vars: Vec<(String, String)>,
 }
 
 impl EdgeConfig {
@@ -18,7 +32,36 @@ impl EdgeConfig {
             fanout_url,
             client_states: format!("{},{}", crate::CLIENT_STATE, crate::ROTATED_CLIENT_STATE),
             fanout_token: crate::INGEST_TOKEN.into(),
+            mode: Mode::Queue,
+            max_retries: None,
+            vars: Vec::new(),
         }
+    }
+
+    pub fn sync(fanout_url: String) -> Self {
+        Self { mode: Mode::Sync, ..Self::for_fanout(fanout_url) }
+    }
+
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.vars.push((name.into(), value.into()));
+        self
+    }
+
+    /// The repository's wrangler.toml with this config's adjustments.
+    fn wrangler_toml(&self, root: &std::path::Path) -> String {
+        let original = std::fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
+        let main = root.join("edge/build/index.js");
+        let mut toml =
+            original.replace("main = \"edge/build/index.js\"", &format!("main = {:?}", main.display().to_string()));
+        if self.mode == Mode::Sync {
+            let queue_block = |block: &&str| block.lines().any(|line| line.starts_with("[[queues."));
+            toml = toml.split("\n\n").filter(|block| !queue_block(block)).collect::<Vec<_>>().join("\n\n");
+            assert!(!toml.contains("[[queues."), "sync mode still has a queue binding");
+        }
+        if let Some(retries) = self.max_retries {
+            toml = toml.replace("max_retries = 10", &format!("max_retries = {retries}"));
+        }
+        toml
     }
 }
 
@@ -31,8 +74,14 @@ pub struct Edge {
 }
 
 impl Edge {
+    /// The edge in queue mode, as `wrangler.toml` configures it.
     pub async fn start(fanout_url: String) -> Edge {
         Self::start_with(EdgeConfig::for_fanout(fanout_url)).await
+    }
+
+    /// The edge in synchronous mode (no queue binding).
+    pub async fn start_sync(fanout_url: String) -> Edge {
+        Self::start_with(EdgeConfig::sync(fanout_url)).await
     }
 
     pub async fn start_with(config: EdgeConfig) -> Edge {
@@ -42,17 +91,23 @@ impl Edge {
             "the worker is not built: run `make test` (or `make edge`) first"
         );
         let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("wrangler.toml");
+        std::fs::write(&config_path, config.wrangler_toml(&root)).expect("writing the test wrangler.toml");
         let port = crate::free_port();
         let mut command = Command::new(root.join("node_modules/.bin/wrangler"));
         command
             .current_dir(&root)
-            .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .arg("dev")
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &crate::free_port().to_string(), "--show-interactive-dev-session=false"])
             .arg("--persist-to")
             .arg(dir.path().join("state"))
             .args(["--var", &format!("FANOUT_URL:{}", config.fanout_url)])
             .args(["--var", &format!("CLIENT_STATES:{}", config.client_states)])
             .args(["--var", &format!("FANOUT_TOKEN:{}", config.fanout_token)])
+            .args(config.vars.iter().flat_map(|(name, value)| ["--var".to_owned(), format!("{name}:{value}")]))
             .envs(OFFLINE_ENV.iter().copied());
         let process = Process::spawn("wrangler dev", command, &dir.path().join("wrangler.log"));
         let mut edge = Edge { process, url: format!("http://127.0.0.1:{port}"), _dir: dir };

@@ -1,8 +1,9 @@
 //! Notifications flow edge -> fan-out -> subscribers, filtered and intact.
 
 use graph_relay_proto::v1::{event::Payload, Filter};
+use graph_relay_tests::edge::{Edge, EdgeConfig, Mode};
 use graph_relay_tests::subscriber::{item, subscribe, subscription_id};
-use graph_relay_tests::{edge::Edge, fanout::Fanout, graph, CLIENT_STATE, ROTATED_CLIENT_STATE};
+use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE, ROTATED_CLIENT_STATE};
 use serde_json::json;
 
 /// One resource kind of each family in graph-protocol.md's table.
@@ -29,12 +30,26 @@ fn mixed_batch() -> Vec<serde_json::Value> {
 
 #[tokio::test]
 async fn a_mixed_batch_reaches_a_subscriber_intact_and_in_order() {
+    mixed_batch_arrives_intact(Mode::Queue).await;
+}
+
+#[tokio::test]
+async fn a_mixed_batch_reaches_a_subscriber_intact_in_synchronous_mode() {
+    mixed_batch_arrives_intact(Mode::Sync).await;
+}
+
+async fn mixed_batch_arrives_intact(mode: Mode) {
     let fanout = Fanout::start().await;
-    let edge = Edge::start(fanout.url()).await;
+    let mut edge = Edge::start_with(EdgeConfig { mode, ..EdgeConfig::for_fanout(fanout.url()) }).await;
     let mut everything = subscribe(&fanout.url(), Filter::default()).await;
     let batch = mixed_batch();
     let answer = graph::deliver(&edge.url, "/graph/notifications", &graph::collection(batch.clone())).await;
     assert_eq!(answer.status, 202, "{}", answer.body);
+    let how = match mode {
+        Mode::Queue => "notifications: queued 1 messages",
+        Mode::Sync => "notifications: forwarded: 6 stored",
+    };
+    edge.process.wait_for_log(how).await;
 
     let mut last_sequence = 0;
     for sent in &batch {

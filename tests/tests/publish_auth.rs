@@ -45,7 +45,7 @@ async fn publish_requires_the_exact_ingest_token() {
 #[tokio::test]
 async fn an_edge_with_the_wrong_token_answers_503_and_delivers_nothing() {
     let fanout = Fanout::start().await;
-    let config = EdgeConfig { fanout_token: "not-the-ingest-token-xyz".into(), ..EdgeConfig::for_fanout(fanout.url()) };
+    let config = EdgeConfig { fanout_token: "not-the-ingest-token-xyz".into(), ..EdgeConfig::sync(fanout.url()) };
     let edge = Edge::start_with(config).await;
     let mut subscriber = subscribe(&fanout.url(), Filter::default()).await;
     let batch = graph::collection(vec![graph::change("s", "r", "created", "t", CLIENT_STATE)]);

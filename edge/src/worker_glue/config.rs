@@ -1,26 +1,64 @@
-//! The edge's settings, read from `[vars]` and secrets on each request (a few
-//! hashes; it keeps a redeployed secret effective without isolate tricks).
+//! The edge's settings, read from `[vars]` and secrets per event (a few
+//! hashes; a redeployed secret takes effect without isolate tricks).
 
 use worker::Env;
 
 use crate::client_state::ClientStates;
 
+/// Where and how to reach the fan-out's `Publish`.
+pub(crate) struct FanoutTarget {
+    /// Base URL of the fan-out's gRPC-Web listener (`FANOUT_URL`).
+    pub(crate) url: String,
+    /// Bearer token for `Publish` (secret `FANOUT_TOKEN`).
+    pub(crate) token: String,
+}
+
+impl FanoutTarget {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, String> {
+        let url = setting(env, "FANOUT_URL")?.trim_end_matches('/').to_owned();
+        Ok(Self { url, token: setting(env, "FANOUT_TOKEN")? })
+    }
+}
+
+/// What the notification routes need.
 pub(crate) struct Config {
     /// Accepted clientState values (secret `CLIENT_STATES`, comma-separated).
     pub(crate) client_states: ClientStates,
-    /// Base URL of the fan-out's gRPC-Web listener (`FANOUT_URL`).
-    pub(crate) fanout_url: String,
-    /// Bearer token for `Publish` (secret `FANOUT_TOKEN`).
-    pub(crate) fanout_token: String,
+    pub(crate) fanout: FanoutTarget,
 }
 
 impl Config {
     /// Reads every setting; the error names what is missing, never a value.
     pub(crate) fn from_env(env: &Env) -> Result<Self, String> {
         let client_states = ClientStates::parse(&setting(env, "CLIENT_STATES")?)?;
-        let fanout_url = setting(env, "FANOUT_URL")?.trim_end_matches('/').to_owned();
-        let fanout_token = setting(env, "FANOUT_TOKEN")?;
-        Ok(Self { client_states, fanout_url, fanout_token })
+        Ok(Self { client_states, fanout: FanoutTarget::from_env(env)? })
+    }
+}
+
+/// How long a failed queue message waits before its next try.
+pub(crate) struct RetryPolicy {
+    pub(crate) base_seconds: u32,
+    pub(crate) max_seconds: u32,
+}
+
+impl RetryPolicy {
+    /// `RETRY_BASE_DELAY_SECONDS` (default 5) and `RETRY_MAX_DELAY_SECONDS`
+    /// (default 300).
+    pub(crate) fn from_env(env: &Env) -> Self {
+        let number = |name: &str, default: u32| {
+            env.var(name).ok().and_then(|v| v.to_string().trim().parse().ok()).unwrap_or(default)
+        };
+        Self {
+            base_seconds: number("RETRY_BASE_DELAY_SECONDS", 5),
+            max_seconds: number("RETRY_MAX_DELAY_SECONDS", 300),
+        }
+    }
+
+    /// Waits as long as the message has already waited, so delays double
+    /// from one try to the next, between the base and the maximum.
+    pub(crate) fn delay_seconds(&self, age_seconds: u64) -> u32 {
+        (age_seconds.min(u64::from(self.max_seconds)) as u32)
+            .clamp(self.base_seconds.min(self.max_seconds), self.max_seconds)
     }
 }
 

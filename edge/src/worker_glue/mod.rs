@@ -3,14 +3,23 @@
 //! # Layout
 //! - this file: `#[event(fetch)]`, reading the request and writing replies.
 //! - [`config`]: settings from `[vars]` and secrets.
+//! - [`queue`]: the Cloudflare Queue producer and `#[event(queue)]` consumer.
+//! - [`dead_letters`]: parking dead letters in KV; the operator routes.
 //! - [`fanout`]: the gRPC-Web `Publish` call over `fetch`.
+//!
+//! Two delivery modes: with the `NOTIFICATIONS` queue binding, 202 means
+//! "durably queued"; without it (synchronous mode), 202 means "stored by the
+//! fan-out". Either way a failure is a 503, so Graph retries.
 //!
 //! Nothing here may panic on input: a panic can poison the isolate for every
 //! later request. All fallible steps return replies or `worker::Error`s.
 
 mod config;
+mod dead_letters;
 mod fanout;
+mod queue;
 
+use graph_relay_proto::v1::Notification;
 use worker::{console_error, console_log, event, Context, Env, Request, Response, Result};
 
 use crate::inbound::{self, Reply, Route};
@@ -35,8 +44,10 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
         Ok(route) => route,
         Err(reply) => return Ok(reply),
     };
-    if route == Route::Health {
-        return Ok(Reply::text(200, "ok"));
+    match route {
+        Route::Health => return Ok(Reply::text(200, "ok")),
+        Route::DeadLetters | Route::ReplayDeadLetters => return dead_letters::handle(route, &req, env).await,
+        Route::Notifications | Route::Lifecycle => {}
     }
     if let Some(reply) = inbound::handshake(url.query().unwrap_or("")) {
         console_log!("{}: validation handshake answered with {}", route.name(), reply.status);
@@ -66,14 +77,25 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
     if batch.notifications.is_empty() {
         return Ok(Reply::accepted());
     }
-    match fanout::publish(&config, batch.notifications).await {
-        Ok(stored) => {
-            console_log!("{}: forwarded {stored} notifications", route.name());
+    match deliver(env, &config, batch.notifications).await {
+        Ok(summary) => {
+            console_log!("{}: {summary}", route.name());
             Ok(Reply::accepted())
         }
         Err(e) => {
-            console_error!("{}: fan-out publish failed, asking Graph to retry: {e}", route.name());
-            Ok(Reply::text(503, "fan-out unavailable; retry later"))
+            console_error!("{}: not stored, asking Graph to retry: {e}", route.name());
+            Ok(Reply::text(503, "notifications could not be stored; retry later"))
+        }
+    }
+}
+
+/// Stores the accepted items: on the queue when bound, else at the fan-out.
+async fn deliver(env: &Env, config: &Config, notifications: Vec<Notification>) -> std::result::Result<String, String> {
+    match env.queue(queue::BINDING) {
+        Ok(queue) => queue::enqueue(&queue, &config.fanout, notifications).await,
+        Err(_) => {
+            let reply = fanout::publish(&config.fanout, notifications, fanout::SYNC_TIMEOUT).await?;
+            Ok(format!("forwarded: {} stored, {} duplicates", reply.stored, reply.duplicates))
         }
     }
 }
