@@ -29,10 +29,15 @@ impl Process {
 
     /// Waits until the log contains `needle`; returns the whole log.
     pub async fn wait_for_log(&mut self, needle: &str) -> String {
+        self.wait_for_log_count(needle, 1).await
+    }
+
+    /// Waits until the log contains `needle` at least `count` times.
+    pub async fn wait_for_log_count(&mut self, needle: &str, count: usize) -> String {
         let deadline = Instant::now() + crate::WAIT;
         loop {
             let text = self.log_text();
-            if text.contains(needle) {
+            if text.matches(needle).count() >= count {
                 return text;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
