@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 EDGE_SOURCES := $(shell find edge/src proto -type f) edge/Cargo.toml Cargo.lock
 
-.PHONY: help setup dev test edge fanout lint clean
+.PHONY: help setup dev test edge fanout lint bench clean
 
 help:
 	@echo "make dev   - run fan-out + edge (wrangler dev) locally, tail notifications"
@@ -28,6 +28,10 @@ dev: setup edge fanout
 
 test: setup edge fanout lint
 	cargo test --workspace
+
+## Measurements (BENCHMARKS.md); not part of `make test`.
+bench:
+	cargo run --release -p graph-relay-fanout -- bench durable
 
 lint:
 	cargo fmt --all --check

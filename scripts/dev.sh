@@ -10,6 +10,8 @@ EDGE_PORT=${EDGE_PORT:-8787}
 FANOUT_PORT=${FANOUT_PORT:-50051}
 CLIENT_STATES=${CLIENT_STATES:-dev-client-state}
 INGEST_TOKEN=${INGEST_TOKEN:-dev-ingest-token-change-me}
+ADMIN_TOKEN=${ADMIN_TOKEN:-dev-admin-token-change-me}
+DATA_DIR=${GRAPH_RELAY_DATA_DIR:-$root/data}
 logs="$root/target/dev"
 mkdir -p "$logs"
 export WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false \
@@ -26,12 +28,12 @@ trap cleanup INT TERM EXIT
 
 # Each child leads its own process group, so wrangler's workerd dies with it.
 setsid target/debug/graph-relay serve --listen "127.0.0.1:$FANOUT_PORT" \
-  --ingest-token "$INGEST_TOKEN" >"$logs/fanout.log" 2>&1 &
+  --ingest-token "$INGEST_TOKEN" --data-dir "$DATA_DIR" >"$logs/fanout.log" 2>&1 &
 pids+=($!)
 setsid node_modules/.bin/wrangler dev --config wrangler.toml --ip 127.0.0.1 --port "$EDGE_PORT" \
   --show-interactive-dev-session=false --persist-to "$logs/wrangler-state" \
   --var "FANOUT_URL:http://127.0.0.1:$FANOUT_PORT" --var "CLIENT_STATES:$CLIENT_STATES" \
-  --var "FANOUT_TOKEN:$INGEST_TOKEN" >"$logs/edge.log" 2>&1 &
+  --var "FANOUT_TOKEN:$INGEST_TOKEN" --var "ADMIN_TOKEN:$ADMIN_TOKEN" >"$logs/edge.log" 2>&1 &
 pids+=($!)
 
 wait_for() { # name, command...
@@ -49,13 +51,14 @@ wait_for "fan-out" grep -q "graph-relay listening on" "$logs/fanout.log"
 wait_for "edge" curl -sf "http://127.0.0.1:$EDGE_PORT/healthz"
 
 cat <<MSG
-dev: fan-out  grpc://127.0.0.1:$FANOUT_PORT   (log: $logs/fanout.log)
+dev: fan-out  grpc://127.0.0.1:$FANOUT_PORT   (log: $logs/fanout.log, data: $DATA_DIR)
 dev: edge     http://127.0.0.1:$EDGE_PORT     (log: $logs/edge.log)
 dev: notificationUrl       http://127.0.0.1:$EDGE_PORT/graph/notifications
 dev: lifecycleNotificationUrl http://127.0.0.1:$EDGE_PORT/graph/lifecycle
 dev: send one:
   curl -i -H 'content-type: application/json' http://127.0.0.1:$EDGE_PORT/graph/notifications \\
     -d '{"value":[{"subscriptionId":"demo","clientState":"$CLIENT_STATES","changeType":"created","resource":"users/u1/messages/m1","tenantId":"t1"}]}'
+dev: dead letters: curl -H 'authorization: Bearer $ADMIN_TOKEN' http://127.0.0.1:$EDGE_PORT/admin/dead-letters
 dev: notifications appear below (graph-relay tail); Ctrl-C stops everything.
 MSG
 target/debug/graph-relay tail --server "http://127.0.0.1:$FANOUT_PORT" &

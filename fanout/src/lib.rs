@@ -13,8 +13,10 @@
 //! - [`auth`]: bearer tokens in constant time.
 //! - [`tail`]: the `graph-relay tail` debugging client.
 //! - [`shutdown`]: the stop signal.
+//! - [`bench`]: `graph-relay bench`, measurements against the real server.
 
 pub mod auth;
+pub mod bench;
 pub mod filter;
 pub mod hub;
 pub mod ingest;

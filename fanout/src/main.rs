@@ -27,6 +27,30 @@ enum Command {
     Serve(ServeArgs),
     /// Subscribe and print every matching event as one JSON line.
     Tail(TailArgs),
+    /// Measure the real server in process over loopback (see BENCHMARKS.md).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(subcommand)]
+    which: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Durable Publish throughput/latency with group commit, then replay speed.
+    Durable {
+        /// Notifications per run.
+        #[arg(long, default_value_t = 100_000)]
+        notifications: usize,
+        /// Notifications per Publish call.
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+        /// Concurrent publishers, one run per value.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        publishers: Vec<usize>,
+    },
 }
 
 #[derive(Args)]
@@ -88,6 +112,7 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Tail(args) => tail::run(tail_config(args)).await,
+        Command::Bench(args) => bench(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -113,6 +138,20 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         retention,
     };
     server::serve(config, shutdown::signal()).await
+}
+
+async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    match args.which {
+        BenchCommand::Durable { notifications, batch, publishers } => {
+            graph_relay_fanout::bench::durable(graph_relay_fanout::bench::DurableBench {
+                notifications,
+                batch,
+                publishers,
+            })
+            .await
+            .map_err(|e| e.to_string().into())
+        }
+    }
 }
 
 fn tail_config(args: TailArgs) -> tail::TailConfig {

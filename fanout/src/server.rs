@@ -32,7 +32,7 @@ pub struct ServeConfig {
     pub retention: Retention,
 }
 
-/// Serves until `stop` resolves, then ends every stream and drains.
+/// Binds `config.listen` and serves until `stop` resolves.
 ///
 /// Prints `graph-relay listening on ADDR` on stdout once the port is bound,
 /// so scripts and tests can wait for readiness and learn a port-0 address.
@@ -41,8 +41,26 @@ pub async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let store = open_store(&config)?;
+    println!("graph-relay listening on {}", listener.local_addr()?);
+    run(listener, store, config, stop).await
+}
+
+/// Opens the durable log (before the port is announced: a bad data dir
+/// fails fast).
+pub fn open_store(config: &ServeConfig) -> Result<Arc<Store>, Box<dyn std::error::Error>> {
+    Ok(Arc::new(Store::open(&config.data_dir, config.retention)?))
+}
+
+/// Serves on `listener` until `stop` resolves, then ends every stream and
+/// drains open connections for at most [`DRAIN_TIMEOUT`].
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    config: ServeConfig,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error>> {
     let local = listener.local_addr()?;
-    let store = Arc::new(Store::open(&config.data_dir, config.retention)?);
     let head = store.next_sequence()? - 1;
     let hub = Hub::new(head, config.subscriber_buffer);
     let ingest = Ingest::start(store.clone(), hub.clone())?;
@@ -59,7 +77,6 @@ pub async fn serve(
             let _ = stopped_tx.send(());
         }
     };
-    println!("graph-relay listening on {local}");
     tracing::info!(%local, "serving gRPC and gRPC-Web");
     let server = Server::builder()
         .accept_http1(true)

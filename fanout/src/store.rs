@@ -13,6 +13,7 @@
 //!   `bytes` (size of `events` values), `dedup_pruned_through`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use graph_relay_proto::v1::{Event, Notification};
@@ -63,6 +64,9 @@ pub struct Page {
 pub struct Store {
     db: Database,
     retention: Retention,
+    /// Durable appends so far: with the publish count, shows how many
+    /// publishers each fsync served (group commit at work).
+    commits: AtomicU64,
 }
 
 impl Store {
@@ -77,7 +81,7 @@ impl Store {
             txn.open_table(META)?;
         }
         txn.commit()?;
-        Ok(Self { db, retention })
+        Ok(Self { db, retention, commits: AtomicU64::new(0) })
     }
 
     /// The sequence the next stored event gets (1 on a new log).
@@ -134,7 +138,13 @@ impl Store {
         }
         self.prune_in(&txn, now_ms)?;
         txn.commit()?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok((outcomes, stored))
+    }
+
+    /// Durable append transactions committed since opening.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Removes what retention no longer keeps (age, size, dedup window).

@@ -63,6 +63,7 @@ fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
 
     let one_event = store.read_after(0, 1).unwrap().events[0].1.len() as u64;
     let small = Store { retention: Retention { max_bytes: one_event * 2, ..retention() }, ..store };
+    assert_eq!(small.commits(), 2);
     small.append(vec![vec![note("x"), note("y"), note("z")]], 7 * DAY).unwrap();
     let page = small.read_after(0, 10).unwrap();
     assert_eq!(ids(&page), ["y", "z"], "size retention keeps the newest");

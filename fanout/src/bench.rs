@@ -1,0 +1,208 @@
+//! `graph-relay bench`: measurements against the real server, in process,
+//! over loopback gRPC (not a test: it asserts nothing, it reports).
+//!
+//! `durable`: Publish throughput and latency through the durable log with
+//! group commit, for several numbers of concurrent publishers, then the
+//! speed of replaying the whole log to a resuming subscriber.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use graph_relay_proto::v1::{
+    fanout_client::FanoutClient, notification::Kind, ChangeNotification, Filter, Notification, PublishRequest,
+    SubscribeRequest,
+};
+use tonic::transport::Channel;
+
+use crate::auth::BearerToken;
+use crate::server::{self, ServeConfig};
+use crate::store::{Retention, Store};
+
+const TOKEN: &str = "bench-ingest-token-0123456789";
+
+pub struct DurableBench {
+    /// Notifications per run.
+    pub notifications: usize,
+    /// Notifications per Publish call (the edge sends one Graph batch).
+    pub batch: usize,
+    /// Concurrent publisher counts to measure, one run each.
+    pub publishers: Vec<usize>,
+}
+
+/// One run's figures.
+pub struct Run {
+    pub publishers: usize,
+    /// Notifications stored (whole Publish calls per publisher).
+    pub stored: usize,
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub publishes_per_commit: f64,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs every configuration; prints a Markdown table as it goes.
+pub async fn durable(bench: DurableBench) -> Result<(), BoxError> {
+    println!("| publishers | notifications/s | Publish p50 | Publish p99 | publishes per fsync |");
+    println!("|---:|---:|---:|---:|---:|");
+    let mut last = None;
+    for &publishers in &bench.publishers {
+        let (run, dir) = durable_run(&bench, publishers).await?;
+        println!(
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} |",
+            run.publishers,
+            run.per_second,
+            ms(run.p50),
+            ms(run.p99),
+            run.publishes_per_commit
+        );
+        last = Some((dir, run.stored));
+    }
+    if let Some((dir, stored)) = last {
+        let (events, elapsed) = replay(&dir, stored).await?;
+        println!();
+        println!(
+            "replay of {events} stored events to one subscriber: {:.0} events/s",
+            events as f64 / elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+async fn durable_run(bench: &DurableBench, publishers: usize) -> Result<(Run, tempfile::TempDir), BoxError> {
+    let dir = tempfile::tempdir()?;
+    let (url, store, stop) = start(&dir).await?;
+    let calls = bench.notifications / bench.batch / publishers;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for publisher in 0..publishers {
+        let mut client = FanoutClient::connect(url.clone()).await?;
+        let batch = bench.batch;
+        tasks.push(tokio::spawn(async move { publish_loop(&mut client, publisher, calls, batch).await }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let run = Run {
+        publishers,
+        stored: latencies.len() * bench.batch,
+        per_second: (latencies.len() * bench.batch) as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        publishes_per_commit: latencies.len() as f64 / store.commits().max(1) as f64,
+    };
+    let _ = stop.send(());
+    Ok((run, dir))
+}
+
+async fn publish_loop(
+    client: &mut FanoutClient<Channel>,
+    publisher: usize,
+    calls: usize,
+    batch: usize,
+) -> Result<Vec<Duration>, tonic::Status> {
+    let mut latencies = Vec::with_capacity(calls);
+    for call in 0..calls {
+        let notifications = (0..batch).map(|i| notification(publisher, call * batch + i)).collect();
+        let mut request = tonic::Request::new(PublishRequest { notifications });
+        request.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().expect("ascii"));
+        let started = Instant::now();
+        client.publish(request).await?;
+        latencies.push(started.elapsed());
+    }
+    Ok(latencies)
+}
+
+/// Restarts a server on the log of a finished run and reads it all back.
+async fn replay(dir: &tempfile::TempDir, expected: usize) -> Result<(usize, Duration), BoxError> {
+    let (url, _store, stop) = start(dir).await?;
+    let mut client = FanoutClient::connect(url).await?;
+    let started = Instant::now();
+    let request = SubscribeRequest { filter: Some(Filter::default()), after_sequence: Some(0) };
+    let mut stream = client.subscribe(request).await?.into_inner();
+    let mut events = 0;
+    while events < expected {
+        match stream.message().await? {
+            Some(_) => events += 1,
+            None => break,
+        }
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(());
+    Ok((events, elapsed))
+}
+
+async fn start(dir: &tempfile::TempDir) -> Result<(String, Arc<Store>, tokio::sync::oneshot::Sender<()>), BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let config = ServeConfig {
+        listen: listener.local_addr()?,
+        ingest_token: BearerToken::new(TOKEN)?,
+        subscriber_buffer: 4096,
+        data_dir: dir.path().to_owned(),
+        retention: Retention { max_age_ms: u64::MAX, max_bytes: u64::MAX, dedup_window_ms: 6 * 3_600_000 },
+    };
+    let store = server::open_store(&config).map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = store.clone();
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = server::run(listener, serving, config, stop).await {
+            eprintln!("bench server failed: {e}");
+        }
+    });
+    Ok((url, store, stop))
+}
+
+/// A ~1 KB Outlook message notification, as the edge would publish it.
+pub fn notification(publisher: usize, n: usize) -> Notification {
+    let subscription_id = format!("c6a1c1f2-9f2d-4f7e-8a8e-{publisher:012}");
+    let tenant_id = "84bd8158-6d4d-4958-8b9f-9d6445542f95";
+    let expiration = "2026-11-30T18:23:45.9356913+00:00";
+    let resource = format!("Users/3f4d7b1c-0000-4000-8000-{publisher:012}/Messages/AAMkAGI2TG93AAA{n:020}=");
+    let resource_data = serde_json::json!({
+        "@odata.type": "#Microsoft.Graph.Message",
+        "@odata.id": resource,
+        "@odata.etag": "W/\"CQAAABYAAADHcgC8Hl9tRZ/hc1wEUs1TAAAwR4Hg\"",
+        "id": format!("AAMkAGI2TG93AAA{n:020}="),
+    });
+    let raw = serde_json::json!({
+        "subscriptionId": subscription_id,
+        "subscriptionExpirationDateTime": expiration,
+        "changeType": "created",
+        "resource": resource,
+        "resourceData": resource_data,
+        "tenantId": tenant_id,
+        "organizationId": tenant_id,
+    });
+    let change = ChangeNotification {
+        id: String::new(),
+        subscription_id,
+        subscription_expiration_date_time: expiration.into(),
+        change_type: "created".into(),
+        resource,
+        tenant_id: tenant_id.into(),
+        organization_id: tenant_id.into(),
+        resource_data_json: resource_data.to_string(),
+        encrypted_content: None,
+        raw_json: raw.to_string(),
+    };
+    Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1_795_000_000_000 }
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
