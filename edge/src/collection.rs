@@ -83,12 +83,17 @@ pub struct Batch {
     pub notifications: Vec<Notification>,
     /// Items that were refused; they are logged, never forwarded.
     pub rejections: Vec<Rejection>,
+    /// The envelope's `validationTokens` as sent (`Some(Null)` is meaningful).
+    pub validation_tokens: Option<Value>,
+    /// Whether any item carries `encryptedContent` (then tokens are required).
+    pub has_encrypted_content: bool,
 }
 
 /// Parses `body` and validates each item against `client_states`.
 pub fn parse(body: &[u8], client_states: &ClientStates, received_at_unix_ms: i64) -> Result<Batch, BodyError> {
-    let items = envelope_items(body)?;
-    let mut batch = Batch::default();
+    let (items, validation_tokens) = envelope(body)?;
+    let has_encrypted_content = items.iter().any(|item| item.get("encryptedContent").is_some_and(|c| !c.is_null()));
+    let mut batch = Batch { validation_tokens, has_encrypted_content, ..Batch::default() };
     for (index, item) in items.into_iter().enumerate() {
         let subscription_id = item.get("subscriptionId").and_then(Value::as_str).map(str::to_owned);
         match validate_item(item, client_states) {
@@ -99,7 +104,8 @@ pub fn parse(body: &[u8], client_states: &ClientStates, received_at_unix_ms: i64
     Ok(batch)
 }
 
-fn envelope_items(body: &[u8]) -> Result<Vec<Value>, BodyError> {
+/// The envelope's `value` items and its `validationTokens` field.
+fn envelope(body: &[u8]) -> Result<(Vec<Value>, Option<Value>), BodyError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(BodyError::TooLarge);
     }
@@ -114,9 +120,10 @@ fn envelope_items(body: &[u8]) -> Result<Vec<Value>, BodyError> {
     let Value::Object(mut envelope) = envelope else {
         return Err(BodyError::NoValueArray);
     };
+    let validation_tokens = envelope.remove("validationTokens");
     match envelope.remove("value") {
         Some(Value::Array(items)) if items.is_empty() => Err(BodyError::EmptyValue),
-        Some(Value::Array(items)) => Ok(items),
+        Some(Value::Array(items)) => Ok((items, validation_tokens)),
         _ => Err(BodyError::NoValueArray),
     }
 }

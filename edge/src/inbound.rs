@@ -22,6 +22,8 @@ pub enum Route {
     DeadLetters,
     /// Operator: put the parked dead letters back on the queue.
     ReplayDeadLetters,
+    /// Operator: list batches refused for failed validationTokens.
+    Quarantine,
 }
 
 impl Route {
@@ -32,6 +34,7 @@ impl Route {
             Route::Health => "healthz",
             Route::DeadLetters => "dead-letters",
             Route::ReplayDeadLetters => "dead-letters-replay",
+            Route::Quarantine => "quarantine",
         }
     }
 }
@@ -65,6 +68,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Reply> {
         "/healthz" => (Route::Health, "GET"),
         "/admin/dead-letters" => (Route::DeadLetters, "GET"),
         "/admin/dead-letters/replay" => (Route::ReplayDeadLetters, "POST"),
+        "/admin/quarantine" => (Route::Quarantine, "GET"),
         _ => {
             return Err(Reply::text(404, format!("no route {path}: use POST /graph/notifications or /graph/lifecycle")))
         }

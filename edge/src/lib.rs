@@ -13,6 +13,7 @@
 //! - [`grpc_web`]: framing the gRPC-Web call to the fan-out.
 //! - [`chunk`]: splitting accepted items into queue messages (128 KB limit).
 //! - [`secret`]: constant-time comparison of bearer tokens.
+//! - [`validation_tokens`]: the rich-notification JWT rules.
 //! - [`inbound`]: the HTTP decisions (routes, statuses, reasons).
 //!
 //! The Worker glue (`worker_glue`, wasm32 only) wires those to `fetch`.
@@ -24,6 +25,7 @@ pub mod grpc_web;
 pub mod handshake;
 pub mod inbound;
 pub mod secret;
+pub mod validation_tokens;
 
 #[cfg(target_arch = "wasm32")]
 mod worker_glue;

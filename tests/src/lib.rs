@@ -16,6 +16,7 @@ pub mod graph;
 pub mod process;
 pub mod publisher;
 pub mod subscriber;
+pub mod tokens;
 
 use std::path::PathBuf;
 use std::time::Duration;

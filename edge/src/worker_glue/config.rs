@@ -4,6 +4,7 @@
 use worker::Env;
 
 use crate::client_state::ClientStates;
+use crate::validation_tokens::Policy;
 
 /// Where and how to reach the fan-out's `Publish`.
 pub(crate) struct FanoutTarget {
@@ -32,6 +33,22 @@ impl Config {
     pub(crate) fn from_env(env: &Env) -> Result<Self, String> {
         let client_states = ClientStates::parse(&setting(env, "CLIENT_STATES")?)?;
         Ok(Self { client_states, fanout: FanoutTarget::from_env(env)? })
+    }
+}
+
+/// What rich notifications' validationTokens must satisfy.
+pub(crate) struct TokenPolicy;
+
+impl TokenPolicy {
+    /// `GRAPH_APP_IDS` (required, comma-separated) and `ALLOWED_TENANT_IDS`
+    /// (optional, comma-separated).
+    pub(crate) fn from_env(env: &Env) -> Result<Policy, String> {
+        let list = |value: String| -> Vec<String> {
+            value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned).collect()
+        };
+        let app_ids = list(setting(env, "GRAPH_APP_IDS")?);
+        let allowed_tenants = env.var("ALLOWED_TENANT_IDS").map(|v| list(v.to_string())).unwrap_or_default();
+        Ok(Policy { app_ids, allowed_tenants })
     }
 }
 

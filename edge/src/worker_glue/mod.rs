@@ -4,7 +4,10 @@
 //! - this file: `#[event(fetch)]`, reading the request and writing replies.
 //! - [`config`]: settings from `[vars]` and secrets.
 //! - [`queue`]: the Cloudflare Queue producer and `#[event(queue)]` consumer.
-//! - [`dead_letters`]: parking dead letters in KV; the operator routes.
+//! - [`dead_letters`]: parking dead letters in KV, replaying them.
+//! - [`jwks`]: the identity platform's signing keys, cached.
+//! - [`quarantine`]: batches refused for their validationTokens.
+//! - [`operator`]: the `/admin/...` routes.
 //! - [`fanout`]: the gRPC-Web `Publish` call over `fetch`.
 //!
 //! Two delivery modes: with the `NOTIFICATIONS` queue binding, 202 means
@@ -17,13 +20,19 @@
 mod config;
 mod dead_letters;
 mod fanout;
+mod jwks;
+mod operator;
+mod quarantine;
 mod queue;
 
 use graph_relay_proto::v1::Notification;
 use worker::{console_error, console_log, event, Context, Env, Request, Response, Result};
 
+use crate::collection::Batch;
 use crate::inbound::{self, Reply, Route};
-use config::Config;
+use crate::validation_tokens;
+use config::{Config, TokenPolicy};
+use jwks::JwksSource;
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
@@ -46,7 +55,9 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
     };
     match route {
         Route::Health => return Ok(Reply::text(200, "ok")),
-        Route::DeadLetters | Route::ReplayDeadLetters => return dead_letters::handle(route, &req, env).await,
+        Route::DeadLetters | Route::ReplayDeadLetters | Route::Quarantine => {
+            return operator::handle(route, &req, env).await
+        }
         Route::Notifications | Route::Lifecycle => {}
     }
     if let Some(reply) = inbound::handshake(url.query().unwrap_or("")) {
@@ -74,6 +85,14 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
     for rejection in &batch.rejections {
         console_log!("{}: rejected {rejection}", route.name());
     }
+    match check_validation_tokens(env, &batch).await {
+        Ok(()) => {}
+        Err(Refusal::Retry(reply)) => return Ok(reply),
+        Err(Refusal::Quarantine(reason)) => {
+            quarantine::park(env, route, &batch, &reason, now_unix_ms() as u64).await;
+            return Ok(Reply::accepted());
+        }
+    }
     if batch.notifications.is_empty() {
         return Ok(Reply::accepted());
     }
@@ -87,6 +106,40 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
             Ok(Reply::text(503, "notifications could not be stored; retry later"))
         }
     }
+}
+
+/// Why a batch with validationTokens was not let through.
+enum Refusal {
+    /// We could not check (configuration, keys unavailable): Graph retries.
+    Retry(Reply),
+    /// The tokens are bad: 202, nothing delivered, recorded.
+    Quarantine(String),
+}
+
+/// Checks every validationToken before anything of the batch is delivered.
+async fn check_validation_tokens(env: &Env, batch: &Batch) -> std::result::Result<(), Refusal> {
+    if batch.validation_tokens.is_none() && !batch.has_encrypted_content {
+        return Ok(());
+    }
+    let policy = TokenPolicy::from_env(env).map_err(|problem| {
+        console_error!("edge misconfigured for rich notifications: {problem}");
+        Refusal::Retry(Reply::text(503, "edge is misconfigured; retry later"))
+    })?;
+    let unavailable = |e: String| {
+        console_error!("signing keys unavailable: {e}");
+        Refusal::Retry(Reply::text(503, "signing keys unavailable; retry later"))
+    };
+    let source = JwksSource::from_env(env);
+    let keys = source.keys().await.map_err(unavailable)?;
+    let tokens = batch.validation_tokens.as_ref();
+    let verdict = match validation_tokens::check_batch(tokens, batch.has_encrypted_content, &keys, &policy) {
+        Err(e) if e.is_unknown_key() => {
+            let keys = source.refresh().await.map_err(unavailable)?;
+            validation_tokens::check_batch(tokens, batch.has_encrypted_content, &keys, &policy)
+        }
+        verdict => verdict,
+    };
+    verdict.map(|_| ()).map_err(|e| Refusal::Quarantine(e.to_string()))
 }
 
 /// Stores the accepted items: on the queue when bound, else at the fan-out.

@@ -1,0 +1,125 @@
+//! The validationTokens rules, natively: every forgery of the matrix is
+//! refused for the right reason, and a valid token passes.
+
+use graph_relay_edge::validation_tokens::{check_batch, Keys, Policy, TokenError};
+use graph_relay_tests::tokens::{self, hs256_with_public_key, unsigned, valid_claims, SigningKey, APP_ID, TENANT};
+use serde_json::{json, Value};
+
+fn keys() -> Keys {
+    let (key1, _) = SigningKey::pair();
+    Keys::from_jwks(&json!({ "keys": [key1.jwk()] }).to_string()).unwrap()
+}
+
+fn policy() -> Policy {
+    Policy { app_ids: vec![APP_ID.into()], allowed_tenants: vec![] }
+}
+
+fn check(tokens: Value) -> Result<usize, TokenError> {
+    check_batch(Some(&tokens), true, &keys(), &policy())
+}
+
+fn with(change: impl FnOnce(&mut Value)) -> String {
+    let mut claims = valid_claims();
+    change(&mut claims);
+    SigningKey::pair().0.sign(&claims)
+}
+
+#[test]
+fn a_valid_token_passes_in_v1_and_v2_forms() {
+    assert_eq!(check(json!([with(|_| {})])), Ok(1));
+    let v2 = with(|c| {
+        c["iss"] = json!(format!("https://login.microsoftonline.com/{TENANT}/v2.0"));
+        c.as_object_mut().unwrap().remove("appid");
+        c["azp"] = json!(tokens::GRAPH_CALLER);
+    });
+    assert_eq!(check(json!([v2, with(|_| {})])), Ok(2));
+}
+
+#[test]
+fn every_forgery_is_refused_for_its_reason() {
+    let (key1, key2) = SigningKey::pair();
+    let wrong_signature = {
+        let impostor = SigningKey { kid: key1.kid.clone(), private: key2.private.clone() };
+        impostor.sign(&valid_claims())
+    };
+    let cases: Vec<(&str, String, fn(&TokenError) -> bool)> = vec![
+        (
+            "wrong signature",
+            wrong_signature,
+            |e| matches!(e, TokenError::Rejected(0, m) if m.contains("InvalidSignature")),
+        ),
+        ("alg none", unsigned(&json!({"alg": "none", "kid": "key-1"}), &valid_claims()), |e| {
+            matches!(e, TokenError::Malformed(0) | TokenError::Algorithm(0, _))
+        }),
+        (
+            "HS256 with the public key",
+            hs256_with_public_key(key1, &valid_claims()),
+            |e| matches!(e, TokenError::Algorithm(0, a) if a == "HS256"),
+        ),
+        ("unknown kid", key2.sign(&valid_claims()), |e| e.is_unknown_key()),
+        (
+            "wrong aud",
+            with(|c| c["aud"] = json!("someone-else")),
+            |e| matches!(e, TokenError::Rejected(0, m) if m.contains("InvalidAudience")),
+        ),
+        ("wrong appid", with(|c| c["appid"] = json!("not-graph")), |e| matches!(e, TokenError::WrongCaller(0))),
+        (
+            "no caller",
+            with(|c| {
+                c.as_object_mut().unwrap().remove("appid");
+            }),
+            |e| matches!(e, TokenError::WrongCaller(0)),
+        ),
+        (
+            "expired",
+            with(|c| c["exp"] = json!(tokens::now() - 600)),
+            |e| matches!(e, TokenError::Rejected(0, m) if m.contains("ExpiredSignature")),
+        ),
+        (
+            "not yet valid",
+            with(|c| c["nbf"] = json!(tokens::now() + 600)),
+            |e| matches!(e, TokenError::Rejected(0, m) if m.contains("ImmatureSignature")),
+        ),
+        ("wrong issuer", with(|c| c["iss"] = json!("https://evil.example.com/")), |e| {
+            matches!(e, TokenError::WrongIssuer(0))
+        }),
+        ("issuer of another tenant", with(|c| c["iss"] = json!("https://sts.windows.net/other-tenant/")), |e| {
+            matches!(e, TokenError::WrongIssuer(0))
+        }),
+        ("garbage", "not.a.jwt".into(), |e| matches!(e, TokenError::Malformed(0))),
+    ];
+    for (name, token, expected) in cases {
+        let verdict = check(json!([token]));
+        assert!(matches!(&verdict, Err(e) if expected(e)), "{name}: {verdict:?}");
+    }
+}
+
+#[test]
+fn one_bad_token_refuses_the_whole_batch() {
+    let bad = with(|c| c["aud"] = json!("someone-else"));
+    assert!(matches!(check(json!([with(|_| {}), bad])), Err(TokenError::Rejected(1, _))));
+}
+
+#[test]
+fn tenants_outside_the_allow_list_are_refused() {
+    let policy = Policy { app_ids: vec![APP_ID.into()], allowed_tenants: vec!["another-tenant".into()] };
+    let verdict = check_batch(Some(&json!([with(|_| {})])), true, &keys(), &policy);
+    assert_eq!(verdict, Err(TokenError::TenantNotAllowed(0, TENANT.into())));
+}
+
+#[test]
+fn missing_null_and_malformed_token_lists() {
+    let (keys, policy) = (keys(), policy());
+    assert_eq!(check_batch(None, true, &keys, &policy), Err(TokenError::MissingForEncrypted));
+    assert_eq!(check_batch(None, false, &keys, &policy), Ok(0), "basic notifications need no token");
+    assert_eq!(check_batch(Some(&Value::Null), false, &keys, &policy), Err(TokenError::Null));
+    assert_eq!(check_batch(Some(&json!([])), true, &keys, &policy), Err(TokenError::NotAnArray));
+    assert_eq!(check_batch(Some(&json!("x")), true, &keys, &policy), Err(TokenError::NotAnArray));
+    assert_eq!(check_batch(Some(&json!([1])), true, &keys, &policy), Err(TokenError::NotAnArray));
+}
+
+#[test]
+fn a_jwks_without_usable_keys_is_an_error() {
+    assert!(Keys::from_jwks("{}").is_err());
+    assert!(Keys::from_jwks(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).is_err());
+}
