@@ -42,7 +42,8 @@ fn every_forgery_is_refused_for_its_reason() {
         let impostor = SigningKey { kid: key1.kid.clone(), private: key2.private.clone() };
         impostor.sign(&valid_claims())
     };
-    let cases: Vec<(&str, String, fn(&TokenError) -> bool)> = vec![
+    type Case = (&'static str, String, fn(&TokenError) -> bool);
+    let cases: Vec<Case> = vec![
         (
             "wrong signature",
             wrong_signature,
