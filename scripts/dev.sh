@@ -11,6 +11,7 @@ FANOUT_PORT=${FANOUT_PORT:-50051}
 CLIENT_STATES=${CLIENT_STATES:-dev-client-state}
 INGEST_TOKEN=${INGEST_TOKEN:-dev-ingest-token-change-me}
 ADMIN_TOKEN=${ADMIN_TOKEN:-dev-admin-token-change-me}
+SUBSCRIBER_TOKEN=${SUBSCRIBER_TOKEN:-dev-subscriber-token-change-me}
 DATA_DIR=${GRAPH_RELAY_DATA_DIR:-$root/data}
 logs="$root/target/dev"
 mkdir -p "$logs"
@@ -28,12 +29,18 @@ trap cleanup INT TERM EXIT
 
 # Each child leads its own process group, so wrangler's workerd dies with it.
 setsid target/debug/graph-relay serve --listen "127.0.0.1:$FANOUT_PORT" \
-  --ingest-token "$INGEST_TOKEN" --data-dir "$DATA_DIR" >"$logs/fanout.log" 2>&1 &
+  --ingest-token "$INGEST_TOKEN" --data-dir "$DATA_DIR" --subscriber-token "$SUBSCRIBER_TOKEN" \
+  >"$logs/fanout.log" 2>&1 &
 pids+=($!)
+# Rich-notification settings reach the worker only when set here.
+rich_vars=()
+for name in GRAPH_JWKS_URL GRAPH_APP_IDS ALLOWED_TENANT_IDS; do
+  if [ -n "${!name:-}" ]; then rich_vars+=(--var "$name:${!name}"); fi
+done
 setsid node_modules/.bin/wrangler dev --config wrangler.toml --ip 127.0.0.1 --port "$EDGE_PORT" \
   --show-interactive-dev-session=false --persist-to "$logs/wrangler-state" \
   --var "FANOUT_URL:http://127.0.0.1:$FANOUT_PORT" --var "CLIENT_STATES:$CLIENT_STATES" \
-  --var "FANOUT_TOKEN:$INGEST_TOKEN" --var "ADMIN_TOKEN:$ADMIN_TOKEN" >"$logs/edge.log" 2>&1 &
+  --var "FANOUT_TOKEN:$INGEST_TOKEN" --var "ADMIN_TOKEN:$ADMIN_TOKEN" "${rich_vars[@]}" >"$logs/edge.log" 2>&1 &
 pids+=($!)
 
 wait_for() { # name, command...
@@ -61,6 +68,6 @@ dev: send one:
 dev: dead letters: curl -H 'authorization: Bearer $ADMIN_TOKEN' http://127.0.0.1:$EDGE_PORT/admin/dead-letters
 dev: notifications appear below (graph-relay tail); Ctrl-C stops everything.
 MSG
-target/debug/graph-relay tail --server "http://127.0.0.1:$FANOUT_PORT" &
+GRAPH_RELAY_TOKEN="$SUBSCRIBER_TOKEN" target/debug/graph-relay tail --server "http://127.0.0.1:$FANOUT_PORT" &
 pids+=($!)
 wait -n "${pids[@]}" || true

@@ -155,6 +155,9 @@ fn validate_item(item: Value, client_states: &ClientStates) -> Result<Kind, Item
             encrypted_content: fields.encrypted_content()?,
             subscription_id,
             raw_json: String::new(),
+            // Filled in by the fan-out, which holds the private keys.
+            decrypted_resource_data_json: String::new(),
+            decryption_error: String::new(),
         }),
         (None, Some(lifecycle_event)) => Kind::Lifecycle(LifecycleNotification {
             subscription_expiration_date_time: fields.optional("subscriptionExpirationDateTime")?.unwrap_or_default(),

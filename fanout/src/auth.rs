@@ -31,22 +31,25 @@ impl BearerToken {
     /// Accepts `authorization: Bearer <token>`; anything else is
     /// `UNAUTHENTICATED`, with a reason that never echoes what was sent.
     pub fn check(&self, metadata: &MetadataMap) -> Result<(), Status> {
-        let header = metadata
-            .get("authorization")
-            .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer token"))?;
-        let value = header.to_str().map_err(|_| Status::unauthenticated("authorization is not text"))?;
-        let token = value
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or_else(|| Status::unauthenticated("authorization must be: Bearer <token>"))?;
-        let candidate: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let candidate: [u8; 32] = Sha256::digest(bearer(metadata)?.as_bytes()).into();
         if bool::from(self.digest.ct_eq(&candidate)) {
             Ok(())
         } else {
             Err(Status::unauthenticated("unknown token"))
         }
     }
+}
+
+/// The token of `authorization: Bearer <token>`, or `UNAUTHENTICATED`.
+pub fn bearer(metadata: &MetadataMap) -> Result<&str, Status> {
+    let header =
+        metadata.get("authorization").ok_or_else(|| Status::unauthenticated("missing authorization: Bearer token"))?;
+    let value = header.to_str().map_err(|_| Status::unauthenticated("authorization is not text"))?;
+    value
+        .split_once(' ')
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| Status::unauthenticated("authorization must be: Bearer <token>"))
 }
 
 #[cfg(test)]

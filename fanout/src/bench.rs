@@ -14,6 +14,7 @@ use graph_relay_proto::v1::{
 };
 use tonic::transport::Channel;
 
+use crate::access::Access;
 use crate::auth::BearerToken;
 use crate::server::{self, ServeConfig};
 use crate::store::{Retention, Store};
@@ -122,7 +123,9 @@ async fn replay(dir: &tempfile::TempDir, expected: usize) -> Result<(usize, Dura
     let (url, _store, stop) = start(dir).await?;
     let mut client = FanoutClient::connect(url).await?;
     let started = Instant::now();
-    let request = SubscribeRequest { filter: Some(Filter::default()), after_sequence: Some(0) };
+    let mut request =
+        tonic::Request::new(SubscribeRequest { filter: Some(Filter::default()), after_sequence: Some(0) });
+    request.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().expect("ascii"));
     let mut stream = client.subscribe(request).await?.into_inner();
     let mut events = 0;
     while events < expected {
@@ -139,9 +142,13 @@ async fn replay(dir: &tempfile::TempDir, expected: usize) -> Result<(usize, Dura
 async fn start(dir: &tempfile::TempDir) -> Result<(String, Arc<Store>, tokio::sync::oneshot::Sender<()>), BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
+    let mut access = Access::default();
+    access.add_full_access("bench", TOKEN);
     let config = ServeConfig {
         listen: listener.local_addr()?,
         ingest_token: BearerToken::new(TOKEN)?,
+        access,
+        keyring: Default::default(),
         subscriber_buffer: 4096,
         data_dir: dir.path().to_owned(),
         retention: Retention { max_age_ms: u64::MAX, max_bytes: u64::MAX, dedup_window_ms: 6 * 3_600_000 },
@@ -192,6 +199,7 @@ pub fn notification(publisher: usize, n: usize) -> Notification {
         resource_data_json: resource_data.to_string(),
         encrypted_content: None,
         raw_json: raw.to_string(),
+        ..Default::default()
     };
     Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1_795_000_000_000 }
 }

@@ -33,6 +33,8 @@ pub struct Filter {
     /// Lower-cased GUIDs (Graph is not consistent about their case).
     subscription_ids: Vec<String>,
     tenant_ids: Vec<String>,
+    /// The subscriber's access scope, which every event must ALSO match.
+    scope: Option<Box<Filter>>,
 }
 
 impl Filter {
@@ -45,7 +47,13 @@ impl Filter {
             lifecycle_events: lowered("lifecycle_events", &filter.lifecycle_events)?,
             subscription_ids: lowered("subscription_ids", &filter.subscription_ids)?,
             tenant_ids: lowered("tenant_ids", &filter.tenant_ids)?,
+            scope: None,
         })
+    }
+
+    /// This filter, restricted to what `scope` allows.
+    pub fn within(self, scope: Filter) -> Self {
+        Self { scope: Some(Box::new(scope)), ..self }
     }
 
     /// Whether a subscriber with this filter gets the event. A `Gap` always
@@ -64,6 +72,7 @@ impl Filter {
             && any(&self.subscription_ids, subscription_id)
             && any(&self.tenant_ids, tenant_id)
             && self.resource_matches(resource)
+            && self.scope.as_ref().is_none_or(|scope| scope.matches(payload))
     }
 
     fn resource_matches(&self, resource: &str) -> bool {

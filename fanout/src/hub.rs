@@ -22,6 +22,8 @@ use crate::wire::EncodedEvent;
 
 struct Live {
     filter: Arc<Filter>,
+    /// Whether this subscriber may receive decrypted resource data.
+    decrypted: bool,
     /// Events up to here were already read from the log by this subscriber.
     skip_through: u64,
     sender: mpsc::Sender<EncodedEvent>,
@@ -60,7 +62,7 @@ impl Hub {
 
     /// Joins live delivery after `cursor` (`None`: from now on). Returns the
     /// cursor actually used.
-    pub fn join(self: &Arc<Self>, cursor: Option<u64>, filter: Arc<Filter>) -> (u64, Join) {
+    pub fn join(self: &Arc<Self>, cursor: Option<u64>, filter: Arc<Filter>, decrypted: bool) -> (u64, Join) {
         let mut state = self.lock();
         let cursor = cursor.unwrap_or(state.head);
         if state.closed {
@@ -72,7 +74,7 @@ impl Hub {
         let (sender, receiver) = mpsc::channel(self.buffer);
         let id = state.next_feed_id;
         state.next_feed_id += 1;
-        state.feeds.insert(id, Live { filter, skip_through: cursor, sender });
+        state.feeds.insert(id, Live { filter, decrypted, skip_through: cursor, sender });
         (cursor, Join::Live(Feed { receiver, id, hub: self.clone() }))
     }
 
@@ -87,7 +89,11 @@ impl Hub {
                 if sequence <= live.skip_through || !live.filter.matches(payload) {
                     return true;
                 }
-                match live.sender.try_send(stored.encoded.clone()) {
+                let event = match &stored.redacted {
+                    Some(redacted) if !live.decrypted => redacted,
+                    _ => &stored.encoded,
+                };
+                match live.sender.try_send(event.clone()) {
                     Ok(()) => true,
                     Err(TrySendError::Full(_)) => {
                         tracing::info!(feed = id, sequence, "subscriber lagged; it continues from the log");

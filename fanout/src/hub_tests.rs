@@ -6,7 +6,7 @@ use crate::wire;
 fn stored(sequence: u64, tenant: &str) -> Stored {
     let change = ChangeNotification { tenant_id: tenant.into(), resource: "users/u".into(), ..Default::default() };
     let event = wire::to_event(sequence, Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 });
-    Stored { encoded: EncodedEvent::from_event(&event), event }
+    Stored { encoded: EncodedEvent::from_event(&event), redacted: None, event }
 }
 
 fn tenant(tenant: &str) -> Arc<Filter> {
@@ -31,8 +31,8 @@ fn drain(feed: &mut Feed) -> Vec<u64> {
 #[test]
 fn each_feed_gets_exactly_its_matching_events_in_order() {
     let hub = Hub::new(0, 16);
-    let mut a = live(hub.join(None, tenant("a")));
-    let mut b = live(hub.join(None, tenant("b")));
+    let mut a = live(hub.join(None, tenant("a"), true));
+    let mut b = live(hub.join(None, tenant("b"), true));
     hub.dispatch(&[stored(1, "a"), stored(2, "b"), stored(3, "a"), stored(4, "c")]);
     assert_eq!(drain(&mut a), [1, 3]);
     assert_eq!(drain(&mut b), [2]);
@@ -41,22 +41,22 @@ fn each_feed_gets_exactly_its_matching_events_in_order() {
 #[test]
 fn joining_needs_a_caught_up_cursor_and_skips_what_was_read() {
     let hub = Hub::new(10, 16);
-    assert!(matches!(hub.join(Some(9), tenant("a")).1, Join::Behind));
+    assert!(matches!(hub.join(Some(9), tenant("a"), true).1, Join::Behind));
     // Events 11 and 12 are in the log but not dispatched yet; the subscriber
     // read them from the log already.
-    let (cursor, join) = hub.join(Some(12), tenant("a"));
+    let (cursor, join) = hub.join(Some(12), tenant("a"), true);
     assert_eq!(cursor, 12);
     let Join::Live(mut feed) = join else { panic!("live") };
     hub.dispatch(&[stored(11, "a"), stored(12, "a"), stored(13, "a")]);
     assert_eq!(drain(&mut feed), [13], "no duplicate at the seam");
-    assert_eq!(hub.join(None, tenant("a")).0, 13, "a new subscriber starts at the head");
+    assert_eq!(hub.join(None, tenant("a"), true).0, 13, "a new subscriber starts at the head");
 }
 
 #[test]
 fn a_full_feed_is_dropped_without_touching_the_others() {
     let hub = Hub::new(0, 2);
-    let mut slow = live(hub.join(None, tenant("a")));
-    let mut fast = live(hub.join(None, tenant("a")));
+    let mut slow = live(hub.join(None, tenant("a"), true));
+    let mut fast = live(hub.join(None, tenant("a"), true));
     for sequence in 1..=2 {
         hub.dispatch(&[stored(sequence, "a")]);
         assert_eq!(drain(&mut fast), [sequence]);
@@ -71,11 +71,11 @@ fn a_full_feed_is_dropped_without_touching_the_others() {
 #[test]
 fn dropping_a_feed_leaves_and_closing_refuses_joins() {
     let hub = Hub::new(0, 4);
-    let feed = live(hub.join(None, tenant("a")));
+    let feed = live(hub.join(None, tenant("a"), true));
     assert_eq!(hub.live_count(), 1);
     drop(feed);
     assert_eq!(hub.live_count(), 0);
     hub.close();
-    assert!(matches!(hub.join(None, tenant("a")).1, Join::Closed));
+    assert!(matches!(hub.join(None, tenant("a"), true).1, Join::Closed));
     assert!(hub.is_closed());
 }

@@ -10,13 +10,17 @@
 //! - [`subscriber`]: one subscriber's stream: log replay, live, gaps.
 //! - [`filter`]: compiled subscriber filters.
 //! - [`wire`]: events encoded once for every subscriber.
-//! - [`auth`]: bearer tokens in constant time.
+//! - [`auth`]: the ingest bearer token, in constant time.
+//! - [`access`]: subscriber tokens and their scopes.
+//! - [`decrypt`]: rich notifications' encryptedContent.
 //! - [`tail`]: the `graph-relay tail` debugging client.
 //! - [`shutdown`]: the stop signal.
 //! - [`bench`]: `graph-relay bench`, measurements against the real server.
 
+pub mod access;
 pub mod auth;
 pub mod bench;
+pub mod decrypt;
 pub mod filter;
 pub mod hub;
 pub mod ingest;

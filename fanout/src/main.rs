@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytesize::ByteSize;
 
 use clap::{Args, Parser, Subcommand};
-use graph_relay_fanout::{auth::BearerToken, server, shutdown, store::Retention, tail};
+use graph_relay_fanout::{
+    access::Access, auth::BearerToken, decrypt::Keyring, server, shutdown, store::Retention, tail,
+};
 use graph_relay_proto::v1::Filter;
 
 #[derive(Parser)]
@@ -29,6 +31,8 @@ enum Command {
     Tail(TailArgs),
     /// Measure the real server in process over loopback (see BENCHMARKS.md).
     Bench(BenchArgs),
+    /// Print the SHA-256 of a subscriber token read from stdin, for the subscribers file.
+    HashToken,
 }
 
 #[derive(Args)]
@@ -61,6 +65,15 @@ struct ServeArgs {
     /// Bearer token the edge must present to Publish (at least 16 characters).
     #[arg(long, env = "GRAPH_RELAY_INGEST_TOKEN", hide_env_values = true)]
     ingest_token: String,
+    /// Subscribers file (TOML): hashed tokens and their scopes.
+    #[arg(long, env = "GRAPH_RELAY_SUBSCRIBERS")]
+    subscribers: Option<PathBuf>,
+    /// One subscriber token with every right (single team, `make dev`).
+    #[arg(long, env = "GRAPH_RELAY_SUBSCRIBER_TOKEN", hide_env_values = true)]
+    subscriber_token: Option<String>,
+    /// Private key for rich notifications: CERTIFICATE_ID=PATH.pem (repeatable; old and new during rotation).
+    #[arg(long = "decryption-key", env = "GRAPH_RELAY_DECRYPTION_KEYS", value_delimiter = ',')]
+    decryption_keys: Vec<String>,
     /// Events a live subscriber may hold in memory before it reads from the log instead.
     #[arg(long, env = "GRAPH_RELAY_SUBSCRIBER_BUFFER", default_value_t = 4096)]
     subscriber_buffer: usize,
@@ -83,6 +96,9 @@ struct TailArgs {
     /// The fan-out's URL.
     #[arg(long, env = "GRAPH_RELAY_SERVER", default_value = "http://127.0.0.1:50051")]
     server: String,
+    /// Subscriber token.
+    #[arg(long, env = "GRAPH_RELAY_TOKEN", hide_env_values = true)]
+    token: String,
     /// Resource glob, e.g. 'users/*/messages/*' (repeatable).
     #[arg(long = "resource")]
     resources: Vec<String>,
@@ -113,6 +129,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Tail(args) => tail::run(tail_config(args)).await,
         Command::Bench(args) => bench(args).await,
+        Command::HashToken => hash_token(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -123,8 +140,31 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+fn hash_token() -> Result<(), Box<dyn std::error::Error>> {
+    let mut token = String::new();
+    std::io::stdin().read_line(&mut token)?;
+    println!("{}", graph_relay_fanout::access::hash_token(&token));
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let ingest_token = BearerToken::new(&args.ingest_token).map_err(|e| format!("--ingest-token: {e}"))?;
+    let mut access = match &args.subscribers {
+        Some(path) => Access::load(path)?,
+        None => Access::default(),
+    };
+    if let Some(token) = &args.subscriber_token {
+        BearerToken::new(token).map_err(|e| format!("--subscriber-token: {e}"))?;
+        access.add_full_access("subscriber-token", token);
+    }
+    if access.is_empty() {
+        return Err("no subscriber may connect: give --subscribers FILE and/or --subscriber-token".into());
+    }
+    let mut keyring = Keyring::default();
+    for entry in &args.decryption_keys {
+        let (id, path) = entry.split_once('=').ok_or("--decryption-key takes CERTIFICATE_ID=PATH")?;
+        keyring.add_pem_file(id.trim(), std::path::Path::new(path.trim()))?;
+    }
     let retention = Retention {
         max_age_ms: args.retention_max_age.as_millis() as u64,
         max_bytes: args.retention_max_bytes.as_u64(),
@@ -133,6 +173,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = server::ServeConfig {
         listen: args.listen,
         ingest_token,
+        access,
+        keyring,
         subscriber_buffer: args.subscriber_buffer,
         data_dir: args.data_dir,
         retention,
@@ -157,6 +199,7 @@ async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
 fn tail_config(args: TailArgs) -> tail::TailConfig {
     tail::TailConfig {
         server: args.server,
+        token: args.token,
         filter: Filter {
             resources: args.resources,
             change_types: args.change_types,

@@ -12,11 +12,13 @@ use tonic_web::GrpcWebLayer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::access::Access;
 use crate::auth::BearerToken;
+use crate::decrypt::Keyring;
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::pb::fanout_server::FanoutServer;
-use crate::service::FanoutService;
+use crate::service::{FanoutService, ServiceParts};
 use crate::store::{Retention, Store};
 
 /// How long open streams get to end after the stop signal.
@@ -25,6 +27,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub ingest_token: BearerToken,
+    /// Who may subscribe, and to what.
+    pub access: Access,
+    /// Private keys for rich notifications.
+    pub keyring: Keyring,
     /// Events a live feed may hold before its subscriber reads from the log.
     pub subscriber_buffer: usize,
     /// Where the durable log lives.
@@ -64,7 +70,14 @@ pub async fn run(
     let head = store.next_sequence()? - 1;
     let hub = Hub::new(head, config.subscriber_buffer);
     let ingest = Ingest::start(store.clone(), hub.clone())?;
-    let service = FanoutService::new(store, hub.clone(), ingest, config.ingest_token);
+    let service = FanoutService::new(ServiceParts {
+        access: Arc::new(config.access),
+        keyring: Arc::new(config.keyring),
+        store,
+        hub: hub.clone(),
+        ingest,
+        ingest_token: config.ingest_token,
+    });
     tracing::info!(data_dir = %config.data_dir.display(), head, "log opened");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();

@@ -2,11 +2,15 @@
 
 use std::sync::Arc;
 
-use graph_relay_proto::v1::{PublishRequest, PublishResponse, SubscribeRequest};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use graph_relay_proto::v1::{notification::Kind, Notification, PublishRequest, PublishResponse, SubscribeRequest};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::access::Access;
 use crate::auth::BearerToken;
+use crate::decrypt::Keyring;
 use crate::filter::Filter;
 use crate::hub::Hub;
 use crate::ingest::Ingest;
@@ -20,6 +24,12 @@ use crate::wire::EncodedEvent;
 pub const MAX_PUBLISH_NOTIFICATIONS: usize = 10_000;
 
 pub struct FanoutService {
+    /// Subscriber tokens and their scopes.
+    access: Arc<Access>,
+    /// Private keys for rich notifications, by certificate id.
+    keyring: Arc<Keyring>,
+    /// Rich notifications that could not be decrypted (delivered encrypted).
+    decryption_failures: AtomicU64,
     store: Arc<Store>,
     hub: Arc<Hub>,
     ingest: Ingest,
@@ -28,18 +38,56 @@ pub struct FanoutService {
 }
 
 impl FanoutService {
-    pub fn new(store: Arc<Store>, hub: Arc<Hub>, ingest: Ingest, ingest_token: BearerToken) -> Self {
-        Self { store, hub, ingest, ingest_token }
+    pub fn new(parts: ServiceParts) -> Self {
+        let ServiceParts { access, keyring, store, hub, ingest, ingest_token } = parts;
+        Self { access, keyring, decryption_failures: AtomicU64::new(0), store, hub, ingest, ingest_token }
+    }
+
+    /// Decrypts the rich items once, before they are stored (CPU-bound: RSA).
+    async fn decrypt(&self, mut notifications: Vec<Notification>) -> Result<Vec<Notification>, Status> {
+        let rich =
+            notifications.iter().any(|n| matches!(&n.kind, Some(Kind::Change(c)) if c.encrypted_content.is_some()));
+        if !rich {
+            return Ok(notifications);
+        }
+        let keyring = self.keyring.clone();
+        let (notifications, failed) = tokio::task::spawn_blocking(move || {
+            let failed = keyring.decrypt_all(&mut notifications);
+            (notifications, failed)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("decryption task: {e}")))?;
+        if failed > 0 {
+            let total = self.decryption_failures.fetch_add(failed as u64, Ordering::Relaxed) + failed as u64;
+            tracing::warn!(failed, total, "rich notifications delivered undecrypted (see decryption_error)");
+        }
+        Ok(notifications)
     }
 }
+
+/// What the service is made of (see `server::run`).
+pub struct ServiceParts {
+    pub access: Arc<Access>,
+    pub keyring: Arc<Keyring>,
+    pub store: Arc<Store>,
+    pub hub: Arc<Hub>,
+    pub ingest: Ingest,
+    pub ingest_token: BearerToken,
+}
+
+impl FanoutService {}
 
 #[tonic::async_trait]
 impl Fanout for FanoutService {
     type SubscribeStream = ReceiverStream<Result<EncodedEvent, Status>>;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        let scope = self.access.authenticate(request.metadata())?;
         let request = request.into_inner();
-        let filter = Filter::compile(request.filter.as_ref()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut requested = request.filter.unwrap_or_default();
+        scope.authorize(&mut requested)?;
+        let filter = Filter::compile(Some(&requested)).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let filter = filter.within(scope.filter());
         if let Some(after) = request.after_sequence {
             let head = self.store.next_sequence().map_err(|e| Status::internal(e.to_string()))? - 1;
             if after > head {
@@ -48,8 +96,15 @@ impl Fanout for FanoutService {
                 )));
             }
         }
-        tracing::debug!(after = ?request.after_sequence, "subscriber connected");
-        Ok(Response::new(subscriber::spawn(self.store.clone(), self.hub.clone(), filter, request.after_sequence)))
+        tracing::info!(subscriber = %scope.name, after = ?request.after_sequence, "subscriber connected");
+        let decrypted = scope.decrypted_data;
+        Ok(Response::new(subscriber::spawn(
+            self.store.clone(),
+            self.hub.clone(),
+            filter,
+            decrypted,
+            request.after_sequence,
+        )))
     }
 
     async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<PublishResponse>, Status> {
@@ -66,6 +121,7 @@ impl Fanout for FanoutService {
         if notifications.is_empty() {
             return Ok(Response::new(PublishResponse::default()));
         }
+        let notifications = self.decrypt(notifications).await?;
         let appended = self.ingest.publish(notifications).await?;
         tracing::debug!(?appended, "published");
         Ok(Response::new(PublishResponse {

@@ -43,6 +43,9 @@ pub struct Retention {
 pub struct Stored {
     pub event: Event,
     pub encoded: EncodedEvent,
+    /// The same event without decrypted resource data, for subscribers not
+    /// allowed to see it; `None` when there is nothing to hide.
+    pub redacted: Option<EncodedEvent>,
 }
 
 /// The outcome of one publish request inside a group commit.
@@ -129,7 +132,8 @@ impl Store {
                     outcome.first_sequence = if outcome.stored == 0 { sequence } else { outcome.first_sequence };
                     outcome.last_sequence = sequence;
                     outcome.stored += 1;
-                    stored.push(Stored { event, encoded });
+                    let redacted = wire::redacted(&event);
+                    stored.push(Stored { event, encoded, redacted });
                 }
                 outcomes.push(outcome);
             }

@@ -34,10 +34,11 @@ pub fn spawn(
     store: Arc<Store>,
     hub: Arc<Hub>,
     filter: Filter,
+    decrypted: bool,
     after: Option<u64>,
 ) -> ReceiverStream<Result<EncodedEvent, Status>> {
     let (out, stream) = mpsc::channel(OUT_BUFFER);
-    let task = Task { store, hub, filter: Arc::new(filter), out };
+    let task = Task { store, hub, filter: Arc::new(filter), decrypted, out };
     tokio::spawn(async move {
         let _ = task.run(after).await;
     });
@@ -48,6 +49,8 @@ struct Task {
     store: Arc<Store>,
     hub: Arc<Hub>,
     filter: Arc<Filter>,
+    /// Whether this subscriber may receive decrypted resource data.
+    decrypted: bool,
     out: Out,
 }
 
@@ -58,7 +61,7 @@ impl Task {
             if let Some(from) = cursor {
                 cursor = Some(self.catch_up(from).await?);
             }
-            let (joined_at, join) = self.hub.join(cursor, self.filter.clone());
+            let (joined_at, join) = self.hub.join(cursor, self.filter.clone(), self.decrypted);
             let mut feed = match join {
                 Join::Live(feed) => feed,
                 Join::Behind => {
@@ -110,12 +113,13 @@ impl Task {
                 if sequence > cursor + 1 {
                     self.send(wire::gap(cursor + 1, sequence - 1, "removed by retention")).await?;
                 }
-                let matches = Event::decode(bytes.as_ref())
-                    .ok()
-                    .and_then(|event| event.payload)
-                    .is_some_and(|payload| self.filter.matches(&payload));
-                if matches {
-                    self.send(EncodedEvent::from_stored(sequence, bytes)).await?;
+                let Ok(event) = Event::decode(bytes.as_ref()) else {
+                    cursor = sequence;
+                    continue;
+                };
+                if event.payload.as_ref().is_some_and(|payload| self.filter.matches(payload)) {
+                    let redacted = if self.decrypted { None } else { wire::redacted(&event) };
+                    self.send(redacted.unwrap_or_else(|| EncodedEvent::from_stored(sequence, bytes))).await?;
                 }
                 cursor = sequence;
             }

@@ -13,6 +13,8 @@ use tokio::io::AsyncWriteExt;
 
 pub struct TailConfig {
     pub server: String,
+    /// Subscriber bearer token.
+    pub token: String,
     pub filter: Filter,
     /// Replay from after this sequence first (`None`: from now on).
     pub after_sequence: Option<u64>,
@@ -35,7 +37,10 @@ pub async fn run(config: TailConfig) -> Result<(), Box<dyn std::error::Error>> {
 
 async fn stream_once(config: &TailConfig, cursor: &mut Option<u64>) -> Result<(), Box<dyn std::error::Error>> {
     let mut client = FanoutClient::connect(config.server.clone()).await?;
-    let request = SubscribeRequest { filter: Some(config.filter.clone()), after_sequence: *cursor };
+    let mut request =
+        tonic::Request::new(SubscribeRequest { filter: Some(config.filter.clone()), after_sequence: *cursor });
+    let authorization = format!("Bearer {}", config.token).parse().map_err(|_| "the token is not valid ASCII")?;
+    request.metadata_mut().insert("authorization", authorization);
     let mut stream = client.subscribe(request).await?.into_inner();
     eprintln!("tail: subscribed to {}", config.server);
     let mut stdout = tokio::io::stdout();

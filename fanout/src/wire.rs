@@ -40,6 +40,18 @@ pub fn gap(from_sequence: u64, to_sequence: u64, reason: &str) -> EncodedEvent {
     })
 }
 
+/// The encoding of `event` without decrypted resource data, if it has any.
+pub fn redacted(event: &Event) -> Option<EncodedEvent> {
+    match &event.payload {
+        Some(Payload::Change(change)) if !change.decrypted_resource_data_json.is_empty() => {
+            let mut change = change.clone();
+            change.decrypted_resource_data_json.clear();
+            Some(EncodedEvent::from_event(&Event { payload: Some(Payload::Change(change)), ..event.clone() }))
+        }
+        _ => None,
+    }
+}
+
 impl EncodedEvent {
     pub fn from_event(event: &Event) -> Self {
         let mut bytes = BytesMut::with_capacity(event.encoded_len());

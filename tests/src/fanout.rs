@@ -75,11 +75,15 @@ impl Fanout {
     async fn launch(&mut self) {
         self.starts += 1;
         let log = self.dir.path().join(format!("fanout-{}.log", self.starts));
+        let subscribers = self.dir.path().join("subscribers.toml");
+        std::fs::write(&subscribers, subscribers_file()).expect("writing the subscribers file");
         let mut command = Command::new(binary());
         command
             .args(["serve", "--listen", &self.addr.to_string(), "--ingest-token", crate::INGEST_TOKEN])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
+            .arg("--subscribers")
+            .arg(&subscribers)
             .args(&self.extra_args)
             .env("RUST_LOG", "info");
         let mut process = Process::spawn("fan-out", command, &log);
@@ -91,4 +95,33 @@ impl Fanout {
             .expect("fan-out printed its address");
         self.process = Some(process);
     }
+}
+
+/// The test subscribers: hashed tokens and scopes, as an operator writes them.
+pub fn subscribers_file() -> String {
+    let hash = |token: &str| {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    format!(
+        r#"
+[[subscriber]]
+name = "everything"
+token_sha256 = "{}"
+decrypted_data = true
+
+[[subscriber]]
+name = "tenant-a-mail"
+token_sha256 = "{}"
+tenants = ["tenant-a"]
+resources = ["users/*/messages/*"]
+
+[[subscriber]]
+name = "no-decrypt"
+token_sha256 = "{}"
+"#,
+        hash(crate::SUBSCRIBER_TOKEN),
+        hash(crate::SCOPED_TOKEN),
+        hash(crate::NO_DECRYPT_TOKEN)
+    )
 }

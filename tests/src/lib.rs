@@ -11,6 +11,7 @@
 //! awaited (a printed address, a 200 from `/healthz`), never slept for.
 
 pub mod edge;
+pub mod encryption;
 pub mod fanout;
 pub mod graph;
 pub mod process;
@@ -26,6 +27,14 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The ingest token shared by the edge and the fan-out in tests.
 pub const INGEST_TOKEN: &str = "test-ingest-token-0123456789";
+
+/// Subscriber tokens of every test fan-out (see `fanout::subscribers_file`).
+/// Full scope, decrypted data included:
+pub const SUBSCRIBER_TOKEN: &str = "test-subscriber-token-0123456789";
+/// Only tenant `tenant-a`, only `users/*/messages/*`, no decrypted data:
+pub const SCOPED_TOKEN: &str = "test-scoped-token-0123456789";
+/// Every tenant and resource, but no decrypted data:
+pub const NO_DECRYPT_TOKEN: &str = "test-no-decrypt-token-0123456789";
 
 /// The clientState the test edge accepts (with a second, rotated value).
 pub const CLIENT_STATE: &str = "test-client-state";

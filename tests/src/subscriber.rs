@@ -17,9 +17,25 @@ pub async fn subscribe(fanout_url: &str, filter: Filter) -> Subscriber {
 }
 
 pub async fn try_subscribe(fanout_url: &str, request: SubscribeRequest) -> Result<Subscriber, tonic::Status> {
+    subscribe_as(fanout_url, crate::SUBSCRIBER_TOKEN, request).await
+}
+
+/// Subscribes with a given subscriber token.
+pub async fn subscribe_as(
+    fanout_url: &str,
+    token: &str,
+    request: SubscribeRequest,
+) -> Result<Subscriber, tonic::Status> {
     let mut client = FanoutClient::connect(fanout_url.to_owned()).await.expect("fan-out reachable");
-    let stream = client.subscribe(request).await?.into_inner();
+    let stream = client.subscribe(with_token(request, token)).await?.into_inner();
     Ok(Subscriber { stream })
+}
+
+/// `request` with `authorization: Bearer <token>`.
+pub fn with_token<T>(request: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(request);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii token"));
+    request
 }
 
 impl Subscriber {

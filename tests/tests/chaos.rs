@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use graph_relay_proto::v1::{fanout_client::FanoutClient, Filter, SubscribeRequest};
 use graph_relay_tests::edge::{Edge, EdgeConfig};
-use graph_relay_tests::subscriber::subscription_id;
-use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE};
+use graph_relay_tests::subscriber::{subscription_id, with_token};
+use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE, SUBSCRIBER_TOKEN};
 
 const BATCHES: usize = 300;
 const PER_BATCH: usize = 10;
@@ -89,7 +89,7 @@ async fn resuming_subscriber(url: String, seen: Seen, sessions: Arc<AtomicUsize>
             continue;
         };
         let request = SubscribeRequest { filter: Some(Filter::default()), after_sequence: Some(cursor) };
-        let Ok(response) = client.subscribe(request).await else { continue };
+        let Ok(response) = client.subscribe(with_token(request, SUBSCRIBER_TOKEN)).await else { continue };
         let mut stream = response.into_inner();
         sessions.fetch_add(1, Ordering::SeqCst);
         while let Ok(Some(event)) = stream.message().await {

@@ -1,0 +1,178 @@
+//! Who may subscribe, and to what.
+//!
+//! Subscribers present `authorization: Bearer <token>`. Tokens are configured
+//! only as SHA-256 digests (`graph-relay hash-token`) and compared in constant
+//! time against every configured digest. Each token carries a scope: tenants,
+//! resource globs, and whether it may receive decrypted resource data.
+//!
+//! A filter that reaches outside the scope is `PERMISSION_DENIED`; an empty
+//! filter field is narrowed to the scope. The scope is ALSO applied to every
+//! event at delivery, so no filter, however clever, sees beyond it.
+
+use std::path::Path;
+
+use globset::{GlobBuilder, GlobSetBuilder};
+use graph_relay_proto::v1 as pb;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+use tonic::metadata::MetadataMap;
+use tonic::Status;
+
+use crate::filter::Filter;
+
+/// What one subscriber token allows.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// Names the subscriber in logs (never the token).
+    pub name: String,
+    /// Tenant ids it may see; empty means every tenant.
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    /// Resource globs it may see (same syntax as filters); empty means all.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// Whether it receives decrypted resource data of rich notifications.
+    #[serde(default)]
+    pub decrypted_data: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    #[serde(flatten)]
+    scope: Scope,
+    /// Hex SHA-256 of the token.
+    token_sha256: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default, rename = "subscriber")]
+    subscribers: Vec<Entry>,
+}
+
+/// The configured subscriber tokens.
+#[derive(Default)]
+pub struct Access {
+    entries: Vec<([u8; 32], Scope)>,
+}
+
+/// Names only: digests stay out of logs too.
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.entries.iter().map(|(_, scope)| &scope.name)).finish()
+    }
+}
+
+impl Access {
+    /// Reads a subscribers file (TOML, `[[subscriber]]` tables).
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut access = Access::default();
+        for entry in file.subscribers {
+            let digest = hex_digest(&entry.token_sha256)
+                .ok_or_else(|| format!("subscriber {:?}: token_sha256 must be 64 hex digits", entry.scope.name))?;
+            Filter::compile(Some(&scope_filter(&entry.scope)))
+                .map_err(|e| format!("subscriber {:?}: {e}", entry.scope.name))?;
+            access.entries.push((digest, entry.scope));
+        }
+        Ok(access)
+    }
+
+    /// Adds a token with every right (the single-team and `make dev` case).
+    pub fn add_full_access(&mut self, name: &str, token: &str) {
+        let scope = Scope { name: name.into(), decrypted_data: true, ..Scope::default() };
+        self.entries.push((Sha256::digest(token.trim().as_bytes()).into(), scope));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The scope of the presented bearer token, or `UNAUTHENTICATED`.
+    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<&Scope, Status> {
+        let token = crate::auth::bearer(metadata)?;
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (index, (digest, _)) in self.entries.iter().enumerate() {
+            let equal: Choice = digest.ct_eq(&presented);
+            if bool::from(equal) && found.is_none() {
+                found = Some(index);
+            }
+        }
+        found.map(|i| &self.entries[i].1).ok_or_else(|| Status::unauthenticated("unknown subscriber token"))
+    }
+}
+
+impl Scope {
+    /// Narrows empty filter fields to the scope; refuses what reaches out.
+    pub fn authorize(&self, filter: &mut pb::Filter) -> Result<(), Status> {
+        let deny = |what: String| Status::permission_denied(format!("subscriber {:?} may not see {what}", self.name));
+        if !self.tenants.is_empty() {
+            if filter.tenant_ids.is_empty() {
+                filter.tenant_ids = self.tenants.clone();
+            } else if let Some(tenant) =
+                filter.tenant_ids.iter().find(|t| !self.tenants.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            {
+                return Err(deny(format!("tenant {tenant}")));
+            }
+        }
+        if !self.resources.is_empty() {
+            if filter.resources.is_empty() {
+                filter.resources = self.resources.clone();
+            } else if let Some(pattern) = filter.resources.iter().find(|p| !self.contains_pattern(p)) {
+                return Err(deny(format!("resources {pattern:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The scope as a filter, applied to every event at delivery.
+    pub fn filter(&self) -> Filter {
+        Filter::compile(Some(&scope_filter(self))).unwrap_or_default()
+    }
+
+    /// A requested glob is inside the scope when a scope glob matches its
+    /// text: `users/abc/messages/*` is inside `users/*/messages/*`, `users/**`
+    /// is not. (Delivery-time checks make this a courtesy, not the guard.)
+    fn contains_pattern(&self, requested: &str) -> bool {
+        let mut set = GlobSetBuilder::new();
+        for pattern in &self.resources {
+            if let Ok(glob) =
+                GlobBuilder::new(pattern.trim_start_matches('/')).case_insensitive(true).literal_separator(true).build()
+            {
+                set.add(glob);
+            }
+        }
+        set.build().is_ok_and(|set| set.is_match(requested.trim().trim_start_matches('/')))
+    }
+}
+
+fn scope_filter(scope: &Scope) -> pb::Filter {
+    pb::Filter { tenant_ids: scope.tenants.clone(), resources: scope.resources.clone(), ..Default::default() }
+}
+
+fn hex_digest(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(digest)
+}
+
+/// Hex SHA-256 of a token, as the subscribers file wants it.
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.trim().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+#[path = "access_tests.rs"]
+mod tests;
