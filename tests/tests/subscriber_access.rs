@@ -39,7 +39,7 @@ async fn refused(url: &str, token: &str, filter: Filter) -> tonic::Status {
 async fn missing_or_unknown_tokens_are_unauthenticated() {
     let fanout = Fanout::start().await;
     let mut client = FanoutClient::connect(fanout.url()).await.unwrap();
-    let status = client.subscribe(request(Filter::default(), None)).await.err().expect("refused");
+    let status = client.subscribe(request(Filter::default(), None)).await.expect_err("refused");
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(refused(&fanout.url(), "not-a-known-token-0000", Filter::default()).await.code(), Code::Unauthenticated);
     let ingest = refused(&fanout.url(), graph_relay_tests::INGEST_TOKEN, Filter::default()).await;
