@@ -32,6 +32,7 @@ test: setup edge fanout lint
 ## Measurements (BENCHMARKS.md); not part of `make test`.
 bench:
 	cargo run --release -p graph-relay-fanout -- bench durable
+	cargo bench -p graph-relay-tests --bench edge_core
 
 lint:
 	cargo fmt --all --check

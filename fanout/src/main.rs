@@ -77,6 +77,15 @@ struct ServeArgs {
     /// Events a live subscriber may hold in memory before it reads from the log instead.
     #[arg(long, env = "GRAPH_RELAY_SUBSCRIBER_BUFFER", default_value_t = 4096)]
     subscriber_buffer: usize,
+    /// TLS certificate chain (PEM) for the listener.
+    #[arg(long, env = "GRAPH_RELAY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the listener.
+    #[arg(long, env = "GRAPH_RELAY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) whose client certificates are required: mutual TLS.
+    #[arg(long, env = "GRAPH_RELAY_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Directory of the durable log.
     #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
@@ -177,6 +186,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         keyring,
         subscriber_buffer: args.subscriber_buffer,
         data_dir: args.data_dir,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| server::TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca,
+        }),
         retention,
     };
     server::serve(config, shutdown::signal()).await

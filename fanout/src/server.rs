@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_web::GrpcWebLayer;
 
 use std::path::PathBuf;
@@ -35,7 +35,28 @@ pub struct ServeConfig {
     pub subscriber_buffer: usize,
     /// Where the durable log lives.
     pub data_dir: PathBuf,
+    /// TLS on the listener (recommended beyond loopback).
+    pub tls: Option<TlsFiles>,
     pub retention: Retention,
+}
+
+/// PEM files for TLS; with `client_ca`, clients must present a certificate
+/// it signed (mutual TLS, e.g. the Worker's mTLS certificate binding).
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn server_config(&self) -> Result<ServerTlsConfig, Box<dyn std::error::Error>> {
+        let read = |path: &PathBuf| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+        let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?));
+        if let Some(ca) = &self.client_ca {
+            tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+        }
+        Ok(tls)
+    }
 }
 
 /// Binds `config.listen` and serves until `stop` resolves.
@@ -91,7 +112,12 @@ pub async fn run(
         }
     };
     tracing::info!(%local, "serving gRPC and gRPC-Web");
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls.server_config()?)?;
+        tracing::info!(mutual = tls.client_ca.is_some(), "TLS on");
+    }
+    let server = builder
         .accept_http1(true)
         .layer(GrpcWebLayer::new())
         .add_service(FanoutServer::new(service))

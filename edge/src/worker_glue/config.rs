@@ -1,7 +1,7 @@
 //! The edge's settings, read from `[vars]` and secrets per event (a few
 //! hashes; a redeployed secret takes effect without isolate tricks).
 
-use worker::Env;
+use worker::{Env, Fetcher};
 
 use crate::client_state::ClientStates;
 use crate::validation_tokens::Policy;
@@ -12,12 +12,15 @@ pub(crate) struct FanoutTarget {
     pub(crate) url: String,
     /// Bearer token for `Publish` (secret `FANOUT_TOKEN`).
     pub(crate) token: String,
+    /// The `FANOUT_MTLS` mTLS certificate binding, when configured: calls go
+    /// through it and present the client certificate (mutual TLS).
+    pub(crate) mtls: Option<Fetcher>,
 }
 
 impl FanoutTarget {
     pub(crate) fn from_env(env: &Env) -> Result<Self, String> {
         let url = setting(env, "FANOUT_URL")?.trim_end_matches('/').to_owned();
-        Ok(Self { url, token: setting(env, "FANOUT_TOKEN")? })
+        Ok(Self { url, token: setting(env, "FANOUT_TOKEN")?, mtls: env.service("FANOUT_MTLS").ok() })
     }
 }
 

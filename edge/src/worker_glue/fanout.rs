@@ -27,14 +27,20 @@ pub(crate) async fn publish(
     set("content-type", grpc_web::CONTENT_TYPE)?;
     set("x-grpc-web", "1")?;
     set("authorization", &format!("Bearer {}", target.token))?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(js_sys_bytes(&body)));
     let url = format!("{}{}", target.url, graph_relay_proto::PUBLISH_PATH);
     let request = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
-
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let call = Box::pin(async { Fetch::Request(request).send_with_signal(&signal).await });
+    // Both paths stop waiting at the timeout; the global fetch is also
+    // aborted (a binding's fetch takes no signal in this workers-rs).
+    let call = Box::pin(async {
+        match &target.mtls {
+            Some(mtls) => mtls.fetch_request(request).await,
+            None => Fetch::Request(request).send_with_signal(&signal).await,
+        }
+    });
     let mut response = match select(call, Box::pin(Delay::from(timeout))).await {
         Either::Left((response, _)) => response.map_err(|e| format!("fetch failed: {e}"))?,
         Either::Right(_) => {
