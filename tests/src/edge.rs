@@ -42,6 +42,12 @@ impl EdgeConfig {
         Self { mode: Mode::Sync, ..Self::for_fanout(fanout_url) }
     }
 
+    /// Accepts rich notifications signed by the keys `jwks_url` serves
+    /// (see `tokens`).
+    pub fn with_jwks(self, jwks_url: &str) -> Self {
+        self.var("GRAPH_JWKS_URL", jwks_url).var("GRAPH_APP_IDS", crate::tokens::APP_ID)
+    }
+
     pub fn var(mut self, name: &str, value: &str) -> Self {
         self.vars.push((name.into(), value.into()));
         self

@@ -3,6 +3,7 @@
 use graph_relay_proto::v1::{event::Payload, Filter};
 use graph_relay_tests::edge::{Edge, EdgeConfig, Mode};
 use graph_relay_tests::subscriber::{item, subscribe, subscription_id};
+use graph_relay_tests::tokens::{self, JwksServer, SigningKey};
 use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE, ROTATED_CLIENT_STATE};
 use serde_json::json;
 
@@ -38,12 +39,21 @@ async fn a_mixed_batch_reaches_a_subscriber_intact_in_synchronous_mode() {
     mixed_batch_arrives_intact(Mode::Sync).await;
 }
 
+/// Graph's envelope for `items`, with the validationToken the rich item needs.
+fn signed(items: Vec<serde_json::Value>) -> serde_json::Value {
+    let mut collection = graph::collection(items);
+    collection["validationTokens"] = json!([SigningKey::pair().0.sign(&tokens::valid_claims())]);
+    collection
+}
+
 async fn mixed_batch_arrives_intact(mode: Mode) {
     let fanout = Fanout::start().await;
-    let mut edge = Edge::start_with(EdgeConfig { mode, ..EdgeConfig::for_fanout(fanout.url()) }).await;
+    let jwks = JwksServer::start(vec![SigningKey::pair().0.jwk()]).await;
+    let config = EdgeConfig { mode, ..EdgeConfig::for_fanout(fanout.url()) }.with_jwks(&jwks.url);
+    let mut edge = Edge::start_with(config).await;
     let mut everything = subscribe(&fanout.url(), Filter::default()).await;
     let batch = mixed_batch();
-    let answer = graph::deliver(&edge.url, "/graph/notifications", &graph::collection(batch.clone())).await;
+    let answer = graph::deliver(&edge.url, "/graph/notifications", &signed(batch.clone())).await;
     assert_eq!(answer.status, 202, "{}", answer.body);
     let how = match mode {
         Mode::Queue => "notifications: queued 1 messages",
@@ -75,7 +85,8 @@ async fn mixed_batch_arrives_intact(mode: Mode) {
 #[tokio::test]
 async fn two_filtered_subscribers_each_get_exactly_their_share() {
     let fanout = Fanout::start().await;
-    let edge = Edge::start(fanout.url()).await;
+    let jwks = JwksServer::start(vec![SigningKey::pair().0.jwk()]).await;
+    let edge = Edge::start_with(EdgeConfig::for_fanout(fanout.url()).with_jwks(&jwks.url)).await;
     let mail_filter = Filter {
         resources: vec!["users/*/messages/*".into()],
         change_types: vec!["created".into()],
@@ -85,7 +96,7 @@ async fn two_filtered_subscribers_each_get_exactly_their_share() {
     let mut mail = subscribe(&fanout.url(), mail_filter).await;
     let mut tenant_b = subscribe(&fanout.url(), tenant_filter).await;
 
-    let answer = graph::deliver(&edge.url, "/graph/notifications", &graph::collection(mixed_batch())).await;
+    let answer = graph::deliver(&edge.url, "/graph/notifications", &signed(mixed_batch())).await;
     assert_eq!(answer.status, 202);
     // Markers that each filter matches: whatever arrives before them is the share.
     let markers = graph::collection(vec![
