@@ -114,6 +114,8 @@ impl Task {
                     self.send(wire::gap(cursor + 1, sequence - 1, "removed by retention")).await?;
                 }
                 let Ok(event) = Event::decode(bytes.as_ref()) else {
+                    tracing::error!(sequence, "stored event does not decode; the subscriber gets a gap");
+                    self.send(wire::gap(sequence, sequence, "stored event is unreadable")).await?;
                     cursor = sequence;
                     continue;
                 };

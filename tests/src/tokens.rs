@@ -93,6 +93,8 @@ pub struct JwksServer {
     pub url: String,
     keys: Arc<Mutex<Vec<Value>>>,
     pub requests: Arc<Mutex<usize>>,
+    /// When set, every request gets a 503 (an identity platform outage).
+    failing: Arc<Mutex<bool>>,
 }
 
 impl JwksServer {
@@ -101,23 +103,30 @@ impl JwksServer {
         let url = format!("http://{}/common/discovery/v2.0/keys", listener.local_addr().expect("addr"));
         let keys = Arc::new(Mutex::new(keys));
         let requests = Arc::new(Mutex::new(0));
-        let (served, counted) = (keys.clone(), requests.clone());
+        let failing = Arc::new(Mutex::new(false));
+        let (served, counted, down) = (keys.clone(), requests.clone(), failing.clone());
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let body = json!({ "keys": *served.lock().unwrap() }).to_string();
                 *counted.lock().unwrap() += 1;
+                let status = if *down.lock().unwrap() { "503 Service Unavailable" } else { "200 OK" };
                 tokio::spawn(async move {
                     let mut request = [0u8; 4096];
                     let _ = socket.read(&mut request).await;
                     let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     );
                     let _ = socket.write_all(response.as_bytes()).await;
                 });
             }
         });
-        JwksServer { url, keys, requests }
+        JwksServer { url, keys, requests, failing }
+    }
+
+    /// Makes the endpoint answer 503 (or recover).
+    pub fn set_failing(&self, failing: bool) {
+        *self.failing.lock().unwrap() = failing;
     }
 
     /// Publishes a new key set (a rotation).

@@ -90,6 +90,18 @@ async fn forged_tokens_deliver_nothing_and_are_quarantined() {
     assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &rotated).await.status, 202);
     assert_eq!(subscription_id(&subscriber.next().await), "rotated", "the first unknown-kid batch delivered nothing");
 
+    // The identity platform goes down: an unknown kid's refetch fails, yet
+    // the cached keys keep serving valid tokens.
+    jwks.set_failing(true);
+    let requests_before = *jwks.requests.lock().unwrap();
+    let key3 = SigningKey::generate("key-3");
+    let unknown = rich_batch("unknown-while-down", json!([key3.sign(&valid_claims())]));
+    assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &unknown).await.status, 202);
+    assert!(*jwks.requests.lock().unwrap() > requests_before, "the unknown kid triggered a refetch");
+    let still_valid = rich_batch("valid-while-down", json!([with(|_| {})]));
+    assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &still_valid).await.status, 202);
+    assert_eq!(subscription_id(&subscriber.next().await), "valid-while-down");
+
     let quarantine = reqwest::Client::new()
         .get(format!("{}/admin/quarantine", edge.url))
         .bearer_auth(ADMIN)
@@ -99,7 +111,7 @@ async fn forged_tokens_deliver_nothing_and_are_quarantined() {
         .text()
         .await
         .unwrap();
-    let expected = forged.len() + 2; // + missing tokens + the first unknown kid
+    let expected = forged.len() + 3; // + missing tokens, the first unknown kid, the kid unknown while down
     assert!(quarantine.starts_with(&format!("{expected} quarantined batches")), "{quarantine}");
     for (name, _, reason) in &forged {
         assert!(quarantine.contains(reason), "{name}: {reason:?} not in\n{quarantine}");
