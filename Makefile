@@ -27,6 +27,7 @@ dev: setup edge fanout
 	scripts/dev.sh
 
 test: setup edge fanout lint
+	scripts/check-wasm-size.sh
 	cargo test --workspace
 
 ## Measurements (BENCHMARKS.md); not part of `make test`.
