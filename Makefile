@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 EDGE_SOURCES := $(shell find edge/src proto -type f) edge/Cargo.toml Cargo.lock
 
-.PHONY: help setup dev test edge fanout lint bench clean
+.PHONY: help setup dev test edge fanout lint bench bench-setup clean
 
 help:
 	@echo "make dev   - run fan-out + edge (wrangler dev) locally, tail notifications"
@@ -28,12 +28,21 @@ dev: setup edge fanout
 
 test: setup edge fanout lint
 	scripts/check-wasm-size.sh
-	cargo test --workspace
+	cargo test --workspace --exclude graph-relay-bench
 
 ## Measurements (BENCHMARKS.md); not part of `make test`.
-bench:
+bench: bench-setup
 	cargo run --release -p graph-relay-fanout -- bench durable
 	cargo bench -p graph-relay-tests --bench edge_core
+	cargo build --release -p graph-relay-fanout -p graph-relay-bench
+	target/release/graph-relay-bench fanout --csv target/bench-fanout.csv
+	target/release/graph-relay-bench idle
+	python3 scripts/plot-bench.py target/bench-fanout.csv docs/bench-fanout.png
+
+## What only the benchmarks need: nats-server (Debian) and matplotlib (PyPI).
+bench-setup:
+	@command -v nats-server >/dev/null || (apt-get update -qq && apt-get install -y -qq nats-server)
+	@python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib
 
 lint:
 	cargo fmt --all --check

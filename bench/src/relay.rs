@@ -1,0 +1,85 @@
+//! Graph Relay under test: the real `graph-relay serve` binary, real gRPC.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use futures_util::StreamExt;
+use graph_relay_proto::v1::{fanout_client::FanoutClient, Filter, Notification, PublishRequest, SubscribeRequest};
+use tonic::transport::Channel;
+
+use crate::workload::{EventStream, Sink};
+
+const INGEST: &str = "bench-ingest-token-0123456789";
+const SUBSCRIBER: &str = "bench-subscriber-token-0123456789";
+
+pub struct RelayServer {
+    child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl RelayServer {
+    /// Starts `graph-relay serve` (next to this binary) on a free port.
+    pub fn start() -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let binary = exe.with_file_name("graph-relay");
+        let mut child = Command::new(&binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--ingest-token", INGEST, "--subscriber-token", SUBSCRIBER])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("{}: {e} (build it: cargo build --release -p graph-relay-fanout)", binary.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+        let addr = line.trim().strip_prefix("graph-relay listening on ").ok_or(format!("unexpected: {line}"))?;
+        Ok(Self { url: format!("http://{addr}"), child, _dir: dir })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub async fn sink(&self) -> Result<RelaySink, String> {
+        Ok(RelaySink { client: FanoutClient::connect(self.url.clone()).await.map_err(|e| e.to_string())? })
+    }
+
+    /// A subscriber on its own connection (`tenant`: the 10% filter).
+    pub async fn subscribe(&self, tenant: Option<String>) -> Result<EventStream, String> {
+        let channel = Channel::from_shared(self.url.clone()).map_err(|e| e.to_string())?;
+        self.subscribe_on(channel.connect().await.map_err(|e| e.to_string())?, tenant).await
+    }
+
+    /// A subscriber on an existing connection (many per connection).
+    pub async fn subscribe_on(&self, channel: Channel, tenant: Option<String>) -> Result<EventStream, String> {
+        let filter = Filter { tenant_ids: tenant.into_iter().collect(), ..Default::default() };
+        let mut request = tonic::Request::new(SubscribeRequest { filter: Some(filter), after_sequence: None });
+        request.metadata_mut().insert("authorization", format!("Bearer {SUBSCRIBER}").parse().expect("ascii"));
+        let stream = FanoutClient::new(channel).subscribe(request).await.map_err(|e| e.to_string())?.into_inner();
+        Ok(Box::pin(stream.filter_map(|event| async move { event.ok() })))
+    }
+}
+
+impl Drop for RelayServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone)]
+pub struct RelaySink {
+    client: FanoutClient<Channel>,
+}
+
+impl Sink for RelaySink {
+    async fn send(&self, notifications: Vec<Notification>) -> Result<(), String> {
+        let mut request = tonic::Request::new(PublishRequest { notifications });
+        request.metadata_mut().insert("authorization", format!("Bearer {INGEST}").parse().expect("ascii"));
+        self.client.clone().publish(request).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}

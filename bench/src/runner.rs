@@ -1,0 +1,72 @@
+//! One configuration against one system: subscribers ready, publish for the
+//! duration, wait for every subscriber to get its share, read the server.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::measure::{self, Outcome, ProcStats};
+use crate::workload::{self, EventStream, Sink, TENANTS};
+
+pub struct Plan {
+    pub subscribers: usize,
+    /// Each subscriber filters one tenant of ten (10% of the traffic).
+    pub selective: bool,
+    /// Notifications per second; `None` = as fast as the system takes them.
+    pub rate: Option<f64>,
+    pub duration: Duration,
+}
+
+impl Plan {
+    /// The tenant subscriber `i` filters on, if selective.
+    pub fn tenant_of(&self, i: usize) -> Option<String> {
+        self.selective.then(|| workload::tenant(i as u64))
+    }
+}
+
+/// Runs `plan`: `streams` are the subscribers (already registered).
+pub async fn run<S: Sink>(
+    system: &'static str,
+    plan: &Plan,
+    sink: S,
+    streams: Vec<EventStream>,
+    server: &ProcStats,
+    origin: Instant,
+) -> Result<Outcome, String> {
+    let expected = Arc::new(AtomicU64::new(u64::MAX));
+    let deadline = Instant::now() + plan.duration + Duration::from_secs(30);
+    let consumers: Vec<_> = streams
+        .into_iter()
+        .map(|stream| tokio::spawn(workload::consume(stream, expected.clone(), deadline, origin)))
+        .collect();
+    let cpu_before = server.cpu();
+    let start = Instant::now();
+    let published = workload::publish(sink, plan.rate, plan.duration, origin).await?;
+    let share = if plan.selective { published / TENANTS } else { published };
+    expected.store(share, Ordering::Release);
+    let mut latencies = measure::histogram();
+    let (mut delivered, mut last) = (0, start);
+    for consumer in consumers {
+        let seen = consumer.await.map_err(|e| e.to_string())?;
+        delivered += seen.delivered;
+        last = last.max(seen.last_at);
+        latencies.add(&seen.latencies).map_err(|e| e.to_string())?;
+    }
+    let elapsed = last.saturating_duration_since(start).max(Duration::from_millis(1));
+    let cpu = server.cpu().saturating_sub(cpu_before).as_secs_f64() / start.elapsed().as_secs_f64();
+    Ok(Outcome {
+        system,
+        subscribers: plan.subscribers,
+        selectivity: if plan.selective { "10%" } else { "all" },
+        load: if plan.rate.is_some() { "50%" } else { "saturation" },
+        published,
+        delivered,
+        expected: share * plan.subscribers as u64,
+        elapsed,
+        p50_us: latencies.value_at_quantile(0.50),
+        p99_us: latencies.value_at_quantile(0.99),
+        p999_us: latencies.value_at_quantile(0.999),
+        server_cpu: cpu,
+        server_peak_rss_mb: server.status_kb("VmHWM") as f64 / 1024.0,
+    })
+}

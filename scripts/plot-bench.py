@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Plots graph-relay-bench's CSV: delivered/s at saturation and p99 at 50% load,
+against the number of subscribers, for every system and filter."""
+import csv
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(source: str, target: str) -> None:
+    rows = list(csv.DictReader(open(source)))
+    fig, (throughput, latency) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colours = {"relay": "tab:purple", "nats": "tab:green", "jetstream": "tab:blue"}
+    for system in sorted({r["system"] for r in rows}):
+        for selectivity, style in (("all", "-"), ("10%", "--")):
+            def series(load, column):
+                points = sorted(
+                    (int(r["subscribers"]), float(r[column]))
+                    for r in rows
+                    if r["system"] == system and r["filter"] == selectivity and r["load"] == load
+                )
+                return [p[0] for p in points], [p[1] for p in points]
+
+            label = f"{system}, filter {selectivity}"
+            x, y = series("saturation", "delivered_per_s")
+            colour = colours.get(system)
+            throughput.plot(x, y, style, marker="o", label=label, color=colour)
+            x, y = series("50%", "p99_us")
+            latency.plot(x, [v / 1000 for v in y], style, marker="o", label=label, color=colour)
+    throughput.set(xscale="log", yscale="log", xlabel="subscribers", ylabel="delivered notifications/s",
+                   title="Throughput at saturation")
+    latency.set(xscale="log", yscale="log", xlabel="subscribers", ylabel="p99 publish→deliver (ms)",
+                title="p99 latency at 50% of saturation")
+    for axis in (throughput, latency):
+        axis.grid(True, which="both", alpha=0.3)
+    throughput.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
