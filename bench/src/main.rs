@@ -177,7 +177,8 @@ fn print_ratios(outcomes: &[Outcome]) {
 }
 
 fn write_csv(path: &PathBuf, outcomes: &[Outcome]) -> Result<(), String> {
-    let mut text = String::from("system,subscribers,filter,load,delivered_per_s,p50_us,p99_us,p999_us,server_cpu,peak_rss_mb\n");
+    let mut text =
+        String::from("system,subscribers,filter,load,delivered_per_s,p50_us,p99_us,p999_us,server_cpu,peak_rss_mb\n");
     for o in outcomes {
         text.push_str(&format!(
             "{},{},{},{},{:.0},{},{},{},{:.3},{:.1}\n",

@@ -22,7 +22,8 @@ pub struct NatsServer {
 impl NatsServer {
     pub async fn start() -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(dir.path())
@@ -60,7 +61,11 @@ impl NatsServer {
     }
 
     /// A core subscriber on an existing connection.
-    pub async fn core_subscribe_on(&self, client: &async_nats::Client, tenant: Option<String>) -> Result<EventStream, String> {
+    pub async fn core_subscribe_on(
+        &self,
+        client: &async_nats::Client,
+        tenant: Option<String>,
+    ) -> Result<EventStream, String> {
         let subscriber = client.subscribe(subject_filter(tenant)).await.map_err(|e| e.to_string())?;
         client.flush().await.map_err(|e| e.to_string())?;
         Ok(Box::pin(subscriber.filter_map(|message| async move { Event::decode(message.payload).ok() })))

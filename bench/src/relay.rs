@@ -32,7 +32,9 @@ impl RelayServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("{}: {e} (build it: cargo build --release -p graph-relay-fanout)", binary.display()))?;
+            .map_err(|e| {
+                format!("{}: {e} (build it: cargo build --release -p graph-relay-fanout)", binary.display())
+            })?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
