@@ -34,14 +34,16 @@ test: setup edge fanout lint
 bench: bench-setup
 	cargo run --release -p graph-relay-fanout -- bench durable
 	cargo bench -p graph-relay-tests --bench edge_core
+	cargo bench -p graph-relay-tests --bench edge_load
 	cargo build --release -p graph-relay-fanout -p graph-relay-bench
 	target/release/graph-relay-bench fanout --csv target/bench-fanout.csv
 	target/release/graph-relay-bench idle
 	python3 scripts/plot-bench.py target/bench-fanout.csv docs/bench-fanout.png
 
-## What only the benchmarks need: nats-server (Debian) and matplotlib (PyPI).
-bench-setup:
+## What only the benchmarks need: nats-server and wrk (Debian), matplotlib (PyPI).
+bench-setup: setup edge
 	@command -v nats-server >/dev/null || (apt-get update -qq && apt-get install -y -qq nats-server)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	@python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib
 
 lint:

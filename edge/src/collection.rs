@@ -89,6 +89,36 @@ pub struct Batch {
     pub has_encrypted_content: bool,
 }
 
+/// Items named per line when rejections are summarised.
+const NAMED_PER_REASON: usize = 5;
+
+impl Batch {
+    /// One log line per rejection reason, naming the first few items: a
+    /// flood of forged items must not become a flood of log lines.
+    pub fn rejection_summary(&self) -> Vec<String> {
+        let mut reasons: Vec<(&ItemError, Vec<&Rejection>)> = Vec::new();
+        for rejection in &self.rejections {
+            match reasons.iter_mut().find(|(reason, _)| **reason == rejection.reason) {
+                Some((_, items)) => items.push(rejection),
+                None => reasons.push((&rejection.reason, vec![rejection])),
+            }
+        }
+        reasons
+            .into_iter()
+            .map(|(reason, items)| {
+                let named: Vec<String> = items
+                    .iter()
+                    .take(NAMED_PER_REASON)
+                    .map(|r| format!("value[{}] subscription={}", r.index, r.subscription_id.as_deref().unwrap_or("-")))
+                    .collect();
+                let more = items.len().saturating_sub(NAMED_PER_REASON);
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                format!("rejected {} items, {reason}: {}{more}", items.len(), named.join(", "))
+            })
+            .collect()
+    }
+}
+
 /// Parses `body` and validates each item against `client_states`.
 pub fn parse(body: &[u8], client_states: &ClientStates, received_at_unix_ms: i64) -> Result<Batch, BodyError> {
     let (items, validation_tokens) = envelope(body)?;

@@ -82,8 +82,8 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
         Ok(batch) => batch,
         Err(reply) => return Ok(reply),
     };
-    for rejection in &batch.rejections {
-        console_log!("{}: rejected {rejection}", route.name());
+    for line in batch.rejection_summary() {
+        console_log!("{}: {line}", route.name());
     }
     match check_validation_tokens(env, &batch).await {
         Ok(()) => {}
