@@ -41,6 +41,9 @@ enum Command {
         /// Seconds of publishing per run.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Publish calls the one publisher keeps outstanding (all systems).
+        #[arg(long, default_value_t = 32)]
+        in_flight: usize,
         /// Where to write every outcome as CSV (for the plot).
         #[arg(long)]
         csv: Option<PathBuf>,
@@ -59,8 +62,8 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     measure::raise_fd_limit();
     let result = match Cli::parse().command {
-        Command::Fanout { subscribers, systems, seconds, csv } => {
-            fanout(&subscribers, &systems, Duration::from_secs(seconds), csv).await
+        Command::Fanout { subscribers, systems, seconds, in_flight, csv } => {
+            fanout(&subscribers, &systems, Duration::from_secs(seconds), in_flight, csv).await
         }
         Command::Idle { subscribers, connections } => idle(subscribers, connections).await,
     };
@@ -73,16 +76,23 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn fanout(counts: &[usize], systems: &[String], duration: Duration, csv: Option<PathBuf>) -> Result<(), String> {
+async fn fanout(
+    counts: &[usize],
+    systems: &[String],
+    duration: Duration,
+    in_flight: usize,
+    csv: Option<PathBuf>,
+) -> Result<(), String> {
     println!("| system | subscribers | filter | load | delivered/s | p50 | p99 | p99.9 | delivered/expected | server CPU | server peak RSS |");
     println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut outcomes = Vec::new();
     for &subscribers in counts {
         for selective in [false, true] {
             for system in systems {
-                let saturated = one(system, &Plan { subscribers, selective, rate: None, duration }).await?;
+                let plan = Plan { subscribers, selective, rate: None, duration, in_flight };
+                let saturated = one(system, &plan).await?;
                 let half = saturated.published as f64 / duration.as_secs_f64() / 2.0;
-                let relaxed = one(system, &Plan { subscribers, selective, rate: Some(half), duration }).await?;
+                let relaxed = one(system, &Plan { rate: Some(half), ..plan }).await?;
                 for outcome in [saturated, relaxed] {
                     print_row(&outcome);
                     outcomes.push(outcome);

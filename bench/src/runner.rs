@@ -15,6 +15,8 @@ pub struct Plan {
     /// Notifications per second; `None` = as fast as the system takes them.
     pub rate: Option<f64>,
     pub duration: Duration,
+    /// Publish calls the one publisher keeps outstanding.
+    pub in_flight: usize,
 }
 
 impl Plan {
@@ -41,7 +43,7 @@ pub async fn run<S: Sink>(
         .collect();
     let cpu_before = server.cpu();
     let start = Instant::now();
-    let published = workload::publish(sink, plan.rate, plan.duration, origin).await?;
+    let published = workload::publish(sink, plan.rate, plan.duration, plan.in_flight, origin).await?;
     let share = if plan.selective { published / TENANTS } else { published };
     expected.store(share, Ordering::Release);
     let mut latencies = measure::histogram();

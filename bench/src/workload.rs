@@ -14,8 +14,6 @@ use crate::measure;
 
 /// Notifications per publish call (the edge forwards one Graph batch per call).
 pub const BATCH: u64 = 10;
-/// Publish calls in flight at once from the one publisher.
-const IN_FLIGHT: usize = 8;
 pub const TENANTS: u64 = 10;
 
 pub fn tenant(n: u64) -> String {
@@ -45,12 +43,19 @@ pub trait Sink: Clone + Send + Sync + 'static {
 }
 
 /// Publishes for `duration`, as fast as possible or at `rate` notifications
-/// per second; returns how many notifications were published.
-pub async fn publish<S: Sink>(sink: S, rate: Option<f64>, duration: Duration, origin: Instant) -> Result<u64, String> {
+/// per second, with `in_flight` calls outstanding at once (the same depth for
+/// every system); returns how many notifications were published.
+pub async fn publish<S: Sink>(
+    sink: S,
+    rate: Option<f64>,
+    duration: Duration,
+    in_flight: usize,
+    origin: Instant,
+) -> Result<u64, String> {
     let start = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks: Vec<tokio::task::JoinHandle<Result<u64, String>>> = Vec::new();
-    for _ in 0..IN_FLIGHT {
+    for _ in 0..in_flight.max(1) {
         let (sink, next) = (sink.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut published = 0;

@@ -10,12 +10,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use graph_relay_proto::v1::Notification;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use crate::hub::Hub;
-use crate::store::{Appended, Store};
+use crate::store::{Appended, Keyed, Store};
 
 /// Publish requests one commit may take; bounds commit latency under load.
 const MAX_GROUP: usize = 512;
@@ -25,7 +24,7 @@ const QUEUE: usize = 4096;
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 enum Command {
-    Append { notifications: Vec<Notification>, reply: oneshot::Sender<Result<Appended, String>> },
+    Append { notifications: Vec<Keyed>, reply: oneshot::Sender<Result<Appended, String>> },
     Prune,
 }
 
@@ -57,7 +56,7 @@ impl Ingest {
     }
 
     /// Stores `notifications` durably; returns once they are on disk.
-    pub async fn publish(&self, notifications: Vec<Notification>) -> Result<Appended, Status> {
+    pub async fn publish(&self, notifications: Vec<Keyed>) -> Result<Appended, Status> {
         let (reply, answer) = oneshot::channel();
         let unavailable = || Status::unavailable("the log writer has stopped");
         self.commands.send(Command::Append { notifications, reply }).await.map_err(|_| unavailable())?;

@@ -15,7 +15,7 @@ use crate::filter::Filter;
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::pb::fanout_server::Fanout;
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::subscriber;
 use crate::wire::EncodedEvent;
 
@@ -122,7 +122,8 @@ impl Fanout for FanoutService {
             return Ok(Response::new(PublishResponse::default()));
         }
         let notifications = self.decrypt(notifications).await?;
-        let appended = self.ingest.publish(notifications).await?;
+        // Hashing here runs on every core; the single writer only stores.
+        let appended = self.ingest.publish(store::keyed(notifications)).await?;
         tracing::debug!(?appended, "published");
         Ok(Response::new(PublishResponse {
             first_sequence: appended.first_sequence,

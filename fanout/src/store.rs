@@ -6,11 +6,12 @@
 //! MVCC snapshots.
 //!
 //! # Layout
-//! - `events`: sequence -> the encoded `graphrelay.v1.Event`.
-//! - `index`: sequence -> (stored at, Unix ms; dedup key), for retention.
+//! - `records`: sequence -> record = stored at (Unix ms, u64 BE) + dedup key
+//!   (32 bytes) + the encoded `graphrelay.v1.Event`. Retention reads the
+//!   prefix; replay sends the rest as it is. One insert per event.
 //! - `dedup`: dedup key -> sequence, for recognising a notification again.
 //! - `meta`: `next_sequence` (so sequences survive even a fully pruned log),
-//!   `bytes` (size of `events` values), `dedup_pruned_through`.
+//!   `bytes` (size of the records), `dedup_pruned_through`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,10 +24,14 @@ use sha2::{Digest, Sha256};
 
 use crate::wire::{self, EncodedEvent};
 
-const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-const INDEX: TableDefinition<u64, (u64, [u8; 32])> = TableDefinition::new("index");
+const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const DEDUP: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Stored-at time and dedup key in front of each event.
+const PREFIX: usize = 8 + 32;
+
+/// A notification with its dedup key, computed before it reaches the writer.
+pub type Keyed = (Notification, [u8; 32]);
 
 pub type Result<T> = std::result::Result<T, redb::Error>;
 
@@ -78,8 +83,7 @@ impl Store {
         let db = Database::create(dir.join("events.redb"))?;
         let txn = db.begin_write()?;
         {
-            txn.open_table(EVENTS)?;
-            txn.open_table(INDEX)?;
+            txn.open_table(RECORDS)?;
             txn.open_table(DEDUP)?;
             txn.open_table(META)?;
         }
@@ -96,7 +100,7 @@ impl Store {
     /// Appends the notifications of several publish requests in ONE durable
     /// transaction (group commit). Duplicates within the dedup window, even
     /// inside the same group, are recognised and not stored again.
-    pub fn append(&self, requests: Vec<Vec<Notification>>, now_ms: u64) -> Result<(Vec<Appended>, Vec<Stored>)> {
+    pub fn append(&self, requests: Vec<Vec<Keyed>>, now_ms: u64) -> Result<(Vec<Appended>, Vec<Stored>)> {
         let txn = self.db.begin_write()?;
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut stored = Vec::new();
@@ -104,17 +108,16 @@ impl Store {
             let mut meta = txn.open_table(META)?;
             let mut next = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
             let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
-            let mut events = txn.open_table(EVENTS)?;
-            let mut index = txn.open_table(INDEX)?;
+            let mut records = txn.open_table(RECORDS)?;
             let mut dedup = txn.open_table(DEDUP)?;
             let window_start = now_ms.saturating_sub(self.retention.dedup_window_ms);
+            let mut record = Vec::new();
             for notifications in requests {
                 let mut outcome = Appended::default();
-                for notification in notifications {
-                    let key = dedup_key(&notification);
+                for (notification, key) in notifications {
                     let seen = dedup.get(key)?.map(|v| v.value());
                     let recent = match seen {
-                        Some(seq) => index.get(seq)?.is_some_and(|v| v.value().0 >= window_start),
+                        Some(seq) => records.get(seq)?.is_some_and(|v| stored_at(v.value()) >= window_start),
                         None => false,
                     };
                     if recent {
@@ -125,10 +128,13 @@ impl Store {
                     next += 1;
                     let event = wire::to_event(sequence, notification);
                     let encoded = EncodedEvent::from_event(&event);
-                    events.insert(sequence, encoded.bytes().as_ref())?;
-                    index.insert(sequence, (now_ms, key))?;
+                    record.clear();
+                    record.extend_from_slice(&now_ms.to_be_bytes());
+                    record.extend_from_slice(&key);
+                    record.extend_from_slice(encoded.bytes());
+                    records.insert(sequence, record.as_slice())?;
                     dedup.insert(key, sequence)?;
-                    bytes += encoded.bytes().len() as u64;
+                    bytes += record.len() as u64;
                     outcome.first_sequence = if outcome.stored == 0 { sequence } else { outcome.first_sequence };
                     outcome.last_sequence = sequence;
                     outcome.stored += 1;
@@ -161,26 +167,24 @@ impl Store {
 
     fn prune_in(&self, txn: &WriteTransaction, now_ms: u64) -> Result<u64> {
         let mut meta = txn.open_table(META)?;
-        let mut events = txn.open_table(EVENTS)?;
-        let mut index = txn.open_table(INDEX)?;
+        let mut records = txn.open_table(RECORDS)?;
         let mut dedup = txn.open_table(DEDUP)?;
         let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
         let oldest_kept = now_ms.saturating_sub(self.retention.max_age_ms);
         let mut removed = 0;
         loop {
-            let Some((sequence, len)) = events.first()?.map(|(k, v)| (k.value(), v.value().len() as u64)) else {
+            let Some((sequence, len, at, key)) = records.first()?.map(|(k, v)| {
+                let record = v.value();
+                (k.value(), record.len() as u64, stored_at(record), dedup_key_of(record))
+            }) else {
                 break;
             };
-            let stored_at = index.get(sequence)?.map(|v| v.value().0).unwrap_or(0);
-            if bytes <= self.retention.max_bytes && stored_at >= oldest_kept {
+            if bytes <= self.retention.max_bytes && at >= oldest_kept {
                 break;
             }
-            events.remove(sequence)?;
-            if let Some(entry) = index.remove(sequence)? {
-                let key = entry.value().1;
-                if dedup.get(key)?.is_some_and(|v| v.value() == sequence) {
-                    dedup.remove(key)?;
-                }
+            records.remove(sequence)?;
+            if dedup.get(key)?.is_some_and(|v| v.value() == sequence) {
+                dedup.remove(key)?;
             }
             bytes = bytes.saturating_sub(len);
             removed += 1;
@@ -188,14 +192,15 @@ impl Store {
         // Dedup keys outlive nothing: drop those older than the window.
         let window_start = now_ms.saturating_sub(self.retention.dedup_window_ms);
         let mut through = meta.get("dedup_pruned_through")?.map(|v| v.value()).unwrap_or(0);
-        for entry in index.range(through + 1..)? {
-            let (sequence, (stored_at, key)) = {
-                let (k, v) = entry?;
-                (k.value(), v.value())
-            };
-            if stored_at >= window_start {
+        let mut expired = Vec::new();
+        for entry in records.range(through + 1..)? {
+            let (sequence, record) = entry?;
+            if stored_at(record.value()) >= window_start {
                 break;
             }
+            expired.push((sequence.value(), dedup_key_of(record.value())));
+        }
+        for (sequence, key) in expired {
             if dedup.get(key)?.is_some_and(|v| v.value() == sequence) {
                 dedup.remove(key)?;
             }
@@ -210,11 +215,11 @@ impl Store {
     pub fn read_after(&self, cursor: u64, limit: usize) -> Result<Page> {
         let txn = self.db.begin_read()?;
         let next_sequence = txn.open_table(META)?.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
-        let events_table = txn.open_table(EVENTS)?;
+        let records = txn.open_table(RECORDS)?;
         let mut events = Vec::new();
-        for entry in events_table.range(cursor.saturating_add(1)..)?.take(limit) {
+        for entry in records.range(cursor.saturating_add(1)..)?.take(limit) {
             let (k, v) = entry?;
-            events.push((k.value(), Bytes::copy_from_slice(v.value())));
+            events.push((k.value(), Bytes::copy_from_slice(v.value().get(PREFIX..).unwrap_or_default())));
         }
         Ok(Page { events, next_sequence })
     }
@@ -223,8 +228,31 @@ impl Store {
 /// A notification's identity: every Graph field but clientState (already
 /// gone) and the edge's receive time, which differs between Graph's retries.
 pub fn dedup_key(notification: &Notification) -> [u8; 32] {
-    let identity = Notification { kind: notification.kind.clone(), received_at_unix_ms: 0 };
-    Sha256::digest(identity.encode_to_vec()).into()
+    let mut identity = Vec::with_capacity(notification.encoded_len());
+    if let Some(kind) = &notification.kind {
+        kind.encode(&mut identity);
+    }
+    Sha256::digest(identity).into()
+}
+
+/// Pairs each notification with its dedup key (done by the publish handler,
+/// in parallel, so the single writer does not).
+pub fn keyed(notifications: Vec<Notification>) -> Vec<Keyed> {
+    notifications
+        .into_iter()
+        .map(|n| {
+            let key = dedup_key(&n);
+            (n, key)
+        })
+        .collect()
+}
+
+fn stored_at(record: &[u8]) -> u64 {
+    record.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
+}
+
+fn dedup_key_of(record: &[u8]) -> [u8; 32] {
+    record.get(8..PREFIX).and_then(|b| b.try_into().ok()).unwrap_or([0; 32])
 }
 
 #[cfg(test)]

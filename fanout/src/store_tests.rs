@@ -26,7 +26,8 @@ fn ids(page: &Page) -> Vec<String> {
 fn appends_in_one_group_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), retention()).unwrap();
-    let (outcomes, stored) = store.append(vec![vec![note("a"), note("b")], vec![note("c")]], 1_000).unwrap();
+    let (outcomes, stored) =
+        store.append(vec![keyed(vec![note("a"), note("b")]), keyed(vec![note("c")])], 1_000).unwrap();
     assert_eq!(outcomes[0], Appended { first_sequence: 1, last_sequence: 2, stored: 2, duplicates: 0 });
     assert_eq!(outcomes[1], Appended { first_sequence: 3, last_sequence: 3, stored: 1, duplicates: 0 });
     assert_eq!(stored.iter().map(|s| s.encoded.sequence()).collect::<Vec<_>>(), [1, 2, 3]);
@@ -44,11 +45,11 @@ fn duplicates_inside_the_window_are_recognised_even_within_one_group() {
     let store = Store::open(dir.path(), retention()).unwrap();
     let mut retried = note("a");
     retried.received_at_unix_ms = 999; // Graph's retry arrives later.
-    let (outcomes, _) = store.append(vec![vec![note("a")], vec![retried, note("b")]], 1_000).unwrap();
+    let (outcomes, _) = store.append(vec![keyed(vec![note("a")]), keyed(vec![retried, note("b")])], 1_000).unwrap();
     assert_eq!(outcomes[1], Appended { first_sequence: 2, last_sequence: 2, stored: 1, duplicates: 1 });
-    let (outcomes, _) = store.append(vec![vec![note("b")]], 1_000 + DAY - 1).unwrap();
+    let (outcomes, _) = store.append(vec![keyed(vec![note("b")])], 1_000 + DAY - 1).unwrap();
     assert_eq!(outcomes[0].duplicates, 1, "still inside the window");
-    let (outcomes, _) = store.append(vec![vec![note("b")]], 1_000 + DAY + 1).unwrap();
+    let (outcomes, _) = store.append(vec![keyed(vec![note("b")])], 1_000 + DAY + 1).unwrap();
     assert_eq!((outcomes[0].stored, outcomes[0].duplicates), (1, 0), "the window has passed");
 }
 
@@ -56,15 +57,16 @@ fn duplicates_inside_the_window_are_recognised_even_within_one_group() {
 fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), retention()).unwrap();
-    store.append(vec![vec![note("old")]], 0).unwrap();
-    store.append(vec![vec![note("new")]], 7 * DAY).unwrap();
+    store.append(vec![keyed(vec![note("old")])], 0).unwrap();
+    store.append(vec![keyed(vec![note("new")])], 7 * DAY).unwrap();
     assert_eq!(store.prune(7 * DAY + 1).unwrap(), 1);
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["new"]);
 
     let one_event = store.read_after(0, 1).unwrap().events[0].1.len() as u64;
-    let small = Store { retention: Retention { max_bytes: one_event * 2, ..retention() }, ..store };
+    let record = one_event + PREFIX as u64;
+    let small = Store { retention: Retention { max_bytes: record * 2, ..retention() }, ..store };
     assert_eq!(small.commits(), 2);
-    small.append(vec![vec![note("x"), note("y"), note("z")]], 7 * DAY).unwrap();
+    small.append(vec![keyed(vec![note("x"), note("y"), note("z")])], 7 * DAY).unwrap();
     let page = small.read_after(0, 10).unwrap();
     assert_eq!(ids(&page), ["y", "z"], "size retention keeps the newest");
     assert_eq!(page.events[0].0, 4);
