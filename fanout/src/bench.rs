@@ -152,7 +152,12 @@ async fn start(dir: &tempfile::TempDir) -> Result<(String, Arc<Store>, tokio::sy
         subscriber_buffer: 4096,
         data_dir: dir.path().to_owned(),
         tls: None,
-        retention: Retention { max_age_ms: u64::MAX, max_bytes: u64::MAX, dedup_window_ms: 6 * 3_600_000 },
+        retention: Retention {
+            max_age_ms: u64::MAX,
+            max_bytes: u64::MAX,
+            dedup_window_ms: 6 * 3_600_000,
+            cache_bytes: 64 << 20,
+        },
     };
     let store = server::open_store(&config).map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -95,6 +95,9 @@ struct ServeArgs {
     /// The oldest events are removed while the log is larger than this (e.g. 10GiB, 500MB).
     #[arg(long, env = "GRAPH_RELAY_RETENTION_MAX_BYTES", default_value = "10GiB")]
     retention_max_bytes: ByteSize,
+    /// Memory for the log's page cache (e.g. 64MiB); bounds what replaying subscribers cost.
+    #[arg(long, env = "GRAPH_RELAY_CACHE_SIZE", default_value = "64MiB")]
+    cache_size: ByteSize,
     /// A notification stored again within this window is a duplicate (Graph retries for 4 h).
     #[arg(long, env = "GRAPH_RELAY_DEDUP_WINDOW", default_value = "6h", value_parser = humantime::parse_duration)]
     dedup_window: Duration,
@@ -178,6 +181,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         max_age_ms: args.retention_max_age.as_millis() as u64,
         max_bytes: args.retention_max_bytes.as_u64(),
         dedup_window_ms: args.dedup_window.as_millis() as u64,
+        cache_bytes: usize::try_from(args.cache_size.as_u64()).unwrap_or(usize::MAX),
     };
     let config = server::ServeConfig {
         listen: args.listen,

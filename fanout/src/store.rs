@@ -35,13 +35,16 @@ pub type Keyed = (Notification, [u8; 32]);
 
 pub type Result<T> = std::result::Result<T, redb::Error>;
 
-/// How long events and dedup keys are kept.
+/// How long events and dedup keys are kept, and how much memory the log's
+/// page cache may use.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
     pub max_age_ms: u64,
     pub max_bytes: u64,
     /// A notification seen again within this window is a duplicate.
     pub dedup_window_ms: u64,
+    /// redb's page cache (its own default is 1 GiB).
+    pub cache_bytes: usize,
 }
 
 /// An event the log stored, with its decoded form for filter matching.
@@ -80,7 +83,7 @@ pub struct Store {
 impl Store {
     pub fn open(dir: &Path, retention: Retention) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
-        let db = Database::create(dir.join("events.redb"))?;
+        let db = Database::builder().set_cache_size(retention.cache_bytes).create(dir.join("events.redb"))?;
         let txn = db.begin_write()?;
         {
             txn.open_table(RECORDS)?;

@@ -4,7 +4,7 @@ use graph_relay_proto::v1::{event::Payload, notification::Kind, ChangeNotificati
 const DAY: u64 = 86_400_000;
 
 fn retention() -> Retention {
-    Retention { max_age_ms: 7 * DAY, max_bytes: u64::MAX, dedup_window_ms: DAY }
+    Retention { max_age_ms: 7 * DAY, max_bytes: u64::MAX, dedup_window_ms: DAY, cache_bytes: 16 << 20 }
 }
 
 fn note(id: &str) -> Notification {
