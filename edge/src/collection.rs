@@ -69,10 +69,16 @@ pub struct Rejection {
     pub reason: ItemError,
 }
 
+impl Rejection {
+    /// Where the item is: `value[i] subscription=…` (`-` when it says none).
+    pub fn locator(&self) -> String {
+        format!("value[{}] subscription={}", self.index, self.subscription_id.as_deref().unwrap_or("-"))
+    }
+}
+
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let subscription = self.subscription_id.as_deref().unwrap_or("-");
-        write!(f, "value[{}] subscription={}: {}", self.index, subscription, self.reason)
+        write!(f, "{}: {}", self.locator(), self.reason)
     }
 }
 
@@ -106,11 +112,7 @@ impl Batch {
         reasons
             .into_iter()
             .map(|(reason, items)| {
-                let named: Vec<String> = items
-                    .iter()
-                    .take(NAMED_PER_REASON)
-                    .map(|r| format!("value[{}] subscription={}", r.index, r.subscription_id.as_deref().unwrap_or("-")))
-                    .collect();
+                let named: Vec<String> = items.iter().take(NAMED_PER_REASON).map(|r| r.locator()).collect();
                 let more = items.len().saturating_sub(NAMED_PER_REASON);
                 let more = if more > 0 { format!(" and {more} more") } else { String::new() };
                 format!("rejected {} items, {reason}: {}{more}", items.len(), named.join(", "))
