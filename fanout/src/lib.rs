@@ -22,6 +22,7 @@ pub mod auth;
 pub mod bench;
 pub mod decrypt;
 pub mod filter;
+pub mod graph;
 pub mod hub;
 pub mod ingest;
 pub mod server;
