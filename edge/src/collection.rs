@@ -199,6 +199,8 @@ fn validate_item(item: Value, client_states: &ClientStates) -> Result<Kind, Item
             organization_id: fields.optional("organizationId")?.unwrap_or_default(),
             subscription_id,
             raw_json: String::new(),
+            // reason, previous_subscription_id: only the fan-out's resyncNeeded events.
+            ..Default::default()
         }),
     };
     Ok(with_raw_json(kind, Value::Object(item).to_string()))

@@ -158,6 +158,7 @@ async fn start(dir: &tempfile::TempDir) -> Result<(String, Arc<Store>, tokio::sy
             dedup_window_ms: 6 * 3_600_000,
             cache_bytes: 64 << 20,
         },
+        reconciler: None,
     };
     let store = server::open_store(&config).map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -21,6 +21,7 @@ pub mod access;
 pub mod auth;
 pub mod bench;
 pub mod decrypt;
+pub mod emulator;
 pub mod filter;
 pub mod graph;
 pub mod hub;

@@ -7,6 +7,8 @@ use std::time::Duration;
 use bytesize::ByteSize;
 
 use clap::{Args, Parser, Subcommand};
+use graph_relay_fanout::emulator::{remote, EmulatorConfig};
+use graph_relay_fanout::graph::{catalog::Permission, commands};
 use graph_relay_fanout::{
     access::Access, auth::BearerToken, decrypt::Keyring, server, shutdown, store::Retention, tail,
 };
@@ -33,6 +35,114 @@ enum Command {
     Bench(BenchArgs),
     /// Print the SHA-256 of a subscriber token read from stdin, for the subscribers file.
     HashToken,
+    /// Check, apply or show the subscriptions file (declarative Graph subscriptions).
+    Subscriptions(SubscriptionsArgs),
+    /// Sign in for delegated permissions (device code); stores the refresh token (0600).
+    Login {
+        /// The subscriptions file (its [graph] section and token_file).
+        file: PathBuf,
+        /// The account type that signs in.
+        #[arg(long, default_value = "delegated-work", value_parser = parse_permission)]
+        account: Permission,
+    },
+    /// A local Microsoft Graph + identity platform for development and tests.
+    Emulate(EmulateArgs),
+}
+
+fn parse_permission(text: &str) -> Result<Permission, String> {
+    match text {
+        "application" => Ok(Permission::Application),
+        "delegated-work" => Ok(Permission::DelegatedWork),
+        "delegated-personal" => Ok(Permission::DelegatedPersonal),
+        other => Err(format!("{other:?}: use application, delegated-work or delegated-personal")),
+    }
+}
+
+#[derive(Args)]
+struct SubscriptionsArgs {
+    #[command(subcommand)]
+    which: SubscriptionsCommand,
+}
+
+#[derive(Subcommand)]
+enum SubscriptionsCommand {
+    /// Validate every entry against Graph's rules, without calling Graph.
+    Check { file: PathBuf },
+    /// Make Graph match the file once (create, renew due, delete removed).
+    Sync {
+        file: PathBuf,
+        #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// Each subscription, its resource, expiry and health.
+    List {
+        #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct EmulateArgs {
+    #[command(subcommand)]
+    which: Option<EmulateCommand>,
+    #[arg(long, default_value = "127.0.0.1:8790")]
+    listen: SocketAddr,
+    #[arg(long, default_value = "00000000-0000-0000-0000-0000000000aa")]
+    tenant_id: String,
+    #[arg(long, default_value = "00000000-0000-0000-0000-0000000000bb")]
+    client_id: String,
+    /// The app's client secret.
+    #[arg(long, env = "GRAPH_RELAY_EMULATOR_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// The app's certificate (PEM), for certificate credentials.
+    #[arg(long)]
+    client_certificate: Option<PathBuf>,
+    /// Every subscription expires this soon after creation or renewal (e.g. 8s), to exercise renewals.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    lifetime_override: Option<Duration>,
+    /// Subscriptions the app may hold before 403.
+    #[arg(long, default_value_t = 100)]
+    quota: usize,
+    /// First retry delay after a failed delivery; doubles each time.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    retry_base_delay: Duration,
+}
+
+#[derive(Subcommand)]
+enum EmulateCommand {
+    /// Send change notifications for active subscriptions.
+    Trigger {
+        #[arg(long, default_value = "http://127.0.0.1:8790")]
+        emulator: String,
+        #[arg(long)]
+        subscription_id: Option<String>,
+        /// Row label or resource type (e.g. message, chatMessage, "Teams team").
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        change_type: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
+    /// Send a lifecycle event (missed, subscriptionRemoved, reauthorizationRequired).
+    Lifecycle {
+        #[arg(long, default_value = "http://127.0.0.1:8790")]
+        emulator: String,
+        #[arg(long)]
+        subscription_id: String,
+        #[arg(long)]
+        event: String,
+    },
+    /// Complete a device-code sign-in.
+    Approve {
+        #[arg(long, default_value = "http://127.0.0.1:8790")]
+        emulator: String,
+        #[arg(long)]
+        user_code: String,
+        #[arg(long, default_value = "delegated-work", value_parser = parse_permission)]
+        account: Permission,
+    },
 }
 
 #[derive(Args)]
@@ -101,6 +211,9 @@ struct ServeArgs {
     /// A notification stored again within this window is a duplicate (Graph retries for 4 h).
     #[arg(long, env = "GRAPH_RELAY_DEDUP_WINDOW", default_value = "6h", value_parser = humantime::parse_duration)]
     dedup_window: Duration,
+    /// Subscriptions file: keep Graph's subscriptions in line with it (create, renew, react to lifecycle events).
+    #[arg(long, env = "GRAPH_RELAY_SUBSCRIPTIONS_FILE")]
+    subscriptions_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -142,12 +255,61 @@ async fn main() -> std::process::ExitCode {
         Command::Tail(args) => tail::run(tail_config(args)).await,
         Command::Bench(args) => bench(args).await,
         Command::HashToken => hash_token(),
+        Command::Subscriptions(args) => subscriptions(args.which).await,
+        Command::Login { file, account } => commands::login(&file, account).await,
+        Command::Emulate(args) => emulate(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("graph-relay: {e}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn subscriptions(which: SubscriptionsCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let ok = match which {
+        SubscriptionsCommand::Check { file } => commands::check(&file)?,
+        SubscriptionsCommand::Sync { file, data_dir } => commands::sync(&file, &data_dir).await?,
+        SubscriptionsCommand::List { data_dir } => {
+            commands::list(&data_dir)?;
+            true
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("see above".into())
+    }
+}
+
+async fn emulate(args: EmulateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use serde_json::json;
+    match args.which {
+        Some(EmulateCommand::Trigger { emulator, subscription_id, kind, change_type, count }) => {
+            let body =
+                json!({"subscription_id": subscription_id, "kind": kind, "change_type": change_type, "count": count});
+            remote::post(&emulator, "trigger", &body).await
+        }
+        Some(EmulateCommand::Lifecycle { emulator, subscription_id, event }) => {
+            remote::post(&emulator, "lifecycle", &json!({"subscription_id": subscription_id, "event": event})).await
+        }
+        Some(EmulateCommand::Approve { emulator, user_code, account }) => {
+            remote::post(&emulator, "device/approve", &json!({"user_code": user_code, "account": account})).await
+        }
+        None => {
+            let config = EmulatorConfig {
+                listen: args.listen,
+                tenant_id: args.tenant_id,
+                client_id: args.client_id,
+                client_secret: args.client_secret,
+                client_certificate: args.client_certificate,
+                lifetime_override: args.lifetime_override,
+                quota: args.quota,
+                retry_base_delay: args.retry_base_delay,
+            };
+            graph_relay_fanout::emulator::run(config, shutdown::signal()).await
         }
     }
 }
@@ -183,6 +345,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         dedup_window_ms: args.dedup_window.as_millis() as u64,
         cache_bytes: usize::try_from(args.cache_size.as_u64()).unwrap_or(usize::MAX),
     };
+    // Before the port is bound: a bad subscriptions file stops the start.
+    let reconciler = match &args.subscriptions_file {
+        Some(file) => Some(commands::reconciler(file, &args.data_dir)?),
+        None => None,
+    };
     let config = server::ServeConfig {
         listen: args.listen,
         ingest_token,
@@ -196,6 +363,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             client_ca: args.tls_client_ca,
         }),
         retention,
+        reconciler,
     };
     server::serve(config, shutdown::signal()).await
 }

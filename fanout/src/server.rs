@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::access::Access;
 use crate::auth::BearerToken;
 use crate::decrypt::Keyring;
+use crate::graph::{lifecycle, reconciler::Reconciler};
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::pb::fanout_server::FanoutServer;
@@ -38,6 +39,8 @@ pub struct ServeConfig {
     /// TLS on the listener (recommended beyond loopback).
     pub tls: Option<TlsFiles>,
     pub retention: Retention,
+    /// Keeps Graph's subscriptions in line with a subscriptions file (`--subscriptions`).
+    pub reconciler: Option<Reconciler>,
 }
 
 /// PEM files for TLS; with `client_ca`, clients must present a certificate
@@ -91,6 +94,14 @@ pub async fn run(
     let head = store.next_sequence()? - 1;
     let hub = Hub::new(head, config.subscriber_buffer);
     let ingest = Ingest::start(store.clone(), hub.clone())?;
+    let mut directory = None;
+    let reconciler = config.reconciler.map(|reconciler| {
+        directory = Some(reconciler.directory());
+        // Resumes where the last run stopped, so no lifecycle event is skipped.
+        let cursor = reconciler.lifecycle_cursor().unwrap_or(head);
+        let feed = lifecycle::feed(store.clone(), hub.clone(), Some(cursor));
+        tokio::spawn(reconciler.run(feed, ingest.clone(), std::future::pending()))
+    });
     let service = FanoutService::new(ServiceParts {
         access: Arc::new(config.access),
         keyring: Arc::new(config.keyring),
@@ -98,6 +109,7 @@ pub async fn run(
         hub: hub.clone(),
         ingest,
         ingest_token: config.ingest_token,
+        directory,
     });
     tracing::info!(data_dir = %config.data_dir.display(), head, "log opened");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -128,6 +140,11 @@ pub async fn run(
         _ = async { let _ = stopped_rx.await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
             tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; exiting anyway");
         }
+    }
+    // Its state is saved after every change; an interrupted Graph call is
+    // retried from that state by the next run.
+    if let Some(task) = reconciler {
+        task.abort();
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::access::Access;
 use crate::auth::BearerToken;
 use crate::decrypt::Keyring;
 use crate::filter::Filter;
+use crate::graph::reconciler::Directory;
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::pb::fanout_server::Fanout;
@@ -35,12 +36,30 @@ pub struct FanoutService {
     ingest: Ingest,
     /// Only the edge may publish.
     ingest_token: BearerToken,
+    /// The reconciler's subscriptions, to give Graph's lifecycle items their resource.
+    directory: Option<Directory>,
 }
 
 impl FanoutService {
     pub fn new(parts: ServiceParts) -> Self {
-        let ServiceParts { access, keyring, store, hub, ingest, ingest_token } = parts;
-        Self { access, keyring, decryption_failures: AtomicU64::new(0), store, hub, ingest, ingest_token }
+        let ServiceParts { access, keyring, store, hub, ingest, ingest_token, directory } = parts;
+        Self { access, keyring, decryption_failures: AtomicU64::new(0), store, hub, ingest, ingest_token, directory }
+    }
+
+    /// Graph's lifecycle items rarely name their resource; without one, resource
+    /// filters and resource-scoped subscribers would never see them.
+    fn add_resources(&self, notifications: &mut [Notification]) {
+        let Some(directory) = &self.directory else { return };
+        let Ok(directory) = directory.read() else { return };
+        for notification in notifications {
+            if let Some(Kind::Lifecycle(lifecycle)) = &mut notification.kind {
+                if lifecycle.resource.is_empty() {
+                    if let Some(resource) = directory.get(&lifecycle.subscription_id.to_ascii_lowercase()) {
+                        lifecycle.resource = resource.trim_start_matches('/').to_string();
+                    }
+                }
+            }
+        }
     }
 
     /// Decrypts the rich items once, before they are stored (CPU-bound: RSA).
@@ -73,6 +92,7 @@ pub struct ServiceParts {
     pub hub: Arc<Hub>,
     pub ingest: Ingest,
     pub ingest_token: BearerToken,
+    pub directory: Option<Directory>,
 }
 
 impl FanoutService {}
@@ -121,7 +141,8 @@ impl Fanout for FanoutService {
         if notifications.is_empty() {
             return Ok(Response::new(PublishResponse::default()));
         }
-        let notifications = self.decrypt(notifications).await?;
+        let mut notifications = self.decrypt(notifications).await?;
+        self.add_resources(&mut notifications);
         // Hashing here runs on every core; the single writer only stores.
         let appended = self.ingest.publish(store::keyed(notifications)).await?;
         tracing::debug!(?appended, "published");

@@ -67,11 +67,7 @@ pub fn check(request: &Request<'_>) -> Result<&'static Kind, Vec<Violation>> {
 /// OneDrive personal and business share paths: the permission decides.
 fn pick(path: &ResourcePath, request: &Request<'_>) -> Option<Match> {
     let matches = catalog::resolve(path);
-    matches
-        .iter()
-        .find(|m| m.kind.permissions.contains(&request.permission))
-        .or_else(|| matches.first())
-        .copied()
+    matches.iter().find(|m| m.kind.permissions.contains(&request.permission)).or_else(|| matches.first()).copied()
 }
 
 fn unknown_resource(resource: &str, path: &ResourcePath) -> Violation {
@@ -129,7 +125,11 @@ fn permission_rules(request: &Request<'_>, path: &ResourcePath, found: Match, ou
 fn change_type_rules(request: &Request<'_>, found: Match, out: &mut Vec<Violation>) {
     let allowed = found.change_types();
     if request.change_types.is_empty() {
-        out.push(violation("change-type-missing", "no changeType given", format!("give one or more of: {}", allowed.join(", "))));
+        out.push(violation(
+            "change-type-missing",
+            "no changeType given",
+            format!("give one or more of: {}", allowed.join(", ")),
+        ));
     }
     for change_type in &request.change_types {
         let lower = change_type.trim().to_ascii_lowercase();

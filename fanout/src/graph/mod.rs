@@ -5,10 +5,49 @@
 //! - [`catalog`]: the 19 resource kinds as data (paths, lifetimes, changeTypes, permissions).
 //! - [`check`]: the rules Graph applies to a subscription, checked before calling it.
 //! - [`plan`]: the subscriptions file (TOML).
+//! - [`credentials`]: access tokens (client secret, certificate, device-code login).
+//! - [`client`]: Graph's `/subscriptions` API and what its errors mean.
+//! - [`ledger`]: the reconciler's state, kept across restarts.
+//! - [`reconciler`]: create, renew, adopt, recreate, delete; backoff.
+//! - [`lifecycle`]: lifecycle events from the log drive the reconciler.
+//! - [`commands`]: `subscriptions check|sync|list` and `login`.
 
 pub mod catalog;
 pub mod check;
+pub mod client;
+pub mod commands;
+pub mod credentials;
+pub mod ledger;
+pub mod lifecycle;
 pub mod plan;
+pub mod reconciler;
+
+/// A reauthorize and a renewing PATCH never both within this (graph-protocol.md 6).
+pub const REAUTHORIZE_WINDOW_MS: u64 = 10 * 60 * 1000;
 
 #[cfg(test)]
 mod check_tests;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Graph's `dateTimeOffset` (RFC 3339, UTC) for milliseconds since the epoch.
+pub fn format_time(unix_ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(unix_ms)).to_string()
+}
+
+/// Milliseconds since the epoch for Graph's `dateTimeOffset` (up to 7 fraction digits).
+pub fn parse_time(text: &str) -> Option<u64> {
+    let time = humantime::parse_rfc3339_weak(text.trim_end_matches('Z').trim_end_matches("+00:00")).ok()?;
+    time.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn graph_times_round_trip_and_accept_seven_fraction_digits() {
+        let ms = 1_795_000_000_123;
+        assert_eq!(super::parse_time(&super::format_time(ms)), Some(ms));
+        assert_eq!(super::parse_time("2016-11-20T18:23:45.9356913Z"), Some(1_479_666_225_935));
+        assert_eq!(super::parse_time("tomorrow"), None);
+    }
+}

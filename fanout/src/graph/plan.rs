@@ -113,7 +113,8 @@ impl Entry {
             change_types: self.change_types.clone(),
             permission: self.permission,
             include_resource_data: self.include_resource_data,
-            has_encryption_certificate: self.encryption_certificate.is_some() && self.encryption_certificate_id.is_some(),
+            has_encryption_certificate: self.encryption_certificate.is_some()
+                && self.encryption_certificate_id.is_some(),
             lifetime_minutes: self.lifetime_minutes(),
             has_lifecycle_url: edge.lifecycle_notification_url.is_some(),
             notification_query_options: self.notification_query_options.as_deref(),
@@ -171,7 +172,11 @@ impl Plan {
             let mut push = |violation| findings.push(Finding { entry: entry.name.clone(), violation });
             *names.entry(&entry.name).or_default() += 1;
             if names[entry.name.as_str()] == 2 {
-                push(check::violation("duplicate-name", format!("name {:?} is used twice", entry.name), "give every entry its own name"));
+                push(check::violation(
+                    "duplicate-name",
+                    format!("name {:?} is used twice", entry.name),
+                    "give every entry its own name",
+                ));
             }
             if let Some(first) = identities.insert(entry.graph_identity(), entry.name.clone()) {
                 push(check::violation(

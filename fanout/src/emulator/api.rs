@@ -1,0 +1,378 @@
+//! `/v1.0/subscriptions`, with Graph's rules: the resource table
+//! ([`crate::graph::check`]), lifetimes (too long is 400, under 45 minutes is
+//! raised), 409 for a duplicate, 403 for quota, and the validation handshake
+//! against both URLs DURING creation (400 if either fails).
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{delivery, identity, Emulator};
+use crate::graph::catalog::{Permission, MIN_LIFETIME_MINUTES};
+use crate::graph::check::{self, Request};
+use crate::graph::{format_time, parse_time, REAUTHORIZE_WINDOW_MS};
+use crate::ingest::now_ms;
+
+/// One live subscription.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub id: String,
+    pub resource: String,
+    pub change_type: String,
+    pub notification_url: String,
+    pub lifecycle_notification_url: Option<String>,
+    pub client_state: Option<String>,
+    pub expiration_ms: u64,
+    pub include_resource_data: bool,
+    /// The certificate resource data is encrypted with.
+    pub encryption: Option<Encryption>,
+    pub client_id: String,
+    pub tenant_id: String,
+    pub permission: Permission,
+    /// Row label, for triggers by kind.
+    pub kind: &'static str,
+    pub renewals: u64,
+    /// Last PATCH and last reauthorize: never both within 10 minutes.
+    pub last_renewal_ms: u64,
+    pub last_reauthorize_ms: u64,
+}
+
+impl Subscription {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id, "resource": self.resource, "applicationId": self.client_id,
+            "changeType": self.change_type, "clientState": self.client_state,
+            "notificationUrl": self.notification_url,
+            "lifecycleNotificationUrl": self.lifecycle_notification_url,
+            "expirationDateTime": format_time(self.expiration_ms),
+            "includeResourceData": self.include_resource_data,
+            "encryptionCertificateId": self.encryption.as_ref().map(|e| &e.certificate_id),
+            "latestSupportedTlsVersion": "v1_2",
+        })
+    }
+}
+
+/// A rich subscription's `encryptionCertificate`, parsed.
+#[derive(Debug, Clone)]
+pub struct Encryption {
+    pub key: rsa::RsaPublicKey,
+    pub certificate_id: String,
+    /// Hex SHA-1 of the certificate, as Graph sends it.
+    pub thumbprint: String,
+}
+
+/// Graph's error envelope.
+pub fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateBody {
+    change_type: Option<String>,
+    notification_url: Option<String>,
+    lifecycle_notification_url: Option<String>,
+    resource: Option<String>,
+    expiration_date_time: Option<String>,
+    client_state: Option<String>,
+    #[serde(default)]
+    include_resource_data: bool,
+    encryption_certificate: Option<String>,
+    encryption_certificate_id: Option<String>,
+    notification_query_options: Option<String>,
+}
+
+/// A fault injected with `/emulator/faults`, answered instead of the call.
+fn injected_fault(emulator: &Emulator) -> Option<Response> {
+    let mut world = emulator.world();
+    if world.faults.is_empty() {
+        return None;
+    }
+    let (status, retry_after) = world.faults.remove(0);
+    world.count("faults_served");
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = graph_error(status, "injected", "fault injected by /emulator/faults");
+    if let Ok(value) = retry_after.to_string().parse() {
+        response.headers_mut().insert("retry-after", value);
+    }
+    Some(response)
+}
+
+fn guard(emulator: &Emulator, headers: &HeaderMap) -> Result<identity::Grant, Response> {
+    let grant = identity::authorize(emulator, headers)?;
+    injected_fault(emulator).map_or(Ok(grant), Err)
+}
+
+/// The granted expiry: raised to 45 minutes, capped by the test override.
+fn granted_expiry(emulator: &Emulator, requested_ms: u64) -> u64 {
+    let now = now_ms();
+    let floor = now + u64::from(MIN_LIFETIME_MINUTES) * 60_000;
+    let mut expiry = requested_ms.max(floor);
+    if let Some(cap) = emulator.config.lifetime_override {
+        expiry = expiry.min(now + cap.as_millis() as u64);
+    }
+    expiry
+}
+
+fn lifetime_minutes(expiration_ms: u64) -> u32 {
+    u32::try_from(expiration_ms.saturating_sub(now_ms()) / 60_000).unwrap_or(u32::MAX)
+}
+
+/// `POST /v1.0/subscriptions`
+pub async fn create(State(emulator): State<Emulator>, headers: HeaderMap, Json(body): Json<CreateBody>) -> Response {
+    let grant = match guard(&emulator, &headers) {
+        Ok(grant) => grant,
+        Err(response) => return response,
+    };
+    let bad = |message: &str| graph_error(StatusCode::BAD_REQUEST, "InvalidRequest", message);
+    let (Some(resource), Some(change_type), Some(notification_url), Some(expiration)) =
+        (body.resource, body.change_type, body.notification_url, body.expiration_date_time)
+    else {
+        return bad("resource, changeType, notificationUrl and expirationDateTime are required");
+    };
+    let Some(requested_ms) = parse_time(&expiration) else { return bad("expirationDateTime is not a dateTimeOffset") };
+    if body.client_state.as_ref().is_some_and(|s| s.len() > 128) {
+        return bad("clientState is longer than 128 characters");
+    }
+    let encryption = match (&body.encryption_certificate, &body.encryption_certificate_id) {
+        (Some(certificate), Some(id)) => match parse_certificate(certificate, id) {
+            Ok(encryption) => Some(encryption),
+            Err(e) => return bad(&format!("encryptionCertificate: {e}")),
+        },
+        _ => None,
+    };
+    let request = Request {
+        resource: &resource,
+        change_types: change_type.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        permission: grant.permission,
+        include_resource_data: body.include_resource_data,
+        has_encryption_certificate: encryption.is_some(),
+        lifetime_minutes: Some(lifetime_minutes(requested_ms)),
+        has_lifecycle_url: body.lifecycle_notification_url.is_some(),
+        notification_query_options: body.notification_query_options.as_deref(),
+    };
+    let kind = match check::check(&request) {
+        Ok(kind) => kind,
+        Err(violations) => return refused(&violations),
+    };
+    if let Some(response) = conflict_or_quota(&emulator, &grant, &resource, &change_type) {
+        return response;
+    }
+    for url in std::iter::once(&notification_url).chain(body.lifecycle_notification_url.as_ref()) {
+        if let Err(reason) = delivery::handshake(&emulator, url).await {
+            emulator.world().count("handshakes_failed");
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                &format!("Subscription validation request failed for {url}: {reason}"),
+            );
+        }
+    }
+    let subscription = Subscription {
+        id: uuid_like(),
+        resource,
+        change_type,
+        notification_url,
+        lifecycle_notification_url: body.lifecycle_notification_url,
+        client_state: body.client_state,
+        expiration_ms: granted_expiry(&emulator, requested_ms),
+        include_resource_data: body.include_resource_data,
+        encryption,
+        client_id: grant.client_id,
+        tenant_id: grant.tenant_id,
+        permission: grant.permission,
+        kind: kind.label,
+        renewals: 0,
+        last_renewal_ms: 0,
+        last_reauthorize_ms: 0,
+    };
+    let reply = subscription.to_json();
+    let mut world = emulator.world();
+    world.count("created");
+    world.subscriptions.insert(subscription.id.clone(), subscription);
+    (StatusCode::CREATED, Json(reply)).into_response()
+}
+
+fn refused(violations: &[check::Violation]) -> Response {
+    let message = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    let forbidden = violations.iter().any(|v| v.rule == "permission-unsupported" || v.rule == "me-requires-delegated");
+    if forbidden {
+        graph_error(StatusCode::FORBIDDEN, "ExtensionError", &message)
+    } else {
+        graph_error(StatusCode::BAD_REQUEST, "InvalidRequest", &message)
+    }
+}
+
+fn conflict_or_quota(
+    emulator: &Emulator,
+    grant: &identity::Grant,
+    resource: &str,
+    change_type: &str,
+) -> Option<Response> {
+    let world = emulator.world();
+    let mine = world.subscriptions.values().filter(|s| s.client_id == grant.client_id);
+    let same = |s: &&Subscription| {
+        s.resource.trim_start_matches('/').eq_ignore_ascii_case(resource.trim_start_matches('/'))
+            && sorted_types(&s.change_type) == sorted_types(change_type)
+    };
+    if mine.clone().any(|s| same(&s)) {
+        return Some(graph_error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "A subscription for this resource and changeType already exists.",
+        ));
+    }
+    if mine.count() >= emulator.config.quota {
+        return Some(graph_error(
+            StatusCode::FORBIDDEN,
+            "ExtensionError",
+            "Operation: Create; Exception: [Status Code: Forbidden; Reason: subscription quota exceeded for this app and tenant]",
+        ));
+    }
+    None
+}
+
+fn sorted_types(change_type: &str) -> Vec<String> {
+    let mut types: Vec<String> = change_type.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
+    types.sort();
+    types
+}
+
+fn parse_certificate(certificate_b64: &str, certificate_id: &str) -> Result<Encryption, String> {
+    use sha1::Digest;
+    let der = STANDARD.decode(certificate_b64.trim()).map_err(|e| format!("not base64: {e}"))?;
+    let (_, certificate) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let key = <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_der(certificate.public_key().raw)
+        .map_err(|e| format!("not an RSA certificate: {e}"))?;
+    let thumbprint = sha1::Sha1::digest(&der).iter().map(|b| format!("{b:02X}")).collect();
+    Ok(Encryption { key, certificate_id: certificate_id.to_string(), thumbprint })
+}
+
+fn uuid_like() -> String {
+    let hex: String = identity::random_token(16).bytes().map(|b| format!("{:x}", b % 16)).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+fn not_found(id: &str) -> Response {
+    graph_error(StatusCode::NOT_FOUND, "ResourceNotFound", &format!("The object was not found: subscription {id}"))
+}
+
+/// `GET /v1.0/subscriptions`
+pub async fn list(State(emulator): State<Emulator>, headers: HeaderMap) -> Response {
+    let grant = match guard(&emulator, &headers) {
+        Ok(grant) => grant,
+        Err(response) => return response,
+    };
+    let world = emulator.world();
+    let value: Vec<Value> =
+        world.subscriptions.values().filter(|s| s.client_id == grant.client_id).map(Subscription::to_json).collect();
+    Json(json!({ "value": value })).into_response()
+}
+
+/// `GET /v1.0/subscriptions/{id}`
+pub async fn get(State(emulator): State<Emulator>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(response) = guard(&emulator, &headers) {
+        return response;
+    }
+    let world = emulator.world();
+    world.subscriptions.get(&id).map_or_else(|| not_found(&id), |s| Json(s.to_json()).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenewBody {
+    expiration_date_time: String,
+}
+
+/// `PATCH /v1.0/subscriptions/{id}`: a new expiry, which also reauthorizes.
+pub async fn renew(
+    State(emulator): State<Emulator>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<RenewBody>,
+) -> Response {
+    if let Err(response) = guard(&emulator, &headers) {
+        return response;
+    }
+    let Some(requested_ms) = parse_time(&body.expiration_date_time) else {
+        return graph_error(StatusCode::BAD_REQUEST, "InvalidRequest", "expirationDateTime is not a dateTimeOffset");
+    };
+    let granted = granted_expiry(&emulator, requested_ms);
+    let mut world = emulator.world();
+    let Some(subscription) = world.subscriptions.get_mut(&id) else { return not_found(&id) };
+    let max = crate::graph::catalog::by_label(subscription.kind)
+        .map(|k| k.max_lifetime_minutes(subscription.include_resource_data))
+        .unwrap_or(u32::MAX);
+    if lifetime_minutes(requested_ms) > max {
+        let message = format!("Subscription expiration can only be {max} minutes in the future.");
+        return graph_error(StatusCode::BAD_REQUEST, "InvalidRequest", &message);
+    }
+    let now = now_ms();
+    let too_soon = now.saturating_sub(subscription.last_reauthorize_ms) < REAUTHORIZE_WINDOW_MS;
+    subscription.expiration_ms = granted;
+    subscription.renewals += 1;
+    subscription.last_renewal_ms = now;
+    let reply = subscription.to_json();
+    if too_soon {
+        world.count("reauthorized_twice_within_10_minutes");
+    }
+    world.count("renewed");
+    Json(reply).into_response()
+}
+
+/// `DELETE /v1.0/subscriptions/{id}`
+pub async fn delete(State(emulator): State<Emulator>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(response) = guard(&emulator, &headers) {
+        return response;
+    }
+    let mut world = emulator.world();
+    match world.subscriptions.remove(&id) {
+        Some(_) => {
+            world.count("deleted");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => not_found(&id),
+    }
+}
+
+/// `POST /v1.0/subscriptions/{id}/reauthorize`: 204, expiry unchanged.
+pub async fn reauthorize(State(emulator): State<Emulator>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(response) = guard(&emulator, &headers) {
+        return response;
+    }
+    let mut world = emulator.world();
+    let Some(subscription) = world.subscriptions.get_mut(&id) else { return not_found(&id) };
+    let now = now_ms();
+    let too_soon =
+        now.saturating_sub(subscription.last_renewal_ms.max(subscription.last_reauthorize_ms)) < REAUTHORIZE_WINDOW_MS;
+    subscription.last_reauthorize_ms = now;
+    if too_soon {
+        world.count("reauthorized_twice_within_10_minutes");
+    }
+    world.count("reauthorized");
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Graph removes subscriptions that reach their expiry: a lapse the relay exists to prevent.
+pub async fn expire_loop(emulator: Emulator) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = now_ms();
+        let mut world = emulator.world();
+        let expired: Vec<String> =
+            world.subscriptions.values().filter(|s| s.expiration_ms <= now).map(|s| s.id.clone()).collect();
+        for id in expired {
+            world.subscriptions.remove(&id);
+            world.count("expired");
+            tracing::warn!(id, "subscription expired (not renewed in time)");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Graph's `/subscriptions` API, with its answers sorted into what the
+//! reconciler must do about them (recreate, adopt, back off, report).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::catalog::Permission;
+use super::credentials::{CredentialError, Credentials};
+use super::parse_time;
+
+/// A Graph answer other than success, by what it means for the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("404: the subscription no longer exists")]
+    NotFound,
+    #[error("409: {0}")]
+    Conflict(String),
+    #[error("403 quota: {0}")]
+    Quota(String),
+    /// 429 and 5xx: try again after `retry_after` (from the header when given).
+    #[error("{status}: {message} (retry after {retry_after:?})")]
+    Throttled { status: u16, retry_after: Option<Duration>, message: String },
+    /// 400/401/403: retrying the same request will not help.
+    #[error("{status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+}
+
+/// A subscription as Graph describes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Remote {
+    pub id: String,
+    pub resource: String,
+    pub change_type: String,
+    pub expiration_date_time: String,
+}
+
+impl Remote {
+    pub fn expiration_ms(&self) -> u64 {
+        parse_time(&self.expiration_date_time).unwrap_or(0)
+    }
+}
+
+/// The body of `POST /subscriptions`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewSubscription {
+    pub change_type: String,
+    pub notification_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle_notification_url: Option<String>,
+    pub resource: String,
+    pub expiration_date_time: String,
+    pub client_state: String,
+    pub include_resource_data: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_certificate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_certificate_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_query_options: Option<String>,
+    pub latest_supported_tls_version: &'static str,
+}
+
+pub struct GraphClient {
+    base_url: String,
+    http: reqwest::Client,
+    credentials: Credentials,
+}
+
+impl GraphClient {
+    pub fn new(base_url: &str, http: reqwest::Client, credentials: Credentials) -> GraphClient {
+        GraphClient { base_url: base_url.trim_end_matches('/').to_string(), http, credentials }
+    }
+
+    async fn call(
+        &self,
+        permission: Permission,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Option<Value>, GraphError> {
+        let token = self.credentials.access_token(permission).await?;
+        let response = request.bearer_auth(token).send().await?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await.unwrap_or_default();
+        if (200..300).contains(&status) {
+            return Ok(serde_json::from_str(&text).ok());
+        }
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(String::from))
+            .unwrap_or(text);
+        Err(match status {
+            404 => GraphError::NotFound,
+            409 => GraphError::Conflict(message),
+            403 if message.to_ascii_lowercase().contains("quota") => GraphError::Quota(message),
+            429 | 500..=599 => GraphError::Throttled { status, retry_after, message },
+            _ => GraphError::Refused { status, message },
+        })
+    }
+
+    fn parse(value: Option<Value>) -> Result<Remote, GraphError> {
+        let value = value.unwrap_or_default();
+        serde_json::from_value(value.clone()).map_err(|e| GraphError::Refused {
+            status: 200,
+            message: format!("unexpected subscription body {value}: {e}"),
+        })
+    }
+
+    pub async fn create(&self, permission: Permission, body: &NewSubscription) -> Result<Remote, GraphError> {
+        let request = self.http.post(format!("{}/subscriptions", self.base_url)).json(body);
+        Self::parse(self.call(permission, request).await?)
+    }
+
+    pub async fn renew(&self, permission: Permission, id: &str, expiration: &str) -> Result<Remote, GraphError> {
+        let body = serde_json::json!({ "expirationDateTime": expiration });
+        let request = self.http.patch(format!("{}/subscriptions/{id}", self.base_url)).json(&body);
+        Self::parse(self.call(permission, request).await?)
+    }
+
+    pub async fn reauthorize(&self, permission: Permission, id: &str) -> Result<(), GraphError> {
+        let request = self.http.post(format!("{}/subscriptions/{id}/reauthorize", self.base_url));
+        self.call(permission, request).await.map(drop)
+    }
+
+    pub async fn delete(&self, permission: Permission, id: &str) -> Result<(), GraphError> {
+        let request = self.http.delete(format!("{}/subscriptions/{id}", self.base_url));
+        self.call(permission, request).await.map(drop)
+    }
+
+    /// Every subscription of the app visible with `permission`.
+    pub async fn list(&self, permission: Permission) -> Result<Vec<Remote>, GraphError> {
+        let mut url = format!("{}/subscriptions", self.base_url);
+        let mut all = Vec::new();
+        loop {
+            let page = self.call(permission, self.http.get(&url)).await?.unwrap_or_default();
+            let items: Vec<Remote> = serde_json::from_value(page["value"].clone()).unwrap_or_default();
+            all.extend(items);
+            match page["@odata.nextLink"].as_str() {
+                Some(next) => url = next.to_string(),
+                None => return Ok(all),
+            }
+        }
+    }
+}

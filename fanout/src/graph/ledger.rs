@@ -1,0 +1,112 @@
+//! What the reconciler knows about Graph, kept across restarts:
+//! `subscriptions.json` in the data directory, replaced atomically (write,
+//! fsync, rename) so a crash leaves the old or the new state, never half.
+//!
+//! A JSON file rather than the log's database because `subscriptions list`
+//! must read it while `serve` runs, and redb locks its file exclusively. An
+//! advisory lock (`subscriptions.lock`) keeps two reconcilers (a `serve` and a
+//! `subscriptions sync`) from renewing the same subscriptions at once.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One wanted subscription's life on Graph.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub subscription_id: String,
+    pub resource: String,
+    pub change_types: String,
+    /// Which definition this subscription was made from; a change means recreate.
+    pub fingerprint: String,
+    pub expiration_ms: u64,
+    /// When the next renewal is due (jittered at each renewal).
+    pub renew_at_ms: u64,
+    pub created_ms: u64,
+    pub last_renewal_ms: u64,
+    pub last_reauthorize_ms: u64,
+    pub last_notification_ms: u64,
+    pub renewals: u64,
+    pub last_error: Option<String>,
+    pub last_error_ms: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    /// By entry name.
+    pub entries: BTreeMap<String, Record>,
+    /// The last log sequence whose lifecycle event was handled.
+    pub lifecycle_cursor: Option<u64>,
+}
+
+impl State {
+    pub fn by_subscription_id(&self, id: &str) -> Option<(&String, &Record)> {
+        self.entries.iter().find(|(_, r)| r.subscription_id.eq_ignore_ascii_case(id))
+    }
+}
+
+/// The state file, held under the lock.
+pub struct Ledger {
+    path: PathBuf,
+    pub state: State,
+    /// Held for as long as this reconciler runs.
+    _lock: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}: another reconciler (graph-relay serve or subscriptions sync) is running on this data directory")]
+    Locked(PathBuf),
+    #[error("{path}: {source}")]
+    Corrupt { path: PathBuf, source: serde_json::Error },
+}
+
+pub const FILE_NAME: &str = "subscriptions.json";
+
+impl Ledger {
+    pub fn open(data_dir: &Path) -> Result<Ledger, LedgerError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LedgerError::Io { path, source }
+        };
+        std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+        let lock_path = data_dir.join("subscriptions.lock");
+        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(LedgerError::Locked(data_dir.to_path_buf()));
+        }
+        let path = data_dir.join(FILE_NAME);
+        let state = read(&path)?;
+        Ok(Ledger { path, state, _lock: lock })
+    }
+
+    pub fn save(&self) -> Result<(), LedgerError> {
+        let io = |source| LedgerError::Io { path: self.path.clone(), source };
+        let temporary = self.path.with_extension("json.tmp");
+        let mut file = File::create(&temporary).map_err(io)?;
+        let text = serde_json::to_string_pretty(&self.state)
+            .map_err(|source| LedgerError::Corrupt { path: self.path.clone(), source })?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&temporary, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            // The rename itself must survive a power cut.
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+/// The saved state, without taking the lock (for `subscriptions list`).
+pub fn read(path: &Path) -> Result<State, LedgerError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|source| LedgerError::Corrupt { path: path.into(), source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(source) => Err(LedgerError::Io { path: path.into(), source }),
+    }
+}

@@ -1,0 +1,224 @@
+//! Lifecycle events drive the reconciler (graph-protocol.md section 6).
+//!
+//! The reconciler reads the fan-out's own log like a subscriber, from a
+//! cursor kept in its state file, so a lifecycle event stored just before a
+//! crash is still handled after the restart:
+//! - `reauthorizationRequired`: POST /reauthorize, or a renewing PATCH when
+//!   the subscription is past half its lifetime (that does both); nothing if
+//!   either happened in the last 10 minutes (never both within 10 minutes).
+//! - `subscriptionRemoved`: recreate, then publish `resyncNeeded`.
+//! - `missed`: publish `resyncNeeded` for the subscription.
+//!
+//! `resyncNeeded` events go through the normal log, stream and filters.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use graph_relay_proto::v1::{event::Payload, notification::Kind, Event, LifecycleNotification, Notification};
+use prost::Message;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+
+use super::reconciler::{Reconciler, Report};
+use super::REAUTHORIZE_WINDOW_MS;
+use crate::filter::Filter;
+use crate::hub::Hub;
+use crate::ingest::{now_ms, Ingest};
+use crate::store::{self, Store};
+
+/// The event consumers get when they must run a delta query.
+pub const RESYNC_NEEDED: &str = "resyncNeeded";
+/// Unsaved cursor movement is flushed this often.
+const FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+/// What the reconciler needs from one logged event.
+#[derive(Debug)]
+pub enum FeedItem {
+    Change { sequence: u64, subscription_id: String },
+    Lifecycle { sequence: u64, notification: LifecycleNotification },
+    Other { sequence: u64 },
+}
+
+/// Reads the log from `after` (exclusive) on, like a subscriber with no filter.
+pub fn feed(store: Arc<Store>, hub: Arc<Hub>, after: Option<u64>) -> mpsc::Receiver<FeedItem> {
+    let (tx, rx) = mpsc::channel(256);
+    let mut events = crate::subscriber::spawn(store, hub, Filter::default(), false, after);
+    tokio::spawn(async move {
+        while let Some(Ok(encoded)) = events.next().await {
+            let sequence = encoded.sequence();
+            let item = match Event::decode(encoded.bytes().clone()).map(|e| e.payload) {
+                Ok(Some(Payload::Change(change))) => {
+                    FeedItem::Change { sequence, subscription_id: change.subscription_id }
+                }
+                Ok(Some(Payload::Lifecycle(notification))) => FeedItem::Lifecycle { sequence, notification },
+                _ => FeedItem::Other { sequence },
+            };
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+impl Reconciler {
+    /// Runs until `stop`: passes when something is due, lifecycle reactions as events arrive.
+    pub async fn run(mut self, mut feed: mpsc::Receiver<FeedItem>, publisher: Ingest, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut dirty = false;
+        loop {
+            if now_ms() >= self.next_due_ms() {
+                self.sync_once().await;
+                dirty = false;
+            }
+            let wait = Duration::from_millis(self.next_due_ms().saturating_sub(now_ms())).min(FLUSH_EVERY);
+            tokio::select! {
+                _ = &mut stop => break,
+                item = feed.recv() => match item {
+                    Some(item) => dirty |= self.on_feed(item, &publisher).await,
+                    None => break,
+                },
+                _ = tokio::time::sleep(wait) => if dirty {
+                    self.persist();
+                    dirty = false;
+                },
+            }
+        }
+        self.persist();
+    }
+
+    /// Handles one logged event; true if only the cursor/health moved (flush later).
+    async fn on_feed(&mut self, item: FeedItem, publisher: &Ingest) -> bool {
+        let sequence = match item {
+            FeedItem::Change { sequence, subscription_id } => {
+                if let Some(record) = self
+                    .ledger
+                    .state
+                    .entries
+                    .values_mut()
+                    .find(|r| r.subscription_id.eq_ignore_ascii_case(&subscription_id))
+                {
+                    record.last_notification_ms = now_ms();
+                }
+                sequence
+            }
+            FeedItem::Other { sequence } => sequence,
+            FeedItem::Lifecycle { sequence, notification } => {
+                self.on_lifecycle(sequence, &notification, publisher).await;
+                self.ledger.state.lifecycle_cursor = Some(sequence);
+                self.persist();
+                return false;
+            }
+        };
+        self.ledger.state.lifecycle_cursor = Some(sequence);
+        true
+    }
+
+    async fn on_lifecycle(&mut self, sequence: u64, event: &LifecycleNotification, publisher: &Ingest) {
+        if event.lifecycle_event == RESYNC_NEEDED {
+            return;
+        }
+        let Some((entry, kind)) = self.entry_for(&event.subscription_id) else {
+            tracing::info!(
+                id = event.subscription_id,
+                event = event.lifecycle_event,
+                "lifecycle event for a subscription not in the file"
+            );
+            return;
+        };
+        let mut report = Report::default();
+        match event.lifecycle_event.to_ascii_lowercase().as_str() {
+            "reauthorizationrequired" => self.reauthorize(&entry, kind, &mut report).await,
+            "subscriptionremoved" => {
+                self.ledger.state.entries.remove(&entry.name);
+                if let Some(remote) = self.create(&entry, kind, &mut report).await {
+                    let resync = resync_needed(sequence, event, &remote.id, &entry.resource);
+                    publish(publisher, resync).await;
+                }
+            }
+            "missed" => {
+                publish(publisher, resync_needed(sequence, event, &event.subscription_id, &entry.resource)).await
+            }
+            other => tracing::warn!(event = other, "unknown lifecycle event ignored"),
+        }
+        tracing::info!(entry = entry.name, event = event.lifecycle_event, ?report, "lifecycle event handled");
+    }
+
+    async fn reauthorize(
+        &mut self,
+        entry: &super::plan::Entry,
+        kind: &'static super::catalog::Kind,
+        report: &mut Report,
+    ) {
+        let Some(record) = self.ledger.state.entries.get(&entry.name).cloned() else { return };
+        let now = now_ms();
+        if now.saturating_sub(record.last_renewal_ms.max(record.last_reauthorize_ms)) < REAUTHORIZE_WINDOW_MS {
+            tracing::info!(
+                entry = entry.name,
+                "reauthorized by a renewal or reauthorize within 10 minutes: nothing to do"
+            );
+            return;
+        }
+        let lifetime = u64::from(kind.max_lifetime_minutes(entry.include_resource_data)) * 60_000;
+        if record.expiration_ms.saturating_sub(now) < lifetime / 2 {
+            return self.renew(entry, kind, report).await;
+        }
+        match self.graph.reauthorize(entry.permission, &record.subscription_id).await {
+            Ok(()) => {
+                if let Some(record) = self.ledger.state.entries.get_mut(&entry.name) {
+                    record.last_reauthorize_ms = now;
+                    // A renewal falling inside the window waits for its end.
+                    let window_end = now + REAUTHORIZE_WINDOW_MS;
+                    if record.renew_at_ms < window_end && record.expiration_ms > window_end + 60_000 {
+                        record.renew_at_ms = window_end;
+                    }
+                }
+            }
+            Err(super::client::GraphError::NotFound) => {
+                self.ledger.state.entries.remove(&entry.name);
+                self.create(entry, kind, report).await;
+            }
+            Err(e) => self.failed(&entry.name, e, report),
+        }
+    }
+}
+
+/// The `resyncNeeded` event for a lifecycle event stored as `cause_sequence`.
+/// Its raw JSON names the cause, so handling the same event twice (after a
+/// crash) stores it once: the log deduplicates identical items.
+fn resync_needed(
+    cause_sequence: u64,
+    cause: &LifecycleNotification,
+    subscription_id: &str,
+    resource: &str,
+) -> Notification {
+    let raw = json!({
+        "lifecycleEvent": RESYNC_NEEDED, "reason": cause.lifecycle_event, "subscriptionId": subscription_id,
+        "previousSubscriptionId": cause.subscription_id, "resource": resource, "tenantId": cause.tenant_id,
+        "causeSequence": cause_sequence,
+    });
+    let previous = if cause.subscription_id == subscription_id { String::new() } else { cause.subscription_id.clone() };
+    Notification {
+        kind: Some(Kind::Lifecycle(LifecycleNotification {
+            subscription_id: subscription_id.to_string(),
+            lifecycle_event: RESYNC_NEEDED.into(),
+            resource: resource.trim_start_matches('/').to_string(),
+            tenant_id: cause.tenant_id.clone(),
+            organization_id: cause.organization_id.clone(),
+            raw_json: raw.to_string(),
+            reason: cause.lifecycle_event.clone(),
+            previous_subscription_id: previous,
+            subscription_expiration_date_time: String::new(),
+        })),
+        received_at_unix_ms: now_ms() as i64,
+    }
+}
+
+async fn publish(publisher: &Ingest, notification: Notification) {
+    match publisher.publish(store::keyed(vec![notification])).await {
+        Ok(appended) => tracing::info!(?appended, "resyncNeeded published"),
+        Err(e) => tracing::error!("publishing resyncNeeded failed: {e}"),
+    }
+}
