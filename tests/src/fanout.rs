@@ -63,6 +63,22 @@ impl Fanout {
         self.launch().await;
     }
 
+    /// Restarts (as after a crash) with more `serve` flags, kept from now on.
+    pub async fn restart_with(&mut self, more_args: &[&str]) {
+        self.extra_args.extend(more_args.iter().map(|a| a.to_string()));
+        self.restart().await;
+    }
+
+    /// The durable data directory (log and subscription state).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Waits until the current process logged `needle` `count` times.
+    pub async fn wait_for_log_count(&mut self, needle: &str, count: usize) -> String {
+        self.process.as_mut().expect("fan-out running").wait_for_log_count(needle, count).await
+    }
+
     /// Waits until the current process logged `needle`.
     pub async fn wait_for_log(&mut self, needle: &str) -> String {
         self.process.as_mut().expect("fan-out running").wait_for_log(needle).await
@@ -85,6 +101,9 @@ impl Fanout {
             .arg("--subscribers")
             .arg(&subscribers)
             .args(&self.extra_args)
+            // What a reconciler (--subscriptions-file) reads from its environment.
+            .env("GRAPH_RELAY_CLIENT_STATE", crate::CLIENT_STATE)
+            .env("GRAPH_CLIENT_SECRET", crate::emulator::CLIENT_SECRET)
             .env("RUST_LOG", "info");
         let mut process = Process::spawn("fan-out", command, &log);
         let text = process.wait_for_log("graph-relay listening on ").await;

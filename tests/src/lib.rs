@@ -5,12 +5,14 @@
 //! - [`edge`]: the built worker under `wrangler dev` (workerd).
 //! - [`graph`]: what Graph would send: payloads and the webhook POST.
 //! - [`subscriber`]: a real gRPC subscriber with bounded waits.
+//! - [`emulator`]: `graph-relay emulate` (the Graph stand-in) and the whole stack around it.
 //!
 //! Every process is started in its own process group and killed with it when
 //! its handle drops, so a failing test leaves nothing running. Readiness is
 //! awaited (a printed address, a 200 from `/healthz`), never slept for.
 
 pub mod edge;
+pub mod emulator;
 pub mod encryption;
 pub mod fanout;
 pub mod graph;

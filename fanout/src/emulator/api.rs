@@ -257,7 +257,9 @@ fn parse_certificate(certificate_b64: &str, certificate_id: &str) -> Result<Encr
 }
 
 fn uuid_like() -> String {
-    let hex: String = identity::random_token(16).bytes().map(|b| format!("{:x}", b % 16)).collect();
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 

@@ -19,6 +19,10 @@ pub enum GraphError {
     Conflict(String),
     #[error("403 quota: {0}")]
     Quota(String),
+    /// 400 because the edge failed Graph's validation handshake (not
+    /// deployed yet, or down): worth retrying with backoff, unlike other 400s.
+    #[error("400 handshake: {0}")]
+    Handshake(String),
     /// 429 and 5xx: try again after `retry_after` (from the header when given).
     #[error("{status}: {message} (retry after {retry_after:?})")]
     Throttled { status: u16, retry_after: Option<Duration>, message: String },
@@ -105,6 +109,7 @@ impl GraphClient {
             404 => GraphError::NotFound,
             409 => GraphError::Conflict(message),
             403 if message.to_ascii_lowercase().contains("quota") => GraphError::Quota(message),
+            400 if message.to_ascii_lowercase().contains("validation request failed") => GraphError::Handshake(message),
             429 | 500..=599 => GraphError::Throttled { status, retry_after, message },
             _ => GraphError::Refused { status, message },
         })

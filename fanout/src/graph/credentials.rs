@@ -33,11 +33,10 @@ pub enum CredentialError {
     Io(String),
 }
 
-/// The delegated sign-in `graph-relay login` keeps.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StoredLogin {
-    pub account: Permission,
-    pub refresh_token: String,
+/// The delegated sign-ins `graph-relay login` keeps: one refresh token per account type.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct StoredLogins {
+    pub refresh_tokens: HashMap<Permission, String>,
 }
 
 /// The app's secret or certificate, and the delegated login file.
@@ -147,23 +146,24 @@ impl Credentials {
             .token_file
             .as_ref()
             .ok_or(CredentialError::Missing(permission, "set token_file and run `graph-relay login`"))?;
-        let login = read_login(path)?;
-        if login.account != permission {
+        let mut logins = read_login(path)?;
+        let Some(refresh_token) = logins.refresh_tokens.get(&permission).cloned() else {
             return Err(CredentialError::Missing(
                 permission,
-                "the stored login is for another account type: run `graph-relay login` again",
+                "no sign-in of that account type: run `graph-relay login --account ...`",
             ));
-        }
+        };
         let form = [
             ("grant_type", "refresh_token".to_string()),
             ("client_id", self.settings.client_id.clone()),
-            ("refresh_token", login.refresh_token),
+            ("refresh_token", refresh_token),
             ("scope", DELEGATED_SCOPE.to_string()),
         ];
         let reply = self.post_token(&form).await?;
         // Refresh tokens rotate: keep the new one, or the next refresh fails.
         if let Some(refresh_token) = &reply.refresh_token {
-            write_login(path, &StoredLogin { account: permission, refresh_token: refresh_token.clone() })?;
+            logins.refresh_tokens.insert(permission, refresh_token.clone());
+            write_login(path, &logins)?;
         }
         Ok(reply)
     }
@@ -191,14 +191,14 @@ fn load_certificate(cert: &Path, key: &Path) -> Result<(String, jsonwebtoken::En
     Ok((thumbprint, key))
 }
 
-pub fn read_login(path: &Path) -> Result<StoredLogin, CredentialError> {
+pub fn read_login(path: &Path) -> Result<StoredLogins, CredentialError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CredentialError::Io(format!("{}: {e} (run `graph-relay login`)", path.display())))?;
     serde_json::from_str(&text).map_err(|e| CredentialError::Io(format!("{}: {e}", path.display())))
 }
 
 /// Writes the login file with mode 0600, replacing it atomically.
-pub fn write_login(path: &Path, login: &StoredLogin) -> Result<(), CredentialError> {
+pub fn write_login(path: &Path, login: &StoredLogins) -> Result<(), CredentialError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |e: std::io::Error| CredentialError::Io(format!("{}: {e}", path.display()));
     let temporary = path.with_extension("tmp");
@@ -233,7 +233,9 @@ pub async fn device_login(settings: &GraphSettings, path: &Path, account: Permis
         let reply: serde_json::Value = http.post(format!("{base}/token")).form(&form).send().await?.json().await?;
         match (reply["refresh_token"].as_str(), reply["error"].as_str()) {
             (Some(refresh_token), _) => {
-                write_login(path, &StoredLogin { account, refresh_token: refresh_token.into() })?;
+                let mut logins = if path.exists() { read_login(path)? } else { StoredLogins::default() };
+                logins.refresh_tokens.insert(account, refresh_token.into());
+                write_login(path, &logins)?;
                 println!("signed in; refresh token stored in {} (mode 0600)", path.display());
                 return Ok(());
             }

@@ -154,7 +154,21 @@ impl Reconciler {
     pub fn next_due_ms(&self) -> u64 {
         let renewals = self.ledger.state.entries.values().map(|r| r.renew_at_ms);
         let retries = self.retry_at.values().copied();
-        let due = renewals.chain(retries).min().unwrap_or(u64::MAX);
+        // Wanted but not on Graph, and not waiting out a failure: due now.
+        let missing = self
+            .plan
+            .subscriptions
+            .iter()
+            .filter(|e| !self.ledger.state.entries.contains_key(&e.name) && !self.retry_at.contains_key(&e.name))
+            .map(|_| 0);
+        let stale = self
+            .ledger
+            .state
+            .entries
+            .keys()
+            .filter(|name| !self.plan.subscriptions.iter().any(|e| &e.name == *name))
+            .map(|_| 0);
+        let due = renewals.chain(retries).chain(missing).chain(stale).min().unwrap_or(u64::MAX);
         due.max(self.paused_until_ms)
     }
 
@@ -285,6 +299,8 @@ impl Reconciler {
             ..previous
         };
         self.ledger.state.entries.insert(entry.name.clone(), record);
+        // Lifecycle items for the new id may already be on their way.
+        self.publish_directory();
         self.retry_at.remove(&entry.name);
         self.failures.remove(&entry.name);
         tracing::info!(
