@@ -39,3 +39,18 @@ pub fn write_pem(key: &RsaPrivateKey, path: &std::path::Path) {
     let pem = key.to_pkcs8_pem(Default::default()).expect("PEM");
     std::fs::write(path, pem.as_bytes()).expect("writing the key file");
 }
+
+/// An RSA key (PKCS#8 PEM) and a self-signed certificate for it (PEM), as files:
+/// what an operator makes for rich notifications or certificate credentials.
+pub fn certificate_files(dir: &std::path::Path, name: &str) -> (String, String) {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key");
+    let pem = key.to_pkcs8_pem(LineEnding::LF).expect("PEM").to_string();
+    let pair = rcgen::KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).expect("rcgen key");
+    let cert =
+        rcgen::CertificateParams::new(vec![name.into()]).expect("params").self_signed(&pair).expect("certificate");
+    let (key_path, cert_path) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.pem")));
+    std::fs::write(&key_path, pem).expect("key file");
+    std::fs::write(&cert_path, cert.pem()).expect("certificate file");
+    (key_path.display().to_string(), cert_path.display().to_string())
+}

@@ -14,6 +14,7 @@
 pub mod edge;
 pub mod emulator;
 pub mod encryption;
+pub mod endpoint;
 pub mod fanout;
 pub mod graph;
 pub mod process;

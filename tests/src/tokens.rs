@@ -134,3 +134,11 @@ impl JwksServer {
         *self.keys.lock().unwrap() = keys;
     }
 }
+
+/// A certificate credential's client assertion: RS256 with the app's key, for `audience`.
+pub fn client_assertion(key_pem_path: &str, audience: &str, client_id: &str) -> String {
+    let pem = std::fs::read(key_pem_path).expect("key file");
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("RSA key");
+    let claims = serde_json::json!({"aud": audience, "iss": client_id, "sub": client_id, "jti": "t1", "nbf": now(), "exp": now() + 600});
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).expect("signing")
+}

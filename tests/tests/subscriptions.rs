@@ -46,19 +46,6 @@ fn entry(name: &str, resource: &str, change_types: &str, permission: &str) -> St
     text + "\n"
 }
 
-/// An RSA key (for the fan-out) and a self-signed certificate (for Graph), as files.
-fn certificate(dir: &std::path::Path) -> (String, String) {
-    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key");
-    let pem = key.to_pkcs8_pem(LineEnding::LF).expect("PEM").to_string();
-    let pair = rcgen::KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).expect("rcgen key");
-    let cert = rcgen::CertificateParams::new(vec!["graph-relay-test".into()]).unwrap().self_signed(&pair).unwrap();
-    let (key_path, cert_path) = (dir.join("relay.key"), dir.join("relay.pem"));
-    std::fs::write(&key_path, pem).unwrap();
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    (key_path.display().to_string(), cert_path.display().to_string())
-}
-
 fn id_of(subscriptions: &[Value], resource: &str) -> Option<String> {
     subscriptions.iter().find(|s| s["resource"] == resource).and_then(|s| s["id"].as_str()).map(String::from)
 }
@@ -70,7 +57,7 @@ fn resource_filter(glob: &str) -> Filter {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_resource_kind_is_subscribed_through_the_handshake_and_delivered_filtered() {
     let mut stack = Stack::start(&[], &[]).await;
-    let (key, cert) = certificate(stack.dir.path());
+    let (key, cert) = graph_relay_tests::encryption::certificate_files(stack.dir.path(), "relay");
     let mut entries: String = ALL_KINDS.iter().map(|(n, r, c, p, _)| entry(n, r, c, p)).collect();
     entries = entries.replace(
         "name = \"inbox\"\n",
@@ -226,13 +213,17 @@ async fn lifecycle_events_produce_the_documented_reactions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_shot_sync_backs_off_adopts_on_409_and_reports_quota() {
-    let stack = Stack::start(&["--quota", "2"], &[]).await;
+    // This app proves itself with a certificate, not a secret.
+    let keys = tempfile::tempdir().unwrap();
+    let (key, cert) = graph_relay_tests::encryption::certificate_files(keys.path(), "app");
+    let stack = Stack::start(&["--quota", "2", "--client-certificate", &cert], &[]).await;
+    let credentials = format!("certificate = {cert:?}\ncertificate_key = {key:?}");
     let data_dir = stack.dir.path().join("state");
     let data = data_dir.to_str().unwrap();
     let entries = entry("users", "/users", "updated", "application")
         + &entry("groups", "/groups", "updated", "application")
         + &entry("alerts", "/security/alerts", "updated", "application");
-    let file = stack.subscriptions_file(SECRET, &entries);
+    let file = stack.subscriptions_file(&credentials, &entries);
     let file = file.to_str().unwrap();
 
     // Someone created /groups by hand: Graph answers 409 and the reconciler adopts it.
@@ -272,6 +263,16 @@ async fn one_shot_sync_backs_off_adopts_on_409_and_reports_quota() {
     assert!(!out.contains("created:"), "{out}");
     let (_, listing) = stack.run(&["subscriptions", "list", "--data-dir", data]);
     assert_eq!(listing.matches("health: ok").count(), 2, "{listing}");
+    assert!(listing.contains("403 quota"), "{listing}");
+
+    // Removed from the file: deleted on Graph (and from the state).
+    let entries = entry("groups", "/groups", "updated", "application");
+    let file = stack.subscriptions_file(&credentials, &entries);
+    let (ok, out) = stack.run(&["subscriptions", "sync", file.to_str().unwrap(), "--data-dir", data]);
+    assert!(ok && out.contains("deleted: users"), "{out}");
+    let state = stack.emulator.state().await;
+    assert_eq!(state["subscriptions"].as_array().unwrap().len(), 1);
+    assert_eq!(state["counters"]["deleted"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -121,8 +121,9 @@ fn granted_expiry(emulator: &Emulator, requested_ms: u64) -> u64 {
     expiry
 }
 
+/// Whole minutes until `expiration_ms`, rounded up: a minute and a millisecond over the maximum is over it.
 fn lifetime_minutes(expiration_ms: u64) -> u32 {
-    u32::try_from(expiration_ms.saturating_sub(now_ms()) / 60_000).unwrap_or(u32::MAX)
+    u32::try_from(expiration_ms.saturating_sub(now_ms()).div_ceil(60_000)).unwrap_or(u32::MAX)
 }
 
 /// `POST /v1.0/subscriptions`

@@ -99,8 +99,11 @@ fn health(now: u64, record: &Record) -> String {
 pub fn list(data_dir: &Path) -> Result<(), BoxError> {
     let state = ledger::read(&data_dir.join(ledger::FILE_NAME))?;
     let now = now_ms();
-    if state.entries.is_empty() {
+    if state.entries.is_empty() && state.not_created.is_empty() {
         println!("no subscriptions in {}", data_dir.display());
+    }
+    for (name, (error, at)) in &state.not_created {
+        println!("{name}\n  not on Graph yet\n  health: error {}: {error}", ago(now, *at));
     }
     for (name, record) in &state.entries {
         let expires_in =

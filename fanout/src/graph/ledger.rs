@@ -40,6 +40,9 @@ pub struct State {
     pub entries: BTreeMap<String, Record>,
     /// The last log sequence whose lifecycle event was handled.
     pub lifecycle_cursor: Option<u64>,
+    /// Entries Graph has not accepted yet: name -> (last error, when).
+    #[serde(default)]
+    pub not_created: BTreeMap<String, (String, u64)>,
 }
 
 impl State {

@@ -113,6 +113,7 @@ impl Reconciler {
         for name in stale {
             self.remove_unwanted(&name, &mut report).await;
         }
+        self.ledger.state.not_created.retain(|name, _| wanted.iter().any(|e| &e.name == name));
         for entry in &wanted {
             if self.blocked(&entry.name) {
                 continue;
@@ -299,6 +300,7 @@ impl Reconciler {
             ..previous
         };
         self.ledger.state.entries.insert(entry.name.clone(), record);
+        self.ledger.state.not_created.remove(&entry.name);
         // Lifecycle items for the new id may already be on their way.
         self.publish_directory();
         self.retry_at.remove(&entry.name);
@@ -331,9 +333,14 @@ impl Reconciler {
         tracing::warn!(entry = name, retry_in_ms = wait_ms, "subscription not reconciled: {message}");
         report.failed.push((name.to_string(), message.to_string()));
         self.retry_at.insert(name.to_string(), now_ms() + wait_ms);
-        if let Some(record) = self.ledger.state.entries.get_mut(name) {
-            record.last_error = Some(message.to_string());
-            record.last_error_ms = now_ms();
+        match self.ledger.state.entries.get_mut(name) {
+            Some(record) => {
+                record.last_error = Some(message.to_string());
+                record.last_error_ms = now_ms();
+            }
+            None => {
+                self.ledger.state.not_created.insert(name.to_string(), (message.to_string(), now_ms()));
+            }
         }
     }
 
