@@ -52,6 +52,14 @@ pub struct GraphSettings {
     pub certificate_key: Option<PathBuf>,
     /// Where `graph-relay login` keeps delegated refresh tokens (mode 0600).
     pub token_file: Option<PathBuf>,
+    /// How often Graph's list of subscriptions is compared with the state, to
+    /// recreate subscriptions deleted on Graph's side without notice.
+    #[serde(default = "default_verify_interval", with = "humantime_serde_opt")]
+    pub verify_interval: Option<Duration>,
+}
+
+fn default_verify_interval() -> Option<Duration> {
+    Some(Duration::from_secs(3600))
 }
 
 fn default_graph_url() -> String {

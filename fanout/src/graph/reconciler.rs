@@ -54,6 +54,8 @@ pub struct Reconciler {
     /// After a 429, Graph wants every call of this app to wait.
     paused_until_ms: u64,
     pub(crate) directory: Directory,
+    /// When Graph's list is next compared with the state.
+    next_verify_ms: u64,
 }
 
 impl Reconciler {
@@ -82,6 +84,7 @@ impl Reconciler {
             retry_at: HashMap::new(),
             failures: HashMap::new(),
             paused_until_ms: 0,
+            next_verify_ms: 0,
             directory: Directory::default(),
         };
         reconciler.publish_directory();
@@ -114,6 +117,10 @@ impl Reconciler {
             self.remove_unwanted(&name, &mut report).await;
         }
         self.ledger.state.not_created.retain(|name, _| wanted.iter().any(|e| &e.name == name));
+        let has_records = !self.ledger.state.entries.is_empty();
+        if has_records && now_ms() >= self.next_verify_ms && now_ms() >= self.paused_until_ms {
+            self.verify(&wanted, &mut report).await;
+        }
         for entry in &wanted {
             if self.blocked(&entry.name) {
                 continue;
@@ -146,6 +153,38 @@ impl Reconciler {
         }
     }
 
+    /// Forgets subscriptions Graph no longer lists, so this pass recreates them.
+    async fn verify(&mut self, wanted: &[Entry], report: &mut Report) {
+        let interval = self.plan.graph.verify_interval.unwrap_or(std::time::Duration::from_secs(3600));
+        self.next_verify_ms = now_ms() + interval.as_millis() as u64;
+        let mut permissions: Vec<Permission> = wanted.iter().map(|e| e.permission).collect();
+        permissions.dedup();
+        for permission in permissions {
+            let listed = match self.graph.list(permission).await {
+                Ok(remotes) => {
+                    remotes.into_iter().map(|r| r.id.to_ascii_lowercase()).collect::<std::collections::HashSet<_>>()
+                }
+                Err(e) => {
+                    tracing::warn!(%permission, "listing subscriptions failed: {e}");
+                    continue;
+                }
+            };
+            for entry in wanted.iter().filter(|e| e.permission == permission) {
+                let gone = self
+                    .ledger
+                    .state
+                    .entries
+                    .get(&entry.name)
+                    .is_some_and(|r| !listed.contains(&r.subscription_id.to_ascii_lowercase()));
+                if gone {
+                    tracing::warn!(entry = entry.name, "no longer on Graph: recreating");
+                    self.ledger.state.entries.remove(&entry.name);
+                    report.recreated.push(entry.name.clone());
+                }
+            }
+        }
+    }
+
     fn blocked(&self, name: &str) -> bool {
         let now = now_ms();
         now < self.paused_until_ms || self.retry_at.get(name).is_some_and(|at| now < *at)
@@ -169,7 +208,8 @@ impl Reconciler {
             .keys()
             .filter(|name| !self.plan.subscriptions.iter().any(|e| &e.name == *name))
             .map(|_| 0);
-        let due = renewals.chain(retries).chain(missing).chain(stale).min().unwrap_or(u64::MAX);
+        let verify = std::iter::once(self.next_verify_ms);
+        let due = renewals.chain(retries).chain(missing).chain(stale).chain(verify).min().unwrap_or(u64::MAX);
         due.max(self.paused_until_ms)
     }
 
