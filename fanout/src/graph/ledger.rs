@@ -113,3 +113,37 @@ pub fn read(path: &Path) -> Result<State, LedgerError> {
         Err(source) => Err(LedgerError::Io { path: path.into(), source }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_reopening_and_a_second_reconciler_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        ledger
+            .state
+            .entries
+            .insert("inbox".into(), Record { subscription_id: "S-1".into(), expiration_ms: 42, ..Default::default() });
+        ledger.state.lifecycle_cursor = Some(7);
+        ledger.save().unwrap();
+        assert!(matches!(Ledger::open(dir.path()), Err(LedgerError::Locked(_))));
+        // Readers need no lock.
+        let read_back = read(&dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(read_back.entries["inbox"].expiration_ms, 42);
+        assert_eq!(read_back.by_subscription_id("s-1").map(|(name, _)| name.as_str()), Some("inbox"));
+        drop(ledger);
+        let reopened = Ledger::open(dir.path()).unwrap();
+        assert_eq!(reopened.state.lifecycle_cursor, Some(7));
+        assert!(!dir.path().join("subscriptions.json.tmp").exists(), "the temporary file was renamed");
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_an_error_not_an_empty_state() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "{ not json").unwrap();
+        // Starting empty would recreate every subscription on Graph (409s, duplicates).
+        assert!(matches!(Ledger::open(dir.path()), Err(LedgerError::Corrupt { .. })));
+    }
+}

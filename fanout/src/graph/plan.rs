@@ -259,3 +259,51 @@ impl Plan {
 fn is_loopback_http(url: &str) -> bool {
     ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "[graph]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n\
+        [edge]\nnotification_url = \"https://relay.example.com/n\"\nlifecycle_notification_url = \"https://relay.example.com/l\"\n\
+        client_state_env = \"X\"\n";
+
+    fn plan(entries: &str) -> Plan {
+        toml::from_str(&format!("{HEAD}{entries}")).unwrap()
+    }
+
+    #[test]
+    fn defaults_point_at_microsoft() {
+        let plan = plan("");
+        assert_eq!(plan.graph.base_url, DEFAULT_GRAPH_URL);
+        assert_eq!(plan.graph.login_url, DEFAULT_LOGIN_URL);
+        assert_eq!(plan.graph.verify_interval, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn lifetimes_are_human_and_checked_against_the_minimum() {
+        let p = plan("[[subscription]]\nname = \"u\"\nresource = \"/users\"\nchange_types = [\"updated\"]\npermission = \"application\"\nlifetime = \"30m\"\n");
+        assert_eq!(p.subscriptions[0].lifetime_minutes(), Some(30));
+        let rules: Vec<&str> = p.check().iter().map(|f| f.violation.rule).collect();
+        assert_eq!(rules, ["lifetime-too-short"]);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_permissions_are_refused_when_parsing() {
+        let typo = format!("{HEAD}[[subscription]]\nname = \"u\"\nresource = \"/users\"\nchange_type = [\"updated\"]\npermission = \"application\"\n");
+        assert!(toml::from_str::<Plan>(&typo).unwrap_err().to_string().contains("change_type"));
+        let bad = format!("{HEAD}[[subscription]]\nname = \"u\"\nresource = \"/users\"\nchange_types = [\"updated\"]\npermission = \"admin\"\n");
+        assert!(toml::from_str::<Plan>(&bad).is_err());
+    }
+
+    #[test]
+    fn duplicates_are_found_before_graph_answers_409() {
+        let entry = "[[subscription]]\nname = \"a\"\nresource = \"/users\"\nchange_types = [\"updated\"]\npermission = \"application\"\n";
+        let p = plan(&format!("{entry}{}", entry.replace("\"a\"", "\"b\"").replace("\"/users\"", "\"users\"")));
+        let findings = p.check();
+        let rules: Vec<(&str, &str)> = findings.iter().map(|f| (f.entry.as_str(), f.violation.rule)).collect();
+        assert_eq!(rules, [("b", "duplicate-subscription")]);
+        let same_name = plan(&format!("{entry}{}", entry.replace("\"/users\"", "\"/groups\"")));
+        assert_eq!(same_name.check()[0].violation.rule, "duplicate-name");
+    }
+}
