@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rand::RngCore;
 use rsa::traits::PublicKeyParts;
 use rsa::RsaPrivateKey;
 use serde_json::{json, Value};
@@ -18,6 +17,7 @@ use subtle::ConstantTimeEq;
 
 use super::Emulator;
 use crate::graph::catalog::Permission;
+pub use crate::graph::random_token;
 use crate::ingest::now_ms;
 
 const ACCESS_TOKEN_SECONDS: u64 = 3599;
@@ -77,12 +77,6 @@ impl SigningKeys {
         });
         Ok(SigningKeys { kid, encoding: jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()), jwk })
     }
-}
-
-pub fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {

@@ -133,7 +133,7 @@ impl Credentials {
         let now = now_ms() / 1000;
         let claims = json!({
             "aud": self.token_url(), "iss": self.settings.client_id, "sub": self.settings.client_id,
-            "jti": super::super::emulator::identity::random_token(16), "nbf": now, "iat": now, "exp": now + 600,
+            "jti": super::random_token(16), "nbf": now, "iat": now, "exp": now + 600,
         });
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.x5t = Some(thumbprint.to_string());

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Record {
     pub subscription_id: String,
+    /// Whose token deletes it once the entry has left the file.
+    #[serde(default)]
+    pub permission: Option<super::catalog::Permission>,
     pub resource: String,
     pub change_types: String,
     /// Which definition this subscription was made from; a change means recreate.

@@ -30,6 +30,14 @@ mod check_tests;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// `bytes` random bytes, base64url: ids, codes and secrets of the identity flows.
+pub fn random_token(bytes: usize) -> String {
+    use base64::Engine;
+    let mut buf = vec![0u8; bytes];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
 /// Graph's `dateTimeOffset` (RFC 3339, UTC) for milliseconds since the epoch.
 pub fn format_time(unix_ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(unix_ms)).to_string()

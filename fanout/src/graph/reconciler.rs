@@ -215,8 +215,10 @@ impl Reconciler {
 
     async fn remove_unwanted(&mut self, name: &str, report: &mut Report) {
         let Some(record) = self.ledger.state.entries.get(name).cloned() else { return };
-        // The entry is gone from the file, so its permission type is unknown: try each.
-        for permission in [Permission::Application, Permission::DelegatedWork, Permission::DelegatedPersonal] {
+        // Recorded with the subscription; state written before that field existed: try each.
+        let all = [Permission::Application, Permission::DelegatedWork, Permission::DelegatedPersonal];
+        let permissions = record.permission.map_or(all.to_vec(), |p| vec![p]);
+        for permission in permissions {
             match self.graph.delete(permission, &record.subscription_id).await {
                 Ok(()) | Err(GraphError::NotFound) => {
                     self.ledger.state.entries.remove(name);
@@ -328,6 +330,7 @@ impl Reconciler {
         let previous = self.ledger.state.entries.get(&entry.name).cloned().unwrap_or_default();
         let record = Record {
             subscription_id: remote.id.clone(),
+            permission: Some(entry.permission),
             resource: entry.resource.clone(),
             change_types: entry.change_types.join(","),
             fingerprint: fingerprint(entry, &self.plan),
