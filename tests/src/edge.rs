@@ -99,46 +99,52 @@ impl Edge {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("wrangler.toml");
         std::fs::write(&config_path, config.wrangler_toml(&root)).expect("writing the test wrangler.toml");
-        let port = crate::free_port();
-        let mut command = Command::new(root.join("node_modules/.bin/wrangler"));
-        command
-            .current_dir(&root)
-            .arg("dev")
-            .arg("--config")
-            .arg(&config_path)
-            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &crate::free_port().to_string(), "--show-interactive-dev-session=false"])
-            .arg("--persist-to")
-            .arg(dir.path().join("state"))
-            .args(["--var", &format!("FANOUT_URL:{}", config.fanout_url)])
-            .args(["--var", &format!("CLIENT_STATES:{}", config.client_states)])
-            .args(["--var", &format!("FANOUT_TOKEN:{}", config.fanout_token)])
-            .args(config.vars.iter().flat_map(|(name, value)| ["--var".to_owned(), format!("{name}:{value}")]))
-            .envs(OFFLINE_ENV.iter().copied());
-        let process = Process::spawn("wrangler dev", command, &dir.path().join("wrangler.log"));
-        let mut edge = Edge { process, url: format!("http://127.0.0.1:{port}"), _dir: dir };
-        edge.await_ready().await;
-        edge
-    }
-
-    /// Polls `/healthz` until the worker answers 200.
-    async fn await_ready(&mut self) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(response) = client.get(format!("{}/healthz", self.url)).send().await {
-                if response.status() == 200 {
-                    return;
-                }
+        // A port free a moment ago can be taken by a parallel test before workerd
+        // binds it: then, and only then, try again with other ports.
+        for attempt in 1..=3 {
+            let port = crate::free_port();
+            let mut command = Command::new(root.join("node_modules/.bin/wrangler"));
+            command
+                .current_dir(&root)
+                .arg("dev")
+                .arg("--config")
+                .arg(&config_path)
+                .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--inspector-port", &crate::free_port().to_string(), "--show-interactive-dev-session=false"])
+                .arg("--persist-to")
+                .arg(dir.path().join("state"))
+                .args(["--var", &format!("FANOUT_URL:{}", config.fanout_url)])
+                .args(["--var", &format!("CLIENT_STATES:{}", config.client_states)])
+                .args(["--var", &format!("FANOUT_TOKEN:{}", config.fanout_token)])
+                .args(config.vars.iter().flat_map(|(name, value)| ["--var".to_owned(), format!("{name}:{value}")]))
+                .envs(OFFLINE_ENV.iter().copied());
+            let log = dir.path().join(format!("wrangler-{attempt}.log"));
+            let mut process = Process::spawn("wrangler dev", command, &log);
+            let url = format!("http://127.0.0.1:{port}");
+            match await_ready(&mut process, &url).await {
+                Ok(()) => return Edge { process, url, _dir: dir },
+                Err(log) if attempt < 3 && log.contains("Address already in use") => continue,
+                Err(log) => panic!("wrangler dev did not start:\n{}", crate::process::tail(&log)),
             }
-            assert!(
-                self.process.is_running(),
-                "wrangler dev exited:\n{}",
-                crate::process::tail(&self.process.log_text())
-            );
-            assert!(Instant::now() < deadline, "worker not ready:\n{}", crate::process::tail(&self.process.log_text()));
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        unreachable!("the loop returns or panics")
+    }
+}
+
+/// Polls `/healthz` until the worker answers 200; the log if it exits or never does.
+async fn await_ready(process: &mut Process, url: &str) -> Result<(), String> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(response) = client.get(format!("{url}/healthz")).send().await {
+            if response.status() == 200 {
+                return Ok(());
+            }
+        }
+        if !process.is_running() || Instant::now() >= deadline {
+            return Err(process.log_text());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
