@@ -2,10 +2,13 @@
 //!
 //! Publish calls queue their notifications here and wait. The writer thread
 //! takes everything queued at that moment, appends it in ONE durable
-//! transaction (one fsync shared by every waiting publisher), hands the new
-//! events to the hub in sequence order, and only then answers the publishers.
-//! So "stored" always means "on disk", and live delivery never runs ahead of
-//! the log.
+//! transaction (one fsync shared by every waiting publisher), answers the
+//! publishers, and hands the new events to the dispatcher thread, which feeds
+//! them to the hub in sequence order. So "stored" always means "on disk", live
+//! delivery never runs ahead of the log, and matching a group against every
+//! subscriber's filter overlaps the next group's commit instead of delaying
+//! it. (Subscribers joining while the log is ahead of dispatch are covered by
+//! the hub's `skip_through`.)
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use crate::hub::Hub;
-use crate::store::{Appended, Keyed, Store};
+use crate::store::{Appended, Keyed, Store, Stored};
 
 /// Publish requests one commit may take; bounds commit latency under load.
 const MAX_GROUP: usize = 512;
@@ -38,9 +41,15 @@ impl Ingest {
     /// Starts the writer thread and the retention ticker.
     pub fn start(store: Arc<Store>, hub: Arc<Hub>) -> std::io::Result<Self> {
         let (commands, receiver) = mpsc::channel(QUEUE);
+        let (dispatch, groups) = std::sync::mpsc::channel::<Vec<Stored>>();
+        std::thread::Builder::new().name("graph-relay-dispatch".into()).spawn(move || {
+            for stored in groups {
+                hub.dispatch(&stored);
+            }
+        })?;
         std::thread::Builder::new()
             .name("graph-relay-writer".into())
-            .spawn(move || write_loop(&store, &hub, receiver))?;
+            .spawn(move || write_loop(&store, &dispatch, receiver))?;
         let ticker = commands.downgrade();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(PRUNE_EVERY);
@@ -68,7 +77,7 @@ impl Ingest {
     }
 }
 
-fn write_loop(store: &Store, hub: &Hub, mut commands: mpsc::Receiver<Command>) {
+fn write_loop(store: &Store, dispatch: &std::sync::mpsc::Sender<Vec<Stored>>, mut commands: mpsc::Receiver<Command>) {
     while let Some(first) = commands.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -92,10 +101,10 @@ fn write_loop(store: &Store, hub: &Hub, mut commands: mpsc::Receiver<Command>) {
         if !requests.is_empty() {
             match store.append(requests, now_ms()) {
                 Ok((outcomes, stored)) => {
-                    hub.dispatch(&stored);
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
                     }
+                    let _ = dispatch.send(stored);
                 }
                 Err(e) => {
                     tracing::error!("append failed, publishers get UNAVAILABLE: {e}");
