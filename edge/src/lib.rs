@@ -18,6 +18,9 @@
 //!
 //! The Worker glue (`worker_glue`, wasm32 only) wires those to `fetch`.
 
+// A panic in a Worker can poison the isolate: outside tests, no unwrap/expect.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod chunk;
 pub mod client_state;
 pub mod collection;
