@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::{delivery, identity, Emulator};
 use crate::graph::catalog::{Permission, MIN_LIFETIME_MINUTES};
 use crate::graph::check::{self, Request};
-use crate::graph::{format_time, parse_time, REAUTHORIZE_WINDOW_MS};
+use crate::graph::{format_time, parse_time, subscription_identity, REAUTHORIZE_WINDOW_MS};
 use crate::ingest::now_ms;
 
 /// One live subscription.
@@ -219,10 +219,8 @@ fn conflict_or_quota(
 ) -> Option<Response> {
     let world = emulator.world();
     let mine = world.subscriptions.values().filter(|s| s.client_id == grant.client_id);
-    let same = |s: &&Subscription| {
-        s.resource.trim_start_matches('/').eq_ignore_ascii_case(resource.trim_start_matches('/'))
-            && sorted_types(&s.change_type) == sorted_types(change_type)
-    };
+    let wanted = subscription_identity(resource, change_type);
+    let same = |s: &&Subscription| subscription_identity(&s.resource, &s.change_type) == wanted;
     if mine.clone().any(|s| same(&s)) {
         return Some(graph_error(
             StatusCode::CONFLICT,
@@ -238,12 +236,6 @@ fn conflict_or_quota(
         ));
     }
     None
-}
-
-fn sorted_types(change_type: &str) -> Vec<String> {
-    let mut types: Vec<String> = change_type.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
-    types.sort();
-    types
 }
 
 fn parse_certificate(certificate_b64: &str, certificate_id: &str) -> Result<Encryption, String> {

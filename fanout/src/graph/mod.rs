@@ -30,6 +30,16 @@ mod check_tests;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// What makes two subscriptions the same to Graph (its 409): the resource
+/// (leading `/` optional, any case) and the set of changeTypes.
+pub fn subscription_identity(resource: &str, change_types: &str) -> (String, Vec<String>) {
+    let mut types: Vec<String> =
+        change_types.split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect();
+    types.sort();
+    types.dedup();
+    (resource.trim_start_matches('/').to_ascii_lowercase(), types)
+}
+
 /// `bytes` random bytes, base64url: ids, codes and secrets of the identity flows.
 pub fn random_token(bytes: usize) -> String {
     use base64::Engine;

@@ -130,10 +130,8 @@ impl Entry {
     }
 
     /// Graph's 409 identity: the same resource and changeTypes.
-    fn graph_identity(&self) -> (String, Vec<String>) {
-        let mut change_types: Vec<String> = self.change_types.iter().map(|c| c.trim().to_ascii_lowercase()).collect();
-        change_types.sort();
-        (self.resource.trim_start_matches('/').to_ascii_lowercase(), change_types)
+    pub fn graph_identity(&self) -> (String, Vec<String>) {
+        super::subscription_identity(&self.resource, &self.change_types.join(","))
     }
 }
 

@@ -269,10 +269,8 @@ impl Reconciler {
     /// 409: the subscription exists already (made by hand, or by us before a
     /// crash lost the answer): take it over.
     async fn adopt(&mut self, entry: &Entry, conflict: &str, report: &mut Report) -> Option<Remote> {
-        let same = |r: &Remote| {
-            r.resource.trim_start_matches('/').eq_ignore_ascii_case(entry.resource.trim_start_matches('/'))
-                && sorted(&r.change_type) == sorted(&entry.change_types.join(","))
-        };
+        let wanted = entry.graph_identity();
+        let same = |r: &Remote| super::subscription_identity(&r.resource, &r.change_type) == wanted;
         match self.graph.list(entry.permission).await {
             Ok(remotes) => match remotes.into_iter().find(same) {
                 Some(remote) => {
@@ -396,18 +394,12 @@ impl Reconciler {
     }
 }
 
-fn sorted(change_types: &str) -> Vec<String> {
-    let mut types: Vec<String> = change_types.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
-    types.sort();
-    types
-}
-
 /// Everything about an entry that Graph cannot change in place.
 fn fingerprint(entry: &Entry, plan: &Plan) -> String {
     format!(
         "{}|{}|{}|{:?}|{}|{:?}|{}|{:?}",
         entry.resource,
-        sorted(&entry.change_types.join(",")).join(","),
+        entry.graph_identity().1.join(","),
         entry.include_resource_data,
         entry.encryption_certificate_id,
         entry.permission,
