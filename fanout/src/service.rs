@@ -54,8 +54,8 @@ impl FanoutService {
         for notification in notifications {
             if let Some(Kind::Lifecycle(lifecycle)) = &mut notification.kind {
                 if lifecycle.resource.is_empty() {
-                    if let Some(resource) = directory.get(&lifecycle.subscription_id.to_ascii_lowercase()) {
-                        lifecycle.resource = resource.trim_start_matches('/').to_string();
+                    if let Some((_, resource)) = directory.get(&lifecycle.subscription_id.to_ascii_lowercase()) {
+                        lifecycle.resource.clone_from(resource);
                     }
                 }
             }

@@ -93,13 +93,12 @@ impl Reconciler {
     async fn on_feed(&mut self, item: FeedItem, publisher: &Ingest) -> bool {
         let sequence = match item {
             FeedItem::Change { sequence, subscription_id } => {
-                if let Some(record) = self
-                    .ledger
-                    .state
-                    .entries
-                    .values_mut()
-                    .find(|r| r.subscription_id.eq_ignore_ascii_case(&subscription_id))
-                {
+                let name = self
+                    .directory
+                    .read()
+                    .ok()
+                    .and_then(|d| d.get(&subscription_id.to_ascii_lowercase()).map(|(n, _)| n.clone()));
+                if let Some(record) = name.and_then(|name| self.ledger.state.entries.get_mut(&name)) {
                     record.last_notification_ms = now_ms();
                 }
                 sequence

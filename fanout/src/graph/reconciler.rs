@@ -25,8 +25,10 @@ use crate::ingest::now_ms;
 const HOUR_MS: u64 = 3_600_000;
 const MAX_BACKOFF_MS: u64 = 5 * 60_000;
 
-/// Subscription id (lower-case) -> resource, for filling in lifecycle items.
-pub type Directory = Arc<RwLock<HashMap<String, String>>>;
+/// Subscription id (lower-case) -> (entry name, resource as notifications
+/// name it: no leading `/`). Filled in lifecycle items by the service, and
+/// how the reconciler finds an entry for each logged event.
+pub type Directory = Arc<RwLock<HashMap<String, (String, String)>>>;
 
 /// What one pass did, for the one-shot command's output and for tests.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -100,8 +102,9 @@ impl Reconciler {
     }
 
     fn publish_directory(&self) {
-        let map =
-            self.ledger.state.entries.values().map(|r| (r.subscription_id.to_ascii_lowercase(), r.resource.clone()));
+        let map = self.ledger.state.entries.iter().map(|(name, r)| {
+            (r.subscription_id.to_ascii_lowercase(), (name.clone(), r.resource.trim_start_matches('/').to_string()))
+        });
         if let Ok(mut directory) = self.directory.write() {
             *directory = map.collect();
         }
