@@ -100,7 +100,7 @@ pub async fn run(
         // Resumes where the last run stopped, so no lifecycle event is skipped.
         let cursor = reconciler.lifecycle_cursor().unwrap_or(head);
         let feed = lifecycle::feed(store.clone(), hub.clone(), Some(cursor));
-        tokio::spawn(reconciler.run(feed, ingest.clone(), std::future::pending()))
+        tokio::spawn(reconciler.run(feed, ingest.clone()))
     });
     let service = FanoutService::new(ServiceParts {
         access: Arc::new(config.access),

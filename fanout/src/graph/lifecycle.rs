@@ -11,7 +11,6 @@
 //!
 //! `resyncNeeded` events go through the normal log, stream and filters.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,9 +63,10 @@ pub fn feed(store: Arc<Store>, hub: Arc<Hub>, after: Option<u64>) -> mpsc::Recei
 }
 
 impl Reconciler {
-    /// Runs until `stop`: passes when something is due, lifecycle reactions as events arrive.
-    pub async fn run(mut self, mut feed: mpsc::Receiver<FeedItem>, publisher: Ingest, stop: impl Future<Output = ()>) {
-        tokio::pin!(stop);
+    /// Runs until the log's feed ends (or the task is aborted: state is saved
+    /// after every change): passes when something is due, lifecycle reactions
+    /// as events arrive.
+    pub async fn run(mut self, mut feed: mpsc::Receiver<FeedItem>, publisher: Ingest) {
         let mut dirty = false;
         loop {
             if now_ms() >= self.next_due_ms() {
@@ -75,7 +75,6 @@ impl Reconciler {
             }
             let wait = Duration::from_millis(self.next_due_ms().saturating_sub(now_ms())).min(FLUSH_EVERY);
             tokio::select! {
-                _ = &mut stop => break,
                 item = feed.recv() => match item {
                     Some(item) => dirty |= self.on_feed(item, &publisher).await,
                     None => break,
