@@ -238,13 +238,18 @@ fn conflict_or_quota(
     None
 }
 
+/// The RSA public key of a DER certificate.
+pub(crate) fn rsa_public_key(der: &[u8]) -> Result<rsa::RsaPublicKey, String> {
+    let (_, certificate) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_der(certificate.public_key().raw)
+        .map_err(|e| format!("not an RSA certificate: {e}"))
+}
+
 fn parse_certificate(certificate_b64: &str, certificate_id: &str) -> Result<Encryption, String> {
     use sha1::Digest;
     let der = STANDARD.decode(certificate_b64.trim()).map_err(|e| format!("not base64: {e}"))?;
-    let (_, certificate) =
-        x509_parser::parse_x509_certificate(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
-    let key = <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_der(certificate.public_key().raw)
-        .map_err(|e| format!("not an RSA certificate: {e}"))?;
+    let key = rsa_public_key(&der)?;
     let thumbprint = sha1::Sha1::digest(&der).iter().map(|b| format!("{b:02X}")).collect();
     Ok(Encryption { key, certificate_id: certificate_id.to_string(), thumbprint })
 }

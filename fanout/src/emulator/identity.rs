@@ -188,13 +188,7 @@ fn client_credentials(emulator: &Emulator, tenant: &str, form: &HashMap<String, 
 
 /// A certificate credential: an RS256 JWT signed by the app's key, for this token endpoint.
 fn verify_assertion(emulator: &Emulator, tenant: &str, assertion: &str) -> Result<(), String> {
-    let path = emulator.config.client_certificate.as_ref().ok_or("no certificate registered")?;
-    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| e.to_string())?;
-    let certificate = pem.parse_x509().map_err(|e| e.to_string())?;
-    let spki = certificate.public_key().raw;
-    let public =
-        <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_der(spki).map_err(|e| e.to_string())?;
+    let public = emulator.client_key.as_ref().ok_or("no certificate registered")?;
     let key = jsonwebtoken::DecodingKey::from_rsa_raw_components(&public.n().to_bytes_be(), &public.e().to_bytes_be());
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&[format!("{}/{tenant}/oauth2/v2.0/token", emulator.base_url)]);

@@ -82,6 +82,8 @@ pub struct Emulator {
     pub http: reqwest::Client,
     /// The emulator's own base URL, once bound.
     pub base_url: Arc<str>,
+    /// The public key of `config.client_certificate`, read once at start.
+    pub client_key: Option<Arc<rsa::RsaPublicKey>>,
 }
 
 impl Emulator {
@@ -101,7 +103,12 @@ pub async fn run(
     let address = listener.local_addr()?;
     let keys = identity::SigningKeys::generate()?;
     let http = reqwest::Client::builder().timeout(delivery::ATTEMPT_TIMEOUT).build()?;
+    let client_key = match &config.client_certificate {
+        Some(path) => Some(Arc::new(api::rsa_public_key(&crate::graph::credentials::certificate_der(path)?)?)),
+        None => None,
+    };
     let emulator = Emulator {
+        client_key,
         config: Arc::new(config),
         world: Arc::default(),
         keys: Arc::new(keys),

@@ -178,14 +178,17 @@ impl Credentials {
     }
 }
 
+/// The DER bytes of the certificate in a PEM file; errors name the file.
+pub fn certificate_der(path: &Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (_, parsed) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(parsed.contents)
+}
+
 fn load_certificate(cert: &Path, key: &Path) -> Result<(String, jsonwebtoken::EncodingKey), CredentialError> {
     use sha1::Digest;
-    let io = |p: &Path, e: std::io::Error| CredentialError::Io(format!("{}: {e}", p.display()));
-    let pem = std::fs::read(cert).map_err(|e| io(cert, e))?;
-    let (_, parsed) =
-        x509_parser::pem::parse_x509_pem(&pem).map_err(|e| CredentialError::Io(format!("{}: {e}", cert.display())))?;
-    let thumbprint = URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(&parsed.contents));
-    let key_pem = std::fs::read(key).map_err(|e| io(key, e))?;
+    let thumbprint = URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(certificate_der(cert).map_err(CredentialError::Io)?));
+    let key_pem = std::fs::read(key).map_err(|e| CredentialError::Io(format!("{}: {e}", key.display())))?;
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&key_pem)
         .map_err(|e| CredentialError::Io(format!("{}: {e}", key.display())))?;
     Ok((thumbprint, key))

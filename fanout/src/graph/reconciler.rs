@@ -68,11 +68,8 @@ impl Reconciler {
         let mut certificates = HashMap::new();
         for entry in plan.subscriptions.iter().filter(|e| e.include_resource_data) {
             if let Some(path) = &entry.encryption_certificate {
-                let path = plan.resolve(path);
-                let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                let (_, pem) =
-                    x509_parser::pem::parse_x509_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
-                certificates.insert(entry.name.clone(), STANDARD.encode(&pem.contents));
+                let der = super::credentials::certificate_der(&plan.resolve(path))?;
+                certificates.insert(entry.name.clone(), STANDARD.encode(der));
             }
         }
         let kinds = plan.kinds();
