@@ -74,9 +74,13 @@ pub async fn trigger(State(emulator): State<Emulator>, Json(trigger): Json<Trigg
         }
         let count = items.len();
         let body = samples::batch(&emulator.keys, &subscriptions, items);
-        let resources: Vec<&str> =
-            body["value"].as_array().into_iter().flatten().filter_map(|i| i["resource"].as_str()).collect();
-        let resources: Vec<String> = resources.into_iter().map(String::from).collect();
+        let resources: Vec<String> = body["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["resource"].as_str())
+            .map(String::from)
+            .collect();
         let attempt = delivery::deliver(&emulator, url, body).await;
         deliveries.push(json!({"url": url, "notifications": count, "resources": resources, "attempt": attempt}));
     }

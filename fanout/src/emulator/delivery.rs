@@ -89,6 +89,13 @@ pub struct Stats {
     pub endpoints: HashMap<String, Endpoint>,
 }
 
+impl Stats {
+    /// The record of `url`, made on first use.
+    pub fn endpoint(&mut self, url: &str) -> &mut Endpoint {
+        self.endpoints.entry(url.to_string()).or_default()
+    }
+}
+
 /// `POST url?validationToken=...`: 200, text/plain, the decoded token, within 10 s.
 pub async fn handshake(emulator: &Emulator, url: &str) -> Result<(), String> {
     // Graph's tokens contain spaces and colons: the endpoint must URL-decode.
@@ -134,10 +141,10 @@ pub struct Attempt {
 /// Delivers `body` to `url`, retrying in the background like Graph on a
 /// non-2xx answer or a timeout; returns the first attempt.
 pub async fn deliver(emulator: &Emulator, url: &str, body: Value) -> Attempt {
-    let health = emulator.world().deliveries.endpoints.entry(url.to_string()).or_default().health();
+    let health = emulator.world().deliveries.endpoint(url).health();
     match health {
         Health::Drop => {
-            emulator.world().deliveries.endpoints.entry(url.to_string()).or_default().dropped += 1;
+            emulator.world().deliveries.endpoint(url).dropped += 1;
             return Attempt { status: None, latency_ms: 0.0, error: None, health, dropped: true };
         }
         Health::Slow => {
@@ -173,7 +180,7 @@ async fn attempt(emulator: &Emulator, url: &str, body: &Value) -> Attempt {
     };
     let ok = status.is_some_and(|s| (200..300).contains(&s));
     let mut world = emulator.world();
-    let endpoint = world.deliveries.endpoints.entry(url.to_string()).or_default();
+    let endpoint = world.deliveries.endpoint(url);
     endpoint.record(latency, ok);
     let health = endpoint.health();
     Attempt { status, latency_ms: latency.as_secs_f64() * 1000.0, error, health, dropped: false }
@@ -185,10 +192,10 @@ async fn retry_until_delivered(emulator: Emulator, url: String, body: Value, sin
     loop {
         tokio::time::sleep(delay).await;
         if since.elapsed() > RETRY_FOR {
-            emulator.world().deliveries.endpoints.entry(url.clone()).or_default().abandoned += 1;
+            emulator.world().deliveries.endpoint(&url).abandoned += 1;
             return;
         }
-        emulator.world().deliveries.endpoints.entry(url.clone()).or_default().retries += 1;
+        emulator.world().deliveries.endpoint(&url).retries += 1;
         let outcome = attempt(&emulator, &url, &body).await;
         if outcome.status.is_some_and(|s| (200..300).contains(&s)) {
             return;
