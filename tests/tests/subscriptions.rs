@@ -166,7 +166,8 @@ async fn renewals_come_before_expiry_and_survive_a_restart_and_a_deletion_on_gra
 #[tokio::test(flavor = "multi_thread")]
 async fn lifecycle_events_produce_the_documented_reactions() {
     let mut stack = Stack::start(&[], &[]).await;
-    let entries = entry("inbox", "/users/u1/messages", "created", "application");
+    // With a query, as rich Outlook subscriptions have: lifecycle events still name the bare path.
+    let entries = entry("inbox", "/users/u1/messages?$select=subject", "created", "application");
     let file = stack.subscriptions_file(&format!("{SECRET}\nverify_interval = \"2s\""), &entries);
     stack.fanout.restart_with(&["--subscriptions-file", file.to_str().unwrap()]).await;
     let state = stack
@@ -199,6 +200,7 @@ async fn lifecycle_events_produce_the_documented_reactions() {
     assert_eq!(lifecycle(events.next().await).lifecycle_event, "missed");
     let resync = lifecycle(events.next().await);
     assert_eq!((resync.lifecycle_event.as_str(), resync.reason.as_str()), ("resyncNeeded", "missed"));
+    assert_eq!(resync.resource, "users/u1/messages");
     assert_eq!(resync.subscription_id, id);
 
     stack.emulator.control("lifecycle", json!({"subscription_id": id, "event": "subscriptionRemoved"})).await;
@@ -207,14 +209,21 @@ async fn lifecycle_events_produce_the_documented_reactions() {
     assert_eq!((resync.lifecycle_event.as_str(), resync.reason.as_str()), ("resyncNeeded", "subscriptionRemoved"));
     assert_eq!(resync.previous_subscription_id, id);
     let subscriptions = stack.emulator.subscriptions().await;
-    assert_eq!(id_of(&subscriptions, "/users/u1/messages"), Some(resync.subscription_id.clone()), "recreated on Graph");
+    assert_eq!(
+        id_of(&subscriptions, "/users/u1/messages?$select=subject"),
+        Some(resync.subscription_id.clone()),
+        "recreated on Graph"
+    );
     assert_eq!(stack.emulator.counter("reauthorized_twice_within_10_minutes").await, 0);
 
     // Deleted on Graph without any notice: the periodic comparison with Graph's list finds it.
     let current = resync.subscription_id;
     stack.emulator.control(&format!("subscriptions/{current}/remove"), json!({})).await;
     let recreated = |s: &Value| {
-        s["subscriptions"].as_array().and_then(|a| id_of(a, "/users/u1/messages")).is_some_and(|id| id != current)
+        s["subscriptions"]
+            .as_array()
+            .and_then(|a| id_of(a, "/users/u1/messages?$select=subject"))
+            .is_some_and(|id| id != current)
     };
     stack.emulator.wait_until("recreated after the list showed it gone", WAIT, recreated).await;
 }

@@ -24,7 +24,7 @@ pub const CHANGE_TRACKING_APP_ID: &str = "0bf30f3b-4a52-48df-9a82-234910c4a086";
 /// single-item subscriptions (`/users/{id}`, a drive root), else a new item
 /// in the subscribed collection.
 pub fn changed_resource(subscription: &Subscription, item_id: &str) -> String {
-    let path = subscription.resource.split('?').next().unwrap_or("").trim_start_matches('/');
+    let path = crate::graph::resource_path(&subscription.resource);
     let parsed = ResourcePath::parse(path);
     let single_item = catalog::resolve(&parsed).first().is_some_and(|m| {
         let last = m.template.path.rsplit('/').next().unwrap_or("");

@@ -202,7 +202,7 @@ fn resync_needed(
         kind: Some(Kind::Lifecycle(LifecycleNotification {
             subscription_id: subscription_id.to_string(),
             lifecycle_event: RESYNC_NEEDED.into(),
-            resource: resource.trim_start_matches('/').to_string(),
+            resource: super::resource_path(resource).to_string(),
             tenant_id: cause.tenant_id.clone(),
             organization_id: cause.organization_id.clone(),
             raw_json: raw.to_string(),

@@ -40,6 +40,12 @@ pub fn subscription_identity(resource: &str, change_types: &str) -> (String, Vec
     (resource.trim_start_matches('/').to_ascii_lowercase(), types)
 }
 
+/// A subscription's resource as its notifications name it: no leading `/`
+/// and no query (`$select`, `$filter` shape the subscription, not the path).
+pub fn resource_path(resource: &str) -> &str {
+    resource.split('?').next().unwrap_or("").trim_start_matches('/')
+}
+
 /// `bytes` random bytes, base64url: ids, codes and secrets of the identity flows.
 pub fn random_token(bytes: usize) -> String {
     use base64::Engine;
@@ -61,6 +67,12 @@ pub fn parse_time(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod time_tests {
+    #[test]
+    fn resource_paths_drop_the_slash_and_the_query() {
+        assert_eq!(super::resource_path("/users/u1/messages?$select=subject"), "users/u1/messages");
+        assert_eq!(super::resource_path("users"), "users");
+    }
+
     #[test]
     fn graph_times_round_trip_and_accept_seven_fraction_digits() {
         let ms = 1_795_000_000_123;

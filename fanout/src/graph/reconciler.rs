@@ -100,7 +100,7 @@ impl Reconciler {
 
     fn publish_directory(&self) {
         let map = self.ledger.state.entries.iter().map(|(name, r)| {
-            (r.subscription_id.to_ascii_lowercase(), (name.clone(), r.resource.trim_start_matches('/').to_string()))
+            (r.subscription_id.to_ascii_lowercase(), (name.clone(), super::resource_path(&r.resource).to_string()))
         });
         if let Ok(mut directory) = self.directory.write() {
             *directory = map.collect();
