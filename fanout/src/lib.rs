@@ -6,6 +6,7 @@
 //! - [`service`]: the `Fanout` gRPC service, thin glue.
 //! - [`ingest`]: the single log writer: group commit, then live dispatch.
 //! - [`store`]: the durable log on redb: sequences, dedup, retention.
+//! - `dedup`: the in-memory index of recently stored notifications.
 //! - [`hub`]: live feeds with bounded buffers.
 //! - [`subscriber`]: one subscriber's stream: log replay, live, gaps.
 //! - [`filter`]: compiled subscriber filters.
@@ -21,6 +22,7 @@ pub mod access;
 pub mod auth;
 pub mod bench;
 pub mod decrypt;
+mod dedup;
 pub mod emulator;
 pub mod filter;
 pub mod graph;

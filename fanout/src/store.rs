@@ -8,13 +8,18 @@
 //! # Layout
 //! - `records`: sequence -> record = stored at (Unix ms, u64 BE) + dedup key
 //!   (32 bytes) + the encoded `graphrelay.v1.Event`. Retention reads the
-//!   prefix; replay sends the rest as it is. One insert per event.
-//! - `dedup`: dedup key -> sequence, for recognising a notification again.
+//!   prefix; replay sends the rest as it is; the dedup index is rebuilt from
+//!   the prefixes inside the window at open. One (sequential) insert per event.
 //! - `meta`: `next_sequence` (so sequences survive even a fully pruned log),
-//!   `bytes` (size of the records), `dedup_pruned_through`.
+//!   `bytes` (size of the records).
+//!
+//! The dedup index is in memory (see `dedup` for why); logs written before
+//! that had a `dedup` table, which opening drops.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use graph_relay_proto::v1::{Event, Notification};
@@ -22,10 +27,12 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use sha2::{Digest, Sha256};
 
+use crate::dedup::{self, Dedup, Pending};
 use crate::wire::{self, EncodedEvent};
 
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
-const DEDUP: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
+/// The on-disk dedup index of older logs, dropped at open.
+const LEGACY_DEDUP: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Stored-at time and dedup key in front of each event.
 const PREFIX: usize = 8 + 32;
@@ -78,20 +85,37 @@ pub struct Store {
     /// Durable appends so far: with the publish count, shows how many
     /// publishers each fsync served (group commit at work).
     commits: AtomicU64,
+    /// Keys stored within the dedup window. Only the writer locks it (never
+    /// contended); a lock rather than `&mut self` keeps `Store` shareable
+    /// with readers.
+    dedup: Mutex<Dedup>,
 }
 
 impl Store {
     pub fn open(dir: &Path, retention: Retention) -> Result<Self> {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Self::open_at(dir, retention, now_ms)
+    }
+
+    /// Opens as if the time were `now_ms` (which decides the dedup window).
+    pub fn open_at(dir: &Path, retention: Retention, now_ms: u64) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
         let db = Database::builder().set_cache_size(retention.cache_bytes).create(dir.join("events.redb"))?;
         let txn = db.begin_write()?;
         {
             txn.open_table(RECORDS)?;
-            txn.open_table(DEDUP)?;
-            txn.open_table(META)?;
+            txn.open_table(META)?.remove("dedup_pruned_through")?;
         }
+        txn.delete_table(LEGACY_DEDUP)?;
         txn.commit()?;
-        Ok(Self { db, retention, commits: AtomicU64::new(0) })
+        let dedup = rebuild_dedup(&db, retention.dedup_window_ms, now_ms)?;
+        tracing::debug!(keys = dedup.len(), "dedup index rebuilt from the log");
+        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup) })
+    }
+
+    fn dedup(&self) -> MutexGuard<'_, Dedup> {
+        // The index holds no invariant a panicking holder could break halfway.
+        self.dedup.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The sequence the next stored event gets (1 on a new log).
@@ -104,6 +128,8 @@ impl Store {
     /// transaction (group commit). Duplicates within the dedup window, even
     /// inside the same group, are recognised and not stored again.
     pub fn append(&self, requests: Vec<Vec<Keyed>>, now_ms: u64) -> Result<(Vec<Appended>, Vec<Stored>)> {
+        let mut dedup = self.dedup();
+        let mut pending = Pending::default();
         let txn = self.db.begin_write()?;
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut stored = Vec::new();
@@ -112,31 +138,25 @@ impl Store {
             let mut next = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
             let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
             let mut records = txn.open_table(RECORDS)?;
-            let mut dedup = txn.open_table(DEDUP)?;
-            let window_start = now_ms.saturating_sub(self.retention.dedup_window_ms);
             let mut record = Vec::new();
             for notifications in requests {
                 let mut outcome = Appended::default();
-                for (notification, key) in notifications {
-                    let seen = dedup.get(key)?.map(|v| v.value());
-                    let recent = match seen {
-                        Some(seq) => records.get(seq)?.is_some_and(|v| stored_at(v.value()) >= window_start),
-                        None => false,
-                    };
-                    if recent {
+                for (notification, identity) in notifications {
+                    let key = dedup::key_of(&identity);
+                    if pending.is_duplicate(&dedup, &key, now_ms) {
                         outcome.duplicates += 1;
                         continue;
                     }
+                    pending.add(key);
                     let sequence = next;
                     next += 1;
                     let event = wire::to_event(sequence, notification);
                     let encoded = EncodedEvent::from_event(&event);
                     record.clear();
                     record.extend_from_slice(&now_ms.to_be_bytes());
-                    record.extend_from_slice(&key);
+                    record.extend_from_slice(&identity);
                     record.extend_from_slice(encoded.bytes());
                     records.insert(sequence, record.as_slice())?;
-                    dedup.insert(key, sequence)?;
                     bytes += record.len() as u64;
                     outcome.first_sequence = if outcome.stored == 0 { sequence } else { outcome.first_sequence };
                     outcome.last_sequence = sequence;
@@ -151,6 +171,7 @@ impl Store {
         }
         self.prune_in(&txn, now_ms)?;
         txn.commit()?;
+        pending.commit_into(&mut dedup, now_ms);
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok((outcomes, stored))
     }
@@ -162,6 +183,7 @@ impl Store {
 
     /// Removes what retention no longer keeps (age, size, dedup window).
     pub fn prune(&self, now_ms: u64) -> Result<u64> {
+        self.dedup().expire(now_ms);
         let txn = self.db.begin_write()?;
         let removed = self.prune_in(&txn, now_ms)?;
         txn.commit()?;
@@ -171,14 +193,13 @@ impl Store {
     fn prune_in(&self, txn: &WriteTransaction, now_ms: u64) -> Result<u64> {
         let mut meta = txn.open_table(META)?;
         let mut records = txn.open_table(RECORDS)?;
-        let mut dedup = txn.open_table(DEDUP)?;
         let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
         let oldest_kept = now_ms.saturating_sub(self.retention.max_age_ms);
         let mut removed = 0;
         loop {
-            let Some((sequence, len, at, key)) = records.first()?.map(|(k, v)| {
+            let Some((sequence, len, at)) = records.first()?.map(|(k, v)| {
                 let record = v.value();
-                (k.value(), record.len() as u64, stored_at(record), dedup_key_of(record))
+                (k.value(), record.len() as u64, stored_at(record))
             }) else {
                 break;
             };
@@ -186,30 +207,9 @@ impl Store {
                 break;
             }
             records.remove(sequence)?;
-            if dedup.get(key)?.is_some_and(|v| v.value() == sequence) {
-                dedup.remove(key)?;
-            }
             bytes = bytes.saturating_sub(len);
             removed += 1;
         }
-        // Dedup keys outlive nothing: drop those older than the window.
-        let window_start = now_ms.saturating_sub(self.retention.dedup_window_ms);
-        let mut through = meta.get("dedup_pruned_through")?.map(|v| v.value()).unwrap_or(0);
-        let mut expired = Vec::new();
-        for entry in records.range(through + 1..)? {
-            let (sequence, record) = entry?;
-            if stored_at(record.value()) >= window_start {
-                break;
-            }
-            expired.push((sequence.value(), dedup_key_of(record.value())));
-        }
-        for (sequence, key) in expired {
-            if dedup.get(key)?.is_some_and(|v| v.value() == sequence) {
-                dedup.remove(key)?;
-            }
-            through = sequence;
-        }
-        meta.insert("dedup_pruned_through", through)?;
         meta.insert("bytes", bytes)?;
         Ok(removed)
     }
@@ -248,6 +248,31 @@ pub fn keyed(notifications: Vec<Notification>) -> Vec<Keyed> {
             (n, key)
         })
         .collect()
+}
+
+/// The dedup index of the records stored within the window before `now_ms`.
+/// Records are in storage order, so a binary search finds the window's first
+/// one and only the window is read (a clock stepped back can shift that
+/// boundary by the size of the step: at worst a few keys more or fewer).
+fn rebuild_dedup(db: &Database, window_ms: u64, now_ms: u64) -> Result<Dedup> {
+    let mut dedup = Dedup::new(window_ms);
+    let window_start = now_ms.saturating_sub(dedup.window_ms());
+    let txn = db.begin_read()?;
+    let records = txn.open_table(RECORDS)?;
+    let Some((first, _)) = records.first()? else { return Ok(dedup) };
+    let (mut low, mut high) = (first.value(), records.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0));
+    while low < high {
+        let middle = low + (high - low) / 2;
+        match records.get(middle)? {
+            Some(record) if stored_at(record.value()) < window_start => low = middle + 1,
+            _ => high = middle,
+        }
+    }
+    for entry in records.range(low..)? {
+        let (_, record) = entry?;
+        dedup.remember(dedup::key_of(&dedup_key_of(record.value())), stored_at(record.value()));
+    }
+    Ok(dedup)
 }
 
 fn stored_at(record: &[u8]) -> u64 {

@@ -75,3 +75,33 @@ fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
     assert!(empty.events.is_empty());
     assert_eq!(empty.next_sequence, 6, "sequences never restart, even with an empty log");
 }
+
+#[test]
+fn reopening_rebuilds_the_dedup_index_from_the_records_inside_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_at(dir.path(), retention(), 0).unwrap();
+    for (i, at) in [0, DAY / 2, DAY, DAY + DAY / 2].into_iter().enumerate() {
+        store.append(vec![keyed(vec![note(&format!("n{i}"))])], at).unwrap();
+    }
+    drop(store);
+    // At 2 DAY the window starts at DAY: n2 and n3 are inside, n0 and n1 not.
+    let now = 2 * DAY;
+    let store = Store::open_at(dir.path(), retention(), now).unwrap();
+    let (outcomes, _) = store.append(vec![keyed(vec![note("n0"), note("n1"), note("n2"), note("n3")])], now).unwrap();
+    assert_eq!((outcomes[0].stored, outcomes[0].duplicates), (2, 2));
+    assert_eq!(outcomes[0].first_sequence, 5, "n0 and n1 are stored again");
+}
+
+#[test]
+fn a_log_with_the_old_on_disk_dedup_table_opens_and_loses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::create(dir.path().join("events.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(LEGACY_DEDUP).unwrap().insert([7; 32], 1).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(dir.path(), retention()).unwrap();
+    let txn = store.db.begin_read().unwrap();
+    assert!(txn.open_table(LEGACY_DEDUP).is_err(), "the table is gone");
+}
