@@ -7,4 +7,4 @@ cd "$root/edge"
 WASM_BINDGEN_BIN=$(command -v wasm-bindgen) \
 WASM_OPT_BIN="$root/node_modules/.bin/wasm-opt" \
 ESBUILD_BIN="$root/node_modules/.bin/esbuild" \
-  worker-build --release
+  worker-build --profile edge
