@@ -1,8 +1,8 @@
 //! Generates the fan-out's server code for `graphrelay.v1.Fanout`.
 //!
 //! Messages come from `graph-relay-proto` (extern paths), except the streamed
-//! `Event`, which maps to `crate::wire::EncodedEvent`: an event encoded ONCE by
-//! prost and shared by every subscriber, instead of re-encoded per stream.
+//! `EventBatch`, which maps to `crate::wire::EncodedBatch`: events encoded ONCE
+//! by prost and shared by every subscriber, instead of re-encoded per stream.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = "../proto";
@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(true)
         .extern_path(".graphrelay.v1", "::graph_relay_proto::v1")
-        .extern_path(".graphrelay.v1.Event", "crate::wire::EncodedEvent")
+        .extern_path(".graphrelay.v1.EventBatch", "crate::wire::EncodedBatch")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -46,10 +46,6 @@ impl RelayServer {
         self.child.id()
     }
 
-    pub async fn sink(&self) -> Result<RelaySink, String> {
-        Ok(RelaySink { client: FanoutClient::connect(self.url.clone()).await.map_err(|e| e.to_string())? })
-    }
-
     /// A subscriber on its own connection (`tenant`: the 10% filter).
     pub async fn subscribe(&self, tenant: Option<String>) -> Result<EventStream, String> {
         let channel = Channel::from_shared(self.url.clone()).map_err(|e| e.to_string())?;
@@ -62,7 +58,8 @@ impl RelayServer {
         let mut request = tonic::Request::new(SubscribeRequest { filter: Some(filter), after_sequence: None });
         request.metadata_mut().insert("authorization", format!("Bearer {SUBSCRIBER}").parse().expect("ascii"));
         let stream = FanoutClient::new(channel).subscribe(request).await.map_err(|e| e.to_string())?.into_inner();
-        Ok(Box::pin(stream.filter_map(|event| async move { event.ok() })))
+        let batches = stream.filter_map(|batch| async move { batch.ok() });
+        Ok(Box::pin(batches.flat_map(|batch| futures_util::stream::iter(batch.events))))
     }
 }
 
@@ -76,6 +73,12 @@ impl Drop for RelayServer {
 #[derive(Clone)]
 pub struct RelaySink {
     client: FanoutClient<Channel>,
+}
+
+impl RelaySink {
+    pub async fn connect(url: String) -> Result<Self, String> {
+        Ok(Self { client: FanoutClient::connect(url).await.map_err(|e| e.to_string())? })
+    }
 }
 
 impl Sink for RelaySink {

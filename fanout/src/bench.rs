@@ -130,7 +130,7 @@ async fn replay(dir: &tempfile::TempDir, expected: usize) -> Result<(usize, Dura
     let mut events = 0;
     while events < expected {
         match stream.message().await? {
-            Some(_) => events += 1,
+            Some(batch) => events += batch.events.len(),
             None => break,
         }
     }

@@ -18,7 +18,7 @@ use crate::ingest::Ingest;
 use crate::pb::fanout_server::Fanout;
 use crate::store::{self, Store};
 use crate::subscriber;
-use crate::wire::EncodedEvent;
+use crate::wire::EncodedBatch;
 
 /// Most notifications one `Publish` may carry. The edge sends at most one
 /// Graph batch (≤ 1 MiB); this bounds the work of a single call.
@@ -99,7 +99,7 @@ impl FanoutService {}
 
 #[tonic::async_trait]
 impl Fanout for FanoutService {
-    type SubscribeStream = ReceiverStream<Result<EncodedEvent, Status>>;
+    type SubscribeStream = ReceiverStream<Result<EncodedBatch, Status>>;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         let scope = self.access.authenticate(request.metadata())?;

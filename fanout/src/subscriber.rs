@@ -5,6 +5,11 @@
 //! delivered or filtered out). Sequences are contiguous in the log, so a jump
 //! while reading means retention removed events: the subscriber gets an
 //! explicit `Gap` event for them instead of a silent hole.
+//!
+//! Events leave in batches (`wire::EncodedBatch`): whatever the live feed
+//! holds when the task wakes, or up to a batch of a log page. The channel to
+//! the gRPC stream is kept short on purpose, so that while the stream is busy
+//! sending, new events wait in the feed and leave together in the next batch.
 
 use std::sync::Arc;
 
@@ -17,17 +22,18 @@ use tonic::Status;
 use crate::filter::Filter;
 use crate::hub::{Hub, Join};
 use crate::store::Store;
-use crate::wire::{self, EncodedEvent};
+use crate::wire::{self, EncodedBatch, EncodedEvent};
 
 /// Events read from the log per round trip.
 const PAGE: usize = 512;
-/// Events queued towards the gRPC stream; past this the subscriber is slow.
-const OUT_BUFFER: usize = 64;
+/// Batches queued towards the gRPC stream. Short, so events queue in the
+/// feed (which holds `--subscriber-buffer` of them) and batch up there.
+const OUT_BUFFER: usize = 2;
 
 /// The subscriber went away, or must be told why its stream ends.
 struct Ended;
 
-type Out = mpsc::Sender<Result<EncodedEvent, Status>>;
+type Out = mpsc::Sender<Result<EncodedBatch, Status>>;
 
 /// Starts a subscriber; `after` = `None` means live from now on.
 pub fn spawn(
@@ -36,7 +42,7 @@ pub fn spawn(
     filter: Filter,
     decrypted: bool,
     after: Option<u64>,
-) -> ReceiverStream<Result<EncodedEvent, Status>> {
+) -> ReceiverStream<Result<EncodedBatch, Status>> {
     let (out, stream) = mpsc::channel(OUT_BUFFER);
     let task = Task { store, hub, filter: Arc::new(filter), decrypted, out };
     tokio::spawn(async move {
@@ -75,8 +81,14 @@ impl Task {
                 tokio::select! {
                     event = feed.receiver.recv() => match event {
                         Some(event) => {
-                            position = event.sequence();
-                            self.send(event).await?;
+                            let mut batch = EncodedBatch::default();
+                            batch.push(event);
+                            while !batch.is_full() {
+                                let Ok(event) = feed.receiver.try_recv() else { break };
+                                batch.push(event);
+                            }
+                            position = batch.events().last().map_or(position, EncodedEvent::sequence);
+                            self.send(batch).await?;
                         }
                         None => break,
                     },
@@ -94,6 +106,7 @@ impl Task {
     /// Sends every stored event after `cursor` that matches; returns the new
     /// cursor once the log has nothing more.
     async fn catch_up(&self, mut cursor: u64) -> Result<u64, Ended> {
+        let mut batch = EncodedBatch::default();
         loop {
             let store = self.store.clone();
             let page = match tokio::task::spawn_blocking(move || store.read_after(cursor, PAGE)).await {
@@ -104,32 +117,52 @@ impl Task {
             if page.events.is_empty() {
                 let last = page.next_sequence.saturating_sub(1);
                 if last > cursor {
-                    self.send(wire::gap(cursor + 1, last, "removed by retention")).await?;
+                    self.add(&mut batch, wire::gap(cursor + 1, last, "removed by retention")).await?;
                     cursor = last;
                 }
+                self.flush(&mut batch).await?;
                 return Ok(cursor);
             }
             for (sequence, bytes) in page.events {
                 if sequence > cursor + 1 {
-                    self.send(wire::gap(cursor + 1, sequence - 1, "removed by retention")).await?;
+                    self.add(&mut batch, wire::gap(cursor + 1, sequence - 1, "removed by retention")).await?;
                 }
                 let Ok(event) = Event::decode(bytes.as_ref()) else {
                     tracing::error!(sequence, "stored event does not decode; the subscriber gets a gap");
-                    self.send(wire::gap(sequence, sequence, "stored event is unreadable")).await?;
+                    self.add(&mut batch, wire::gap(sequence, sequence, "stored event is unreadable")).await?;
                     cursor = sequence;
                     continue;
                 };
                 if event.payload.as_ref().is_some_and(|payload| self.filter.matches(payload)) {
                     let redacted = if self.decrypted { None } else { wire::redacted(&event) };
-                    self.send(redacted.unwrap_or_else(|| EncodedEvent::from_stored(sequence, bytes))).await?;
+                    let event = redacted.unwrap_or_else(|| EncodedEvent::from_stored(sequence, bytes));
+                    self.add(&mut batch, event).await?;
                 }
                 cursor = sequence;
             }
+            // Not held back while the next page is read.
+            self.flush(&mut batch).await?;
         }
     }
 
-    async fn send(&self, event: EncodedEvent) -> Result<(), Ended> {
-        self.out.send(Ok(event)).await.map_err(|_| Ended)
+    /// Adds `event` to `batch`, sending the batch first if it is full.
+    async fn add(&self, batch: &mut EncodedBatch, event: EncodedEvent) -> Result<(), Ended> {
+        if batch.is_full() {
+            self.flush(batch).await?;
+        }
+        batch.push(event);
+        Ok(())
+    }
+
+    async fn flush(&self, batch: &mut EncodedBatch) -> Result<(), Ended> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.send(batch.take()).await
+    }
+
+    async fn send(&self, batch: EncodedBatch) -> Result<(), Ended> {
+        self.out.send(Ok(batch)).await.map_err(|_| Ended)
     }
 
     async fn fail(&self, status: Status) -> Result<(), Ended> {

@@ -44,12 +44,14 @@ async fn stream_once(config: &TailConfig, cursor: &mut Option<u64>) -> Result<()
     let mut stream = client.subscribe(request).await?.into_inner();
     eprintln!("tail: subscribed to {}", config.server);
     let mut stdout = tokio::io::stdout();
-    while let Some(event) = stream.message().await? {
-        let mut line = render(&event).to_string();
-        line.push('\n');
-        stdout.write_all(line.as_bytes()).await?;
+    while let Some(batch) = stream.message().await? {
+        for event in batch.events {
+            let mut line = render(&event).to_string();
+            line.push('\n');
+            stdout.write_all(line.as_bytes()).await?;
+            *cursor = Some(event.sequence);
+        }
         stdout.flush().await?;
-        *cursor = Some(event.sequence);
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! A published event goes to many subscribers and is replayed from the log.
 //! Encoding it per subscriber would multiply the CPU cost by the audience;
 //! instead prost encodes it once into [`EncodedEvent`], the log stores those
-//! bytes, and each subscriber's stream copies them.
+//! bytes, and each subscriber's stream copies them. A stream sends them in
+//! [`EncodedBatch`]es: a `graphrelay.v1.EventBatch` framed around the stored
+//! bytes, so batching costs no re-encoding either.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use graph_relay_proto::v1::{event::Payload, notification::Kind, Event, Gap, Notification};
@@ -49,6 +51,80 @@ pub fn redacted(event: &Event) -> Option<EncodedEvent> {
             Some(EncodedEvent::from_event(&Event { payload: Some(Payload::Change(change)), ..event.clone() }))
         }
         _ => None,
+    }
+}
+
+/// Up to this many events go in one batch...
+pub const MAX_BATCH_EVENTS: usize = 256;
+/// ...or up to about this many bytes (a bigger single event goes alone), far
+/// below gRPC clients' usual 4 MiB message limit.
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// A `graphrelay.v1.EventBatch` made of already encoded events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EncodedBatch {
+    events: Vec<EncodedEvent>,
+    /// Their encoded size so far, to know when the batch is full.
+    bytes: usize,
+}
+
+impl EncodedBatch {
+    pub fn push(&mut self, event: EncodedEvent) {
+        self.bytes += event.bytes.len();
+        self.events.push(event);
+    }
+
+    /// Whether another event should start a new batch.
+    pub fn is_full(&self) -> bool {
+        self.events.len() >= MAX_BATCH_EVENTS || self.bytes >= MAX_BATCH_BYTES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    pub fn events(&self) -> &[EncodedEvent] {
+        &self.events
+    }
+
+    /// Hands over the events so far and starts empty again.
+    pub fn take(&mut self) -> Self {
+        std::mem::take(self)
+    }
+}
+
+/// `EventBatch.events` is field 1.
+const EVENTS_FIELD: u32 = 1;
+
+impl Message for EncodedBatch {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        for event in &self.events {
+            prost::encoding::encode_key(EVENTS_FIELD, WireType::LengthDelimited, buf);
+            prost::encoding::encode_varint(event.bytes.len() as u64, buf);
+            buf.put_slice(&event.bytes);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        let key = prost::encoding::key_len(EVENTS_FIELD);
+        self.events
+            .iter()
+            .map(|e| key + prost::encoding::encoded_len_varint(e.bytes.len() as u64) + e.bytes.len())
+            .sum()
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
     }
 }
 
@@ -118,6 +194,37 @@ mod tests {
         assert_eq!(event.received_at_unix_ms, 7);
         assert_eq!(event.payload, Some(Payload::Lifecycle(lifecycle)));
         assert_eq!(encoded.sequence(), 99);
+    }
+
+    #[test]
+    fn a_batch_decodes_as_an_event_batch_of_its_events_in_order() {
+        let mut batch = EncodedBatch::default();
+        let small =
+            Notification { kind: Some(Kind::Lifecycle(LifecycleNotification::default())), received_at_unix_ms: 1 };
+        let big_change = graph_relay_proto::v1::ChangeNotification { raw_json: "x".repeat(300), ..Default::default() };
+        let big = Notification { kind: Some(Kind::Change(big_change)), received_at_unix_ms: 2 };
+        let events = [to_event(5, small), to_event(6, big)];
+        for event in &events {
+            batch.push(EncodedEvent::from_event(event));
+        }
+        let encoded = batch.encode_to_vec();
+        assert_eq!(encoded.len(), batch.encoded_len());
+        let decoded = graph_relay_proto::v1::EventBatch::decode(encoded.as_slice()).unwrap();
+        assert_eq!(decoded.events, events, "a length over 127 bytes takes a two-byte varint");
+    }
+
+    #[test]
+    fn a_batch_is_full_at_its_event_or_byte_limit() {
+        let mut batch = EncodedBatch::default();
+        let one = gap(1, 1, "x");
+        while !batch.is_full() {
+            batch.push(one.clone());
+        }
+        assert_eq!(batch.events().len(), MAX_BATCH_EVENTS);
+        let mut batch = EncodedBatch::default();
+        batch.push(EncodedEvent::from_stored(1, Bytes::from(vec![0; MAX_BATCH_BYTES])));
+        assert!(batch.is_full(), "one huge event fills a batch alone");
+        assert!(batch.take().events().len() == 1 && batch.is_empty());
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! A real gRPC subscriber of the fan-out, with bounded waits.
 
-use graph_relay_proto::v1::{event::Payload, fanout_client::FanoutClient, Event, Filter, SubscribeRequest};
+use std::collections::VecDeque;
+
+use graph_relay_proto::v1::{event::Payload, fanout_client::FanoutClient, Event, EventBatch, Filter, SubscribeRequest};
 use serde_json::Value;
 use tonic::Streaming;
 
 pub struct Subscriber {
-    stream: Streaming<Event>,
+    stream: Streaming<EventBatch>,
+    /// Events of the last batch not handed out yet.
+    pending: VecDeque<Event>,
 }
 
 /// Subscribes with `filter`; returns once the fan-out has registered it, so
@@ -28,7 +32,7 @@ pub async fn subscribe_as(
 ) -> Result<Subscriber, tonic::Status> {
     let mut client = FanoutClient::connect(fanout_url.to_owned()).await.expect("fan-out reachable");
     let stream = client.subscribe(with_token(request, token)).await?.into_inner();
-    Ok(Subscriber { stream })
+    Ok(Subscriber { stream, pending: VecDeque::new() })
 }
 
 /// `request` with `authorization: Bearer <token>`.
@@ -41,11 +45,19 @@ pub fn with_token<T>(request: T, token: &str) -> tonic::Request<T> {
 impl Subscriber {
     /// The next event; panics if none comes within [`crate::WAIT`].
     pub async fn next(&mut self) -> Event {
-        match tokio::time::timeout(crate::WAIT, self.stream.message()).await {
-            Ok(Ok(Some(event))) => event,
-            Ok(Ok(None)) => panic!("stream ended"),
-            Ok(Err(status)) => panic!("stream failed: {status}"),
-            Err(_) => panic!("no event within {:?}", crate::WAIT),
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return event;
+            }
+            match tokio::time::timeout(crate::WAIT, self.stream.message()).await {
+                Ok(Ok(Some(batch))) => {
+                    assert!(!batch.events.is_empty(), "the fan-out never sends an empty batch");
+                    self.pending.extend(batch.events);
+                }
+                Ok(Ok(None)) => panic!("stream ended"),
+                Ok(Err(status)) => panic!("stream failed: {status}"),
+                Err(_) => panic!("no event within {:?}", crate::WAIT),
+            }
         }
     }
 

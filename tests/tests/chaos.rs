@@ -92,16 +92,18 @@ async fn resuming_subscriber(url: String, seen: Seen, sessions: Arc<AtomicUsize>
         let Ok(response) = client.subscribe(with_token(request, SUBSCRIBER_TOKEN)).await else { continue };
         let mut stream = response.into_inner();
         sessions.fetch_add(1, Ordering::SeqCst);
-        while let Ok(Some(event)) = stream.message().await {
-            cursor = event.sequence;
-            let count = {
-                let mut seen = seen.lock().unwrap();
-                seen.push((event.sequence, subscription_id(&event).to_owned()));
-                seen.len()
-            };
-            if count >= HANG_UP_AFTER && !hung_up {
-                hung_up = true;
-                break;
+        'stream: while let Ok(Some(batch)) = stream.message().await {
+            for event in batch.events {
+                cursor = event.sequence;
+                let count = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push((event.sequence, subscription_id(&event).to_owned()));
+                    seen.len()
+                };
+                if count >= HANG_UP_AFTER && !hung_up {
+                    hung_up = true;
+                    break 'stream;
+                }
             }
         }
     }

@@ -61,9 +61,10 @@ async fn round_trip(channel: Channel) -> Result<u64, tonic::Status> {
     let mut stream = client.subscribe(with_token(request, SUBSCRIBER_TOKEN)).await?.into_inner();
     let publish = PublishRequest { notifications: vec![change("over-tls", 1)] };
     let published = client.publish(with_token(publish, INGEST_TOKEN)).await?.into_inner();
-    let event = stream.message().await?.expect("an event");
-    assert_eq!(event.sequence, published.first_sequence);
-    Ok(event.sequence)
+    let batch = stream.message().await?.expect("a batch");
+    let sequences: Vec<u64> = batch.events.iter().map(|event| event.sequence).collect();
+    assert_eq!(sequences, [published.first_sequence], "the one event published");
+    Ok(published.first_sequence)
 }
 
 #[tokio::test]

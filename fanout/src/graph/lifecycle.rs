@@ -26,6 +26,7 @@ use crate::filter::Filter;
 use crate::hub::Hub;
 use crate::ingest::{now_ms, Ingest};
 use crate::store::{self, Store};
+use crate::wire::EncodedEvent;
 
 /// The event consumers get when they must run a delta query.
 pub const RESYNC_NEEDED: &str = "resyncNeeded";
@@ -45,21 +46,24 @@ pub fn feed(store: Arc<Store>, hub: Arc<Hub>, after: Option<u64>) -> mpsc::Recei
     let (tx, rx) = mpsc::channel(256);
     let mut events = crate::subscriber::spawn(store, hub, Filter::default(), false, after);
     tokio::spawn(async move {
-        while let Some(Ok(encoded)) = events.next().await {
-            let sequence = encoded.sequence();
-            let item = match Event::decode(encoded.bytes().clone()).map(|e| e.payload) {
-                Ok(Some(Payload::Change(change))) => {
-                    FeedItem::Change { sequence, subscription_id: change.subscription_id }
+        while let Some(Ok(batch)) = events.next().await {
+            for encoded in batch.events() {
+                if tx.send(feed_item(encoded)).await.is_err() {
+                    return;
                 }
-                Ok(Some(Payload::Lifecycle(notification))) => FeedItem::Lifecycle { sequence, notification },
-                _ => FeedItem::Other { sequence },
-            };
-            if tx.send(item).await.is_err() {
-                return;
             }
         }
     });
     rx
+}
+
+fn feed_item(encoded: &EncodedEvent) -> FeedItem {
+    let sequence = encoded.sequence();
+    match Event::decode(encoded.bytes().clone()).map(|e| e.payload) {
+        Ok(Some(Payload::Change(change))) => FeedItem::Change { sequence, subscription_id: change.subscription_id },
+        Ok(Some(Payload::Lifecycle(notification))) => FeedItem::Lifecycle { sequence, notification },
+        _ => FeedItem::Other { sequence },
+    }
 }
 
 impl Reconciler {
