@@ -75,6 +75,13 @@ impl Filter {
             && self.scope.as_ref().is_none_or(|scope| scope.matches(payload))
     }
 
+    /// The tenants this filter is limited to (lowercased), or `None` when it
+    /// takes any tenant: lets the hub route an event to the feeds that can
+    /// match it instead of trying every feed (as NATS routes by subject).
+    pub fn tenants(&self) -> Option<&[String]> {
+        (!self.tenant_ids.is_empty()).then_some(self.tenant_ids.as_slice())
+    }
+
     fn resource_matches(&self, resource: &str) -> bool {
         match &self.resources {
             None => true,

@@ -10,10 +10,16 @@
 //! order; `head` is the last sequence dispatched. A feed joins only when its
 //! cursor has reached `head`, and skips anything at or below its cursor, so
 //! the seam between log replay and live delivery has no gap and no duplicate.
+//!
+//! Feeds whose filter names tenants are indexed by tenant, so an event is
+//! matched against the feeds of its tenant and the feeds taking any tenant,
+//! not against every feed (with 100 subscribers on one tenant of ten each,
+//! that is 10 filter checks per event instead of 100).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use graph_relay_proto::v1::event::Payload;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::filter::Filter;
@@ -33,6 +39,10 @@ struct State {
     /// Last sequence dispatched; everything up to it is in the log.
     head: u64,
     feeds: HashMap<u64, Live>,
+    /// Feeds limited to some tenants, under each of them (lowercased).
+    by_tenant: HashMap<String, Vec<u64>>,
+    /// Feeds taking any tenant: tried for every event.
+    any_tenant: Vec<u64>,
     next_feed_id: u64,
     /// Set on shutdown: no feed joins any more.
     closed: bool,
@@ -56,7 +66,14 @@ pub struct Hub {
 impl Hub {
     /// `head` is the last sequence already in the log at startup.
     pub fn new(head: u64, buffer: usize) -> Arc<Self> {
-        let state = State { head, feeds: HashMap::new(), next_feed_id: 0, closed: false };
+        let state = State {
+            head,
+            feeds: HashMap::new(),
+            by_tenant: HashMap::new(),
+            any_tenant: Vec::new(),
+            next_feed_id: 0,
+            closed: false,
+        };
         Arc::new(Self { state: Mutex::new(state), buffer: buffer.max(1) })
     }
 
@@ -74,34 +91,48 @@ impl Hub {
         let (sender, receiver) = mpsc::channel(self.buffer);
         let id = state.next_feed_id;
         state.next_feed_id += 1;
-        state.feeds.insert(id, Live { filter, decrypted, skip_through: cursor, sender });
+        state.add(id, Live { filter, decrypted, skip_through: cursor, sender });
         (cursor, Join::Live(Feed { receiver, id, hub: self.clone() }))
     }
 
     /// Delivers events just committed to the log, in sequence order.
     pub fn dispatch(&self, events: &[Stored]) {
         let mut state = self.lock();
+        let mut gone = Vec::new();
+        let mut candidates = Vec::new();
         for stored in events {
             let sequence = stored.encoded.sequence();
             state.head = state.head.max(sequence);
             let Some(payload) = stored.event.payload.as_ref() else { continue };
-            state.feeds.retain(|id, live| {
+            candidates.clear();
+            if let Some(tenant) = tenant_of(payload) {
+                if let Some(ids) = state.by_tenant.get(&tenant.to_ascii_lowercase()) {
+                    candidates.extend_from_slice(ids);
+                }
+            }
+            candidates.extend_from_slice(&state.any_tenant);
+            for id in &candidates {
+                let Some(live) = state.feeds.get(id) else { continue };
                 if sequence <= live.skip_through || !live.filter.matches(payload) {
-                    return true;
+                    continue;
                 }
                 let event = match &stored.redacted {
                     Some(redacted) if !live.decrypted => redacted,
                     _ => &stored.encoded,
                 };
                 match live.sender.try_send(event.clone()) {
-                    Ok(()) => true,
+                    Ok(()) => {}
                     Err(TrySendError::Full(_)) => {
                         tracing::info!(feed = id, sequence, "subscriber lagged; it continues from the log");
-                        false
+                        gone.push(*id);
                     }
-                    Err(TrySendError::Closed(_)) => false,
+                    Err(TrySendError::Closed(_)) => gone.push(*id),
                 }
-            });
+            }
+            // Removed at once: a dropped feed must not get later events.
+            for id in gone.drain(..) {
+                state.remove(id);
+            }
         }
     }
 
@@ -110,6 +141,8 @@ impl Hub {
         let mut state = self.lock();
         state.closed = true;
         state.feeds.clear();
+        state.by_tenant.clear();
+        state.any_tenant.clear();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -129,6 +162,45 @@ impl Hub {
 }
 
 /// A live feed; leaves the hub when dropped.
+impl State {
+    fn add(&mut self, id: u64, live: Live) {
+        match live.filter.tenants() {
+            Some(tenants) => {
+                for tenant in tenants {
+                    self.by_tenant.entry(tenant.clone()).or_default().push(id);
+                }
+            }
+            None => self.any_tenant.push(id),
+        }
+        self.feeds.insert(id, live);
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(live) = self.feeds.remove(&id) else { return };
+        match live.filter.tenants() {
+            Some(tenants) => {
+                for tenant in tenants {
+                    if let Some(ids) = self.by_tenant.get_mut(tenant) {
+                        ids.retain(|other| *other != id);
+                        if ids.is_empty() {
+                            self.by_tenant.remove(tenant);
+                        }
+                    }
+                }
+            }
+            None => self.any_tenant.retain(|other| *other != id),
+        }
+    }
+}
+
+fn tenant_of(payload: &Payload) -> Option<&str> {
+    match payload {
+        Payload::Change(change) => Some(&change.tenant_id),
+        Payload::Lifecycle(lifecycle) => Some(&lifecycle.tenant_id),
+        Payload::Gap(_) => None,
+    }
+}
+
 pub struct Feed {
     pub receiver: mpsc::Receiver<EncodedEvent>,
     id: u64,
@@ -137,7 +209,7 @@ pub struct Feed {
 
 impl Drop for Feed {
     fn drop(&mut self) {
-        self.hub.lock().feeds.remove(&self.id);
+        self.hub.lock().remove(self.id);
     }
 }
 

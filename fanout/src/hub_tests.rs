@@ -79,3 +79,39 @@ fn dropping_a_feed_leaves_and_closing_refuses_joins() {
     assert!(matches!(hub.join(None, tenant("a"), true).1, Join::Closed));
     assert!(hub.is_closed());
 }
+
+fn filter(tenants: &[&str], resources: &[&str]) -> Arc<Filter> {
+    let filter = pb::Filter {
+        tenant_ids: tenants.iter().map(|t| t.to_string()).collect(),
+        resources: resources.iter().map(|r| r.to_string()).collect(),
+        ..Default::default()
+    };
+    Arc::new(Filter::compile(Some(&filter)).unwrap())
+}
+
+#[test]
+fn the_tenant_index_routes_case_insensitively_and_still_applies_the_whole_filter() {
+    let hub = Hub::new(0, 16);
+    let mut two_tenants = live(hub.join(None, filter(&["A", "b"], &[]), true));
+    let mut any_tenant = live(hub.join(None, filter(&[], &["users/*"]), true));
+    let mut a_elsewhere = live(hub.join(None, filter(&["a"], &["groups/*"]), true));
+    hub.dispatch(&[stored(1, "a"), stored(2, "B"), stored(3, "c")]);
+    assert_eq!(drain(&mut two_tenants), [1, 2], "each event once, tenant case ignored");
+    assert_eq!(drain(&mut any_tenant), [1, 2, 3]);
+    assert!(drain(&mut a_elsewhere).is_empty(), "its tenant, but not its resources");
+}
+
+#[test]
+fn a_dropped_or_lagging_feed_leaves_the_tenant_index() {
+    let hub = Hub::new(0, 1);
+    let gone = live(hub.join(None, tenant("a"), true));
+    let mut lagging = live(hub.join(None, tenant("a"), true));
+    drop(gone);
+    hub.dispatch(&[stored(1, "a"), stored(2, "a")]);
+    assert_eq!(drain(&mut lagging), [1], "dropped when its buffer of 1 was full");
+    assert_eq!(hub.live_count(), 0);
+    let mut fresh = live(hub.join(None, tenant("a"), true));
+    hub.dispatch(&[stored(3, "a")]);
+    assert_eq!(drain(&mut fresh), [3], "a new feed of the same tenant is indexed again");
+    assert!(hub.lock().by_tenant.get("a").is_some_and(|ids| ids.len() == 1));
+}
