@@ -38,6 +38,9 @@ enum Command {
         /// relay, nats, jetstream
         #[arg(long, value_delimiter = ',', default_value = "relay,nats,jetstream")]
         systems: Vec<String>,
+        /// all (every subscriber gets everything), 10% (each gets one tenant of ten)
+        #[arg(long, value_delimiter = ',', default_value = "all,10%")]
+        filters: Vec<String>,
         /// Seconds of publishing per run.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
@@ -62,8 +65,14 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     measure::raise_fd_limit();
     let result = match Cli::parse().command {
-        Command::Fanout { subscribers, systems, seconds, in_flight, csv } => {
-            fanout(&subscribers, &systems, Duration::from_secs(seconds), in_flight, csv).await
+        Command::Fanout { subscribers, systems, filters, seconds, in_flight, csv } => {
+            let selective = filters.iter().map(|f| selective(f)).collect::<Result<Vec<_>, _>>();
+            match selective {
+                Ok(selective) => {
+                    fanout(&subscribers, &systems, &selective, Duration::from_secs(seconds), in_flight, csv).await
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Idle { subscribers, connections } => idle(subscribers, connections).await,
     };
@@ -76,9 +85,19 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// `10%` → each subscriber filters one tenant of ten; `all` → no filter.
+fn selective(filter: &str) -> Result<bool, String> {
+    match filter {
+        "all" => Ok(false),
+        "10%" => Ok(true),
+        other => Err(format!("unknown filter {other:?}: all or 10%")),
+    }
+}
+
 async fn fanout(
     counts: &[usize],
     systems: &[String],
+    filters: &[bool],
     duration: Duration,
     in_flight: usize,
     csv: Option<PathBuf>,
@@ -87,11 +106,11 @@ async fn fanout(
     println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut outcomes = Vec::new();
     for &subscribers in counts {
-        for selective in [false, true] {
+        for &selective in filters {
             for system in systems {
                 let plan = Plan { subscribers, selective, rate: None, duration, in_flight };
                 let saturated = one(system, &plan).await?;
-                let half = saturated.published as f64 / duration.as_secs_f64() / 2.0;
+                let half = saturated.sustained_rate() / 2.0;
                 let relaxed = one(system, &Plan { rate: Some(half), ..plan }).await?;
                 for outcome in [saturated, relaxed] {
                     print_row(&outcome);
@@ -117,7 +136,8 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
             for i in 0..plan.subscribers {
                 streams.push(server.subscribe(plan.tenant_of(i)).await?);
             }
-            runner::run("relay", plan, server.sink().await?, streams, &ProcStats::new(server.pid()), origin).await
+            let connect = relay::RelaySink::connect(server.url.clone());
+            runner::run("relay", plan, connect, streams, &ProcStats::new(server.pid()), origin).await
         }
         "nats" => {
             let server = nats::NatsServer::start().await?;
@@ -125,16 +145,18 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
             for i in 0..plan.subscribers {
                 streams.push(server.core_subscribe(plan.tenant_of(i)).await?);
             }
-            runner::run("nats", plan, server.core_sink().await?, streams, &ProcStats::new(server.pid()), origin).await
+            let connect = nats::CoreSink::connect(server.url.clone());
+            runner::run("nats", plan, connect, streams, &ProcStats::new(server.pid()), origin).await
         }
         "jetstream" => {
             let server = nats::NatsServer::start().await?;
-            let sink = server.jetstream_sink().await?;
+            server.create_stream().await?;
             let mut streams = Vec::with_capacity(plan.subscribers);
             for i in 0..plan.subscribers {
                 streams.push(server.jetstream_subscribe(plan.tenant_of(i)).await?);
             }
-            runner::run("jetstream", plan, sink, streams, &ProcStats::new(server.pid()), origin).await
+            let connect = nats::JetStreamSink::connect(server.url.clone());
+            runner::run("jetstream", plan, connect, streams, &ProcStats::new(server.pid()), origin).await
         }
         other => Err(format!("unknown system {other:?}: relay, nats or jetstream")),
     }

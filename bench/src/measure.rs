@@ -29,6 +29,18 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Notifications per second the system carried end to end: what was
+    /// delivered, over the time until the last delivery. "50% of saturation"
+    /// is half of this, not half of what the publisher got accepted: a system
+    /// that takes publishes faster than it delivers (queueing them) would
+    /// otherwise be measured at "50%" above what it can deliver.
+    pub fn sustained_rate(&self) -> f64 {
+        let delivered_share = self.delivered as f64 / self.expected.max(1) as f64;
+        self.published as f64 * delivered_share / self.elapsed.as_secs_f64()
+    }
+}
+
+impl Outcome {
     pub fn delivered_per_second(&self) -> f64 {
         self.delivered as f64 / self.elapsed.as_secs_f64()
     }

@@ -50,10 +50,6 @@ impl NatsServer {
         async_nats::connect(&self.url).await.map_err(|e| e.to_string())
     }
 
-    pub async fn core_sink(&self) -> Result<CoreSink, String> {
-        Ok(CoreSink { client: self.client().await? })
-    }
-
     /// A core subscriber on its own connection.
     pub async fn core_subscribe(&self, tenant: Option<String>) -> Result<EventStream, String> {
         let client = self.client().await?;
@@ -72,7 +68,7 @@ impl NatsServer {
     }
 
     /// Creates the file-backed stream every JetStream run uses.
-    pub async fn jetstream_sink(&self) -> Result<JetStreamSink, String> {
+    pub async fn create_stream(&self) -> Result<(), String> {
         let context = jetstream::new(self.client().await?);
         let config = jetstream::stream::Config {
             name: "GRAPH".into(),
@@ -81,7 +77,7 @@ impl NatsServer {
             ..Default::default()
         };
         context.get_or_create_stream(config).await.map_err(|e| e.to_string())?;
-        Ok(JetStreamSink { context })
+        Ok(())
     }
 
     /// A JetStream subscriber: an ordered push consumer of new messages, on
@@ -128,6 +124,12 @@ pub struct CoreSink {
     client: async_nats::Client,
 }
 
+impl CoreSink {
+    pub async fn connect(url: String) -> Result<Self, String> {
+        Ok(Self { client: async_nats::connect(&url).await.map_err(|e| e.to_string())? })
+    }
+}
+
 impl Sink for CoreSink {
     /// Core NATS has no acknowledgement: publish, then flush so the batch has
     /// at least reached the server.
@@ -143,6 +145,13 @@ impl Sink for CoreSink {
 #[derive(Clone)]
 pub struct JetStreamSink {
     context: jetstream::Context,
+}
+
+impl JetStreamSink {
+    /// Publishes into the stream [`NatsServer::create_stream`] made.
+    pub async fn connect(url: String) -> Result<Self, String> {
+        Ok(Self { context: jetstream::new(async_nats::connect(&url).await.map_err(|e| e.to_string())?) })
+    }
 }
 
 impl Sink for JetStreamSink {

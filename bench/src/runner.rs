@@ -1,6 +1,7 @@
 //! One configuration against one system: subscribers ready, publish for the
 //! duration, wait for every subscriber to get its share, read the server.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,11 +27,12 @@ impl Plan {
     }
 }
 
-/// Runs `plan`: `streams` are the subscribers (already registered).
+/// Runs `plan`: `streams` are the subscribers (already registered);
+/// `connect` makes the publisher's connection, on the publisher's own thread.
 pub async fn run<S: Sink>(
     system: &'static str,
     plan: &Plan,
-    sink: S,
+    connect: impl Future<Output = Result<S, String>> + Send + 'static,
     streams: Vec<EventStream>,
     server: &ProcStats,
     origin: Instant,
@@ -43,7 +45,12 @@ pub async fn run<S: Sink>(
         .collect();
     let cpu_before = server.cpu();
     let start = Instant::now();
-    let published = workload::publish(sink, plan.rate, plan.duration, plan.in_flight, origin).await?;
+    let (rate, duration, in_flight) = (plan.rate, plan.duration, plan.in_flight);
+    let published = apart(async move {
+        let sink = connect.await?;
+        workload::publish(sink, rate, duration, in_flight, origin).await
+    })
+    .await?;
     let share = if plan.selective { published / TENANTS } else { published };
     expected.store(share, Ordering::Release);
     let mut latencies = measure::histogram();
@@ -71,4 +78,25 @@ pub async fn run<S: Sink>(
         server_cpu: cpu,
         server_peak_rss_mb: server.status_kb("VmHWM") as f64 / 1024.0,
     })
+}
+
+/// Runs the publisher on its own thread and runtime. In production the
+/// publisher (the edge, or any NATS producer) is another process; sharing
+/// this process's runtime would queue each of its calls behind 100
+/// subscriber tasks, and a system whose publish waits for an answer (the
+/// relay's durable ack, JetStream's, NATS core's flush) would be measured
+/// on the bench's own scheduling. Every system gets the same arrangement.
+async fn apart(publisher: impl Future<Output = Result<u64, String>> + Send + 'static) -> Result<u64, String> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-publisher".into())
+        .spawn(move || {
+            let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(publisher),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = done.send(outcome);
+        })
+        .map_err(|e| e.to_string())?;
+    result.await.map_err(|_| "the publisher thread died".to_string())?
 }
