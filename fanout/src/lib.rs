@@ -7,6 +7,8 @@
 //! - [`ingest`]: the single log writer: group commit, then live dispatch.
 //! - [`store`]: the durable log on redb: sequences, dedup, retention.
 //! - `dedup`: the in-memory index of recently stored notifications.
+//! - `group`: several log records in one stored value.
+//! - `legacy`: upgrading logs written by earlier versions.
 //! - [`hub`]: live feeds with bounded buffers.
 //! - [`subscriber`]: one subscriber's stream: log replay, live, gaps.
 //! - [`filter`]: compiled subscriber filters.
@@ -26,8 +28,10 @@ mod dedup;
 pub mod emulator;
 pub mod filter;
 pub mod graph;
+mod group;
 pub mod hub;
 pub mod ingest;
+mod legacy;
 pub mod server;
 pub mod service;
 pub mod shutdown;

@@ -6,15 +6,16 @@
 //! MVCC snapshots.
 //!
 //! # Layout
-//! - `records`: sequence -> record = stored at (Unix ms, u64 BE) + dedup key
-//!   (32 bytes) + the encoded `graphrelay.v1.Event`. Retention reads the
-//!   prefix; replay sends the rest as it is; the dedup index is rebuilt from
-//!   the prefixes inside the window at open. One (sequential) insert per event.
+//! - `groups`: first sequence -> the records of one commit (see `group`),
+//!   each = stored at (Unix ms) + dedup key + the encoded
+//!   `graphrelay.v1.Event`. Retention removes whole groups from the front;
+//!   replay sends the events as they are; the dedup index is rebuilt from the
+//!   records inside the window at open. One insert per commit (per 256 KiB).
 //! - `meta`: `next_sequence` (so sequences survive even a fully pruned log),
-//!   `bytes` (size of the records).
+//!   `bytes` (size of the groups).
 //!
-//! The dedup index is in memory (see `dedup` for why); logs written before
-//! that had a `dedup` table, which opening drops.
+//! The dedup index is in memory (see `dedup` for why). Logs written by
+//! earlier versions are upgraded when opened (see `legacy`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,14 +29,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use sha2::{Digest, Sha256};
 
 use crate::dedup::{self, Dedup, Pending};
+use crate::group;
 use crate::wire::{self, EncodedEvent};
 
-const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
-/// The on-disk dedup index of older logs, dropped at open.
-const LEGACY_DEDUP: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// Stored-at time and dedup key in front of each event.
-const PREFIX: usize = 8 + 32;
+pub(crate) const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// A notification with its dedup key, computed before it reaches the writer.
 pub type Keyed = (Notification, [u8; 32]);
@@ -103,11 +101,11 @@ impl Store {
         let db = Database::builder().set_cache_size(retention.cache_bytes).create(dir.join("events.redb"))?;
         let txn = db.begin_write()?;
         {
-            txn.open_table(RECORDS)?;
-            txn.open_table(META)?.remove("dedup_pruned_through")?;
+            txn.open_table(GROUPS)?;
+            txn.open_table(META)?;
         }
-        txn.delete_table(LEGACY_DEDUP)?;
         txn.commit()?;
+        crate::legacy::upgrade(&db)?;
         let dedup = rebuild_dedup(&db, retention.dedup_window_ms, now_ms)?;
         tracing::debug!(keys = dedup.len(), "dedup index rebuilt from the log");
         Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup) })
@@ -137,8 +135,9 @@ impl Store {
             let mut meta = txn.open_table(META)?;
             let mut next = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
             let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
-            let mut records = txn.open_table(RECORDS)?;
-            let mut record = Vec::new();
+            let mut groups = txn.open_table(GROUPS)?;
+            let mut group = Vec::new();
+            let mut group_first = next;
             for notifications in requests {
                 let mut outcome = Appended::default();
                 for (notification, identity) in notifications {
@@ -152,12 +151,13 @@ impl Store {
                     next += 1;
                     let event = wire::to_event(sequence, notification);
                     let encoded = EncodedEvent::from_event(&event);
-                    record.clear();
-                    record.extend_from_slice(&now_ms.to_be_bytes());
-                    record.extend_from_slice(&identity);
-                    record.extend_from_slice(encoded.bytes());
-                    records.insert(sequence, record.as_slice())?;
-                    bytes += record.len() as u64;
+                    if group.len() >= group::MAX_BYTES {
+                        groups.insert(group_first, group.as_slice())?;
+                        bytes += group.len() as u64;
+                        group.clear();
+                        group_first = sequence;
+                    }
+                    group::push(&mut group, now_ms, &identity, encoded.bytes());
                     outcome.first_sequence = if outcome.stored == 0 { sequence } else { outcome.first_sequence };
                     outcome.last_sequence = sequence;
                     outcome.stored += 1;
@@ -165,6 +165,10 @@ impl Store {
                     stored.push(Stored { event, encoded, redacted });
                 }
                 outcomes.push(outcome);
+            }
+            if !group.is_empty() {
+                groups.insert(group_first, group.as_slice())?;
+                bytes += group.len() as u64;
             }
             meta.insert("next_sequence", next)?;
             meta.insert("bytes", bytes)?;
@@ -192,37 +196,50 @@ impl Store {
 
     fn prune_in(&self, txn: &WriteTransaction, now_ms: u64) -> Result<u64> {
         let mut meta = txn.open_table(META)?;
-        let mut records = txn.open_table(RECORDS)?;
+        let mut groups = txn.open_table(GROUPS)?;
         let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
         let oldest_kept = now_ms.saturating_sub(self.retention.max_age_ms);
         let mut removed = 0;
         loop {
-            let Some((sequence, len, at)) = records.first()?.map(|(k, v)| {
-                let record = v.value();
-                (k.value(), record.len() as u64, stored_at(record))
+            let Some((first, len, newest, count)) = groups.first()?.map(|(k, v)| {
+                let records = group::records(k.value(), v.value());
+                let (count, newest) = records.fold((0, 0), |(n, _), r| (n + 1, r.stored_at()));
+                (k.value(), v.value().len() as u64, newest, count)
             }) else {
                 break;
             };
-            if bytes <= self.retention.max_bytes && at >= oldest_kept {
+            // Whole groups: a group goes once its newest event is too old.
+            if bytes <= self.retention.max_bytes && newest >= oldest_kept {
                 break;
             }
-            records.remove(sequence)?;
+            groups.remove(first)?;
             bytes = bytes.saturating_sub(len);
-            removed += 1;
+            removed += count;
         }
         meta.insert("bytes", bytes)?;
         Ok(removed)
     }
 
-    /// Up to `limit` stored events with sequence > `cursor`, oldest first.
+    /// Up to about `limit` stored events with sequence > `cursor`, oldest
+    /// first (whole groups are read, so a page may end a little later).
     pub fn read_after(&self, cursor: u64, limit: usize) -> Result<Page> {
         let txn = self.db.begin_read()?;
         let next_sequence = txn.open_table(META)?.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
-        let records = txn.open_table(RECORDS)?;
+        let groups = txn.open_table(GROUPS)?;
+        let wanted = cursor.saturating_add(1);
+        // The group holding `wanted` starts at or before it.
+        let start = groups.range(..=wanted)?.next_back().transpose()?.map_or(wanted, |(k, _)| k.value());
         let mut events = Vec::new();
-        for entry in records.range(cursor.saturating_add(1)..)?.take(limit) {
-            let (k, v) = entry?;
-            events.push((k.value(), Bytes::copy_from_slice(v.value().get(PREFIX..).unwrap_or_default())));
+        for entry in groups.range(start..)? {
+            let (first, group) = entry?;
+            let shared = Bytes::copy_from_slice(group.value());
+            for record in group::records(first.value(), group.value()).filter(|r| r.sequence >= wanted) {
+                let offset = record.event().as_ptr() as usize - group.value().as_ptr() as usize;
+                events.push((record.sequence, shared.slice(offset..offset + record.event().len())));
+            }
+            if events.len() >= limit {
+                break;
+            }
         }
         Ok(Page { events, next_sequence })
     }
@@ -251,36 +268,36 @@ pub fn keyed(notifications: Vec<Notification>) -> Vec<Keyed> {
 }
 
 /// The dedup index of the records stored within the window before `now_ms`.
-/// Records are in storage order, so a binary search finds the window's first
-/// one and only the window is read (a clock stepped back can shift that
-/// boundary by the size of the step: at worst a few keys more or fewer).
+/// Groups are in storage order, so a binary search over their first
+/// sequences finds the window's first group and only the window is read (a
+/// clock stepped back can shift that boundary by the size of the step: at
+/// worst a few keys more or fewer).
 fn rebuild_dedup(db: &Database, window_ms: u64, now_ms: u64) -> Result<Dedup> {
     let mut dedup = Dedup::new(window_ms);
     let window_start = now_ms.saturating_sub(dedup.window_ms());
     let txn = db.begin_read()?;
-    let records = txn.open_table(RECORDS)?;
-    let Some((first, _)) = records.first()? else { return Ok(dedup) };
-    let (mut low, mut high) = (first.value(), records.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0));
+    let groups = txn.open_table(GROUPS)?;
+    let Some((first, _)) = groups.first()? else { return Ok(dedup) };
+    let (mut low, mut high) = (first.value(), groups.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0));
     while low < high {
         let middle = low + (high - low) / 2;
-        match records.get(middle)? {
-            Some(record) if stored_at(record.value()) < window_start => low = middle + 1,
+        let group = groups.range(..=middle)?.next_back().transpose()?;
+        let newest = group.map(|(k, v)| group::records(k.value(), v.value()).last().map_or(0, |r| r.stored_at()));
+        match newest {
+            Some(at) if at < window_start => low = middle + 1,
             _ => high = middle,
         }
     }
-    for entry in records.range(low..)? {
-        let (_, record) = entry?;
-        dedup.remember(dedup::key_of(&dedup_key_of(record.value())), stored_at(record.value()));
+    let start = groups.range(..=low)?.next_back().transpose()?.map_or(low, |(k, _)| k.value());
+    for entry in groups.range(start..)? {
+        let (first, group) = entry?;
+        for record in group::records(first.value(), group.value()) {
+            if record.stored_at() >= window_start {
+                dedup.remember(dedup::key_of(&record.dedup_key()), record.stored_at());
+            }
+        }
     }
     Ok(dedup)
-}
-
-fn stored_at(record: &[u8]) -> u64 {
-    record.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
-}
-
-fn dedup_key_of(record: &[u8]) -> [u8; 32] {
-    record.get(8..PREFIX).and_then(|b| b.try_into().ok()).unwrap_or([0; 32])
 }
 
 #[cfg(test)]

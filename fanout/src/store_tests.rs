@@ -1,5 +1,6 @@
 use super::*;
 use graph_relay_proto::v1::{event::Payload, notification::Kind, ChangeNotification};
+use redb::{ReadableTableMetadata, TableHandle};
 
 const DAY: u64 = 86_400_000;
 
@@ -62,11 +63,13 @@ fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
     assert_eq!(store.prune(7 * DAY + 1).unwrap(), 1);
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["new"]);
 
-    let one_event = store.read_after(0, 1).unwrap().events[0].1.len() as u64;
-    let record = one_event + PREFIX as u64;
-    let small = Store { retention: Retention { max_bytes: record * 2, ..retention() }, ..store };
+    // Size retention removes whole groups (one per commit here) from the front.
+    let one_group = (group::FRAME_OVERHEAD + group::PREFIX + store.read_after(0, 1).unwrap().events[0].1.len()) as u64;
+    let small = Store { retention: Retention { max_bytes: one_group * 2, ..retention() }, ..store };
     assert_eq!(small.commits(), 2);
-    small.append(vec![keyed(vec![note("x"), note("y"), note("z")])], 7 * DAY).unwrap();
+    for id in ["x", "y", "z"] {
+        small.append(vec![keyed(vec![note(id)])], 7 * DAY).unwrap();
+    }
     let page = small.read_after(0, 10).unwrap();
     assert_eq!(ids(&page), ["y", "z"], "size retention keeps the newest");
     assert_eq!(page.events[0].0, 4);
@@ -74,6 +77,30 @@ fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
     let empty = small.read_after(0, 10).unwrap();
     assert!(empty.events.is_empty());
     assert_eq!(empty.next_sequence, 6, "sequences never restart, even with an empty log");
+}
+
+#[test]
+fn a_commit_bigger_than_a_group_is_split_and_reads_resume_mid_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), retention()).unwrap();
+    let big = |id: &str| {
+        let mut n = note(id);
+        if let Some(Kind::Change(change)) = n.kind.as_mut() {
+            change.raw_json = "x".repeat(100 << 10);
+        }
+        n
+    };
+    let names: Vec<String> = (0..6).map(|i| format!("n{i}")).collect();
+    store.append(vec![keyed(names.iter().map(|n| big(n)).collect())], 1_000).unwrap();
+    let txn = store.db.begin_read().unwrap();
+    let groups = txn.open_table(GROUPS).unwrap().len().unwrap();
+    assert!(groups >= 2, "{groups} groups of at most ~{} bytes", group::MAX_BYTES);
+    for cursor in 0..6u64 {
+        let page = store.read_after(cursor, 100).unwrap();
+        assert_eq!(ids(&page), names[cursor as usize..], "after {cursor}");
+        assert_eq!(page.events[0].0, cursor + 1);
+    }
+    assert_eq!(store.read_after(2, 1).unwrap().events[0].0, 3, "a small page still starts right after the cursor");
 }
 
 #[test]
@@ -93,15 +120,45 @@ fn reopening_rebuilds_the_dedup_index_from_the_records_inside_the_window() {
 }
 
 #[test]
-fn a_log_with_the_old_on_disk_dedup_table_opens_and_loses_it() {
+fn a_log_of_the_earlier_layout_is_upgraded_and_reads_the_same() {
     let dir = tempfile::tempdir().unwrap();
+    let records: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+    let old_dedup: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
+    let notes: Vec<Keyed> = keyed((1..=5).map(|i| note(&format!("old{i}"))).collect());
     {
+        // One entry per event (stored at + dedup key + event), seqs 3..=7
+        // after 1..=2 were pruned, and the on-disk dedup index of the time.
         let db = Database::create(dir.path().join("events.redb")).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(LEGACY_DEDUP).unwrap().insert([7; 32], 1).unwrap();
+        {
+            let mut table = txn.open_table(records).unwrap();
+            let mut bytes = 0;
+            for (i, (notification, key)) in notes.iter().enumerate() {
+                let sequence = 3 + i as u64;
+                let event = wire::to_event(sequence, notification.clone());
+                let mut record = 1_000u64.to_be_bytes().to_vec();
+                record.extend_from_slice(key);
+                record.extend_from_slice(&event.encode_to_vec());
+                bytes += record.len() as u64;
+                table.insert(sequence, record.as_slice()).unwrap();
+                txn.open_table(old_dedup).unwrap().insert(*key, sequence).unwrap();
+            }
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert("next_sequence", 8).unwrap();
+            meta.insert("bytes", bytes).unwrap();
+            meta.insert("dedup_pruned_through", 2).unwrap();
+        }
         txn.commit().unwrap();
     }
-    let store = Store::open(dir.path(), retention()).unwrap();
+    let store = Store::open_at(dir.path(), retention(), 2_000).unwrap();
+    assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old1", "old2", "old3", "old4", "old5"]);
+    assert_eq!(store.read_after(4, 10).unwrap().events[0].0, 5);
+    assert_eq!(store.next_sequence().unwrap(), 8);
+    let (outcomes, _) = store.append(vec![vec![notes[1].clone()], keyed(vec![note("new")])], 2_000).unwrap();
+    assert_eq!(outcomes[0].duplicates, 1, "dedup keys came along");
+    assert_eq!(outcomes[1].first_sequence, 8);
     let txn = store.db.begin_read().unwrap();
-    assert!(txn.open_table(LEGACY_DEDUP).is_err(), "the table is gone");
+    let tables: Vec<String> = txn.list_tables().unwrap().map(|t| t.name().to_owned()).collect();
+    assert!(!tables.iter().any(|t| t == "records" || t == "dedup"), "old tables gone: {tables:?}");
+    assert!(txn.open_table(META).unwrap().get("dedup_pruned_through").unwrap().is_none());
 }
