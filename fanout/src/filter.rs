@@ -75,6 +75,17 @@ impl Filter {
             && self.scope.as_ref().is_none_or(|scope| scope.matches(payload))
     }
 
+    /// Whether every event matches (no criterion here nor in the scope): a
+    /// replaying subscriber then needs no decoding to decide.
+    pub fn is_everything(&self) -> bool {
+        self.resources.is_none()
+            && self.change_types.is_empty()
+            && self.lifecycle_events.is_empty()
+            && self.subscription_ids.is_empty()
+            && self.tenant_ids.is_empty()
+            && self.scope.as_ref().is_none_or(|scope| scope.is_everything())
+    }
+
     /// The tenants this filter is limited to (lowercased), or `None` when it
     /// takes any tenant: lets the hub route an event to the feeds that can
     /// match it instead of trying every feed (as NATS routes by subject).

@@ -93,3 +93,14 @@ fn gaps_pass_every_filter() {
     let f = filter(pb::Filter { tenant_ids: vec!["nobody".into()], resources: vec!["x".into()], ..Default::default() });
     assert!(f.matches(&Payload::Gap(Gap::default())));
 }
+
+#[test]
+fn only_a_filter_without_any_criterion_in_it_or_its_scope_is_everything() {
+    assert!(Filter::compile(None).unwrap().is_everything());
+    let open = Filter::compile(Some(&pb::Filter::default())).unwrap();
+    assert!(open.within(Filter::default()).is_everything());
+    let tenant = || pb::Filter { tenant_ids: vec!["t".into()], ..Default::default() };
+    assert!(!Filter::compile(Some(&tenant())).unwrap().is_everything());
+    let scoped = Filter::compile(None).unwrap().within(Filter::compile(Some(&tenant())).unwrap());
+    assert!(!scoped.is_everything(), "the scope limits it");
+}

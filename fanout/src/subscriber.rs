@@ -44,7 +44,8 @@ pub fn spawn(
     after: Option<u64>,
 ) -> ReceiverStream<Result<EncodedBatch, Status>> {
     let (out, stream) = mpsc::channel(OUT_BUFFER);
-    let task = Task { store, hub, filter: Arc::new(filter), decrypted, out };
+    let takes_stored_bytes = decrypted && filter.is_everything();
+    let task = Task { store, hub, filter: Arc::new(filter), decrypted, takes_stored_bytes, out };
     tokio::spawn(async move {
         let _ = task.run(after).await;
     });
@@ -57,6 +58,11 @@ struct Task {
     filter: Arc<Filter>,
     /// Whether this subscriber may receive decrypted resource data.
     decrypted: bool,
+    /// Everything matches and nothing needs redacting: replay passes the
+    /// stored bytes on without decoding them (a lagging "everything"
+    /// subscriber catches up at the log's read speed). The bytes are what
+    /// the writer encoded, in pages redb checksums.
+    takes_stored_bytes: bool,
     out: Out,
 }
 
@@ -126,6 +132,11 @@ impl Task {
             for (sequence, bytes) in page.events {
                 if sequence > cursor + 1 {
                     self.add(&mut batch, wire::gap(cursor + 1, sequence - 1, "removed by retention")).await?;
+                }
+                if self.takes_stored_bytes {
+                    self.add(&mut batch, EncodedEvent::from_stored(sequence, bytes)).await?;
+                    cursor = sequence;
+                    continue;
                 }
                 let Ok(event) = Event::decode(bytes.as_ref()) else {
                     tracing::error!(sequence, "stored event does not decode; the subscriber gets a gap");
