@@ -23,7 +23,7 @@ use crate::store::{Appended, Keyed, Store, Stored};
 const MAX_GROUP: usize = 512;
 /// Publish requests waiting for the writer before publishers wait to queue.
 const QUEUE: usize = 4096;
-/// How often retention runs when nothing is published.
+/// How often age retention (and dedup expiry) runs, loaded or not.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 enum Command {
@@ -113,7 +113,9 @@ fn write_loop(store: &Store, dispatch: &std::sync::mpsc::Sender<Vec<Stored>>, mu
                     }
                 }
             }
-        } else if prune {
+        }
+        // Also under constant load: appends enforce only the size limit.
+        if prune {
             match store.prune(now_ms()) {
                 Ok(0) => {}
                 Ok(removed) => tracing::info!(removed, "retention removed events"),

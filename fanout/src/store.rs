@@ -131,6 +131,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut stored = Vec::new();
+        let over_size;
         {
             let mut meta = txn.open_table(META)?;
             let mut next = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
@@ -172,8 +173,13 @@ impl Store {
             }
             meta.insert("next_sequence", next)?;
             meta.insert("bytes", bytes)?;
+            over_size = bytes > self.retention.max_bytes;
         }
-        self.prune_in(&txn, now_ms)?;
+        // Size is enforced at once; age by the periodic `prune` (reading the
+        // oldest group on every commit would cost a group read per commit).
+        if over_size {
+            self.prune_in(&txn, now_ms)?;
+        }
         txn.commit()?;
         pending.commit_into(&mut dedup, now_ms);
         self.commits.fetch_add(1, Ordering::Relaxed);

@@ -162,3 +162,14 @@ fn a_log_of_the_earlier_layout_is_upgraded_and_reads_the_same() {
     assert!(!tables.iter().any(|t| t == "records" || t == "dedup"), "old tables gone: {tables:?}");
     assert!(txn.open_table(META).unwrap().get("dedup_pruned_through").unwrap().is_none());
 }
+
+#[test]
+fn appends_enforce_the_size_limit_and_leave_age_to_the_periodic_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), retention()).unwrap();
+    store.append(vec![keyed(vec![note("old")])], 0).unwrap();
+    store.append(vec![keyed(vec![note("new")])], 8 * DAY).unwrap();
+    assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old", "new"], "no group read per commit for age");
+    assert_eq!(store.prune(8 * DAY).unwrap(), 1);
+    assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["new"]);
+}
