@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use graph_relay_proto::v1::{notification::Kind, Notification, PublishRequest, PublishResponse, SubscribeRequest};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::access::Access;
@@ -18,7 +17,6 @@ use crate::ingest::Ingest;
 use crate::pb::fanout_server::Fanout;
 use crate::store::{self, Store};
 use crate::subscriber;
-use crate::wire::EncodedBatch;
 
 /// Most notifications one `Publish` may carry. The edge sends at most one
 /// Graph batch (≤ 1 MiB); this bounds the work of a single call.
@@ -99,7 +97,7 @@ impl FanoutService {}
 
 #[tonic::async_trait]
 impl Fanout for FanoutService {
-    type SubscribeStream = ReceiverStream<Result<EncodedBatch, Status>>;
+    type SubscribeStream = subscriber::Batches;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         let scope = self.access.authenticate(request.metadata())?;
