@@ -2,7 +2,7 @@
 //! whose filter matches.
 //!
 //! The hub never waits for a subscriber. Each live feed has a bounded buffer;
-//! when it is full the feed is dropped and its subscriber task goes back to
+//! when it is full the feed is dropped and its subscriber stream goes back to
 //! reading the durable log from its cursor (see `subscriber`), so a slow
 //! consumer is neither thinned out silently nor able to slow anyone else.
 //!
