@@ -47,7 +47,7 @@ impl NatsServer {
     }
 
     async fn client(&self) -> Result<async_nats::Client, String> {
-        async_nats::connect(&self.url).await.map_err(|e| e.to_string())
+        connect(&self.url).await
     }
 
     /// A core subscriber on its own connection.
@@ -105,6 +105,10 @@ impl Drop for NatsServer {
     }
 }
 
+async fn connect(url: &str) -> Result<async_nats::Client, String> {
+    async_nats::connect(url).await.map_err(|e| e.to_string())
+}
+
 fn subject_filter(tenant: Option<String>) -> String {
     tenant.map(|t| format!("graph.{t}")).unwrap_or_else(|| "graph.>".into())
 }
@@ -126,7 +130,7 @@ pub struct CoreSink {
 
 impl CoreSink {
     pub async fn connect(url: String) -> Result<Self, String> {
-        Ok(Self { client: async_nats::connect(&url).await.map_err(|e| e.to_string())? })
+        Ok(Self { client: connect(&url).await? })
     }
 }
 
@@ -150,7 +154,7 @@ pub struct JetStreamSink {
 impl JetStreamSink {
     /// Publishes into the stream [`NatsServer::create_stream`] made.
     pub async fn connect(url: String) -> Result<Self, String> {
-        Ok(Self { context: jetstream::new(async_nats::connect(&url).await.map_err(|e| e.to_string())?) })
+        Ok(Self { context: jetstream::new(connect(&url).await?) })
     }
 }
 

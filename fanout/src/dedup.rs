@@ -74,10 +74,6 @@ impl Dedup {
     pub(crate) fn len(&self) -> usize {
         self.seen.len()
     }
-
-    pub(crate) fn window_ms(&self) -> u64 {
-        self.window_ms
-    }
 }
 
 /// The keys one group commit adds, held back until the commit is durable

@@ -18,7 +18,9 @@
 pub(crate) const MAX_BYTES: usize = 256 << 10;
 /// Stored-at time and dedup key in front of each event.
 pub(crate) const PREFIX: usize = 8 + 32;
-const LENGTH: usize = 4;
+/// The length in front of each record: what a record adds to a group
+/// besides itself.
+pub(crate) const FRAME_OVERHEAD: usize = 4;
 
 /// Appends one record to `group`.
 pub(crate) fn push(group: &mut Vec<u8>, stored_at_ms: u64, dedup_key: &[u8; 32], event: &[u8]) {
@@ -33,9 +35,6 @@ pub(crate) fn push_record(group: &mut Vec<u8>, record: &[u8]) {
     group.extend_from_slice(&(record.len() as u32).to_be_bytes());
     group.extend_from_slice(record);
 }
-
-/// Bytes a record adds to a group besides the record itself.
-pub(crate) const FRAME_OVERHEAD: usize = LENGTH;
 
 /// One record of a group.
 pub(crate) struct Record<'a> {
@@ -66,9 +65,9 @@ pub(crate) fn records(first: u64, group: &[u8]) -> impl Iterator<Item = Record<'
     let mut rest = group;
     let mut sequence = first;
     std::iter::from_fn(move || {
-        let length = rest.get(..LENGTH).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes)? as usize;
-        let bytes = rest.get(LENGTH..LENGTH + length)?;
-        rest = &rest[LENGTH + length..];
+        let length = rest.get(..FRAME_OVERHEAD).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes)? as usize;
+        let bytes = rest.get(FRAME_OVERHEAD..FRAME_OVERHEAD + length)?;
+        rest = &rest[FRAME_OVERHEAD + length..];
         let record = Record { sequence, bytes };
         sequence += 1;
         Some(record)

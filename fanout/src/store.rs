@@ -280,7 +280,7 @@ pub fn keyed(notifications: Vec<Notification>) -> Vec<Keyed> {
 /// worst a few keys more or fewer).
 fn rebuild_dedup(db: &Database, window_ms: u64, now_ms: u64) -> Result<Dedup> {
     let mut dedup = Dedup::new(window_ms);
-    let window_start = now_ms.saturating_sub(dedup.window_ms());
+    let window_start = now_ms.saturating_sub(window_ms);
     let txn = db.begin_read()?;
     let groups = txn.open_table(GROUPS)?;
     let Some((first, _)) = groups.first()? else { return Ok(dedup) };
