@@ -3,6 +3,7 @@
 //! Messages come from `graph-relay-proto` (extern paths), except the streamed
 //! `EventBatch`, which maps to `crate::wire::EncodedBatch`: events encoded ONCE
 //! by prost and shared by every subscriber, instead of re-encoded per stream.
+//! The codec is `crate::codec::ReservingCodec` (prost, sized buffers).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = "../proto";
@@ -14,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(false)
         .build_server(true)
+        .codec_path("crate::codec::ReservingCodec")
         .extern_path(".graphrelay.v1", "::graph_relay_proto::v1")
         .extern_path(".graphrelay.v1.EventBatch", "crate::wire::EncodedBatch")
         .compile_fds(descriptors)?;

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`server`]: the listener (gRPC + gRPC-Web on one port), graceful stop.
 //! - [`service`]: the `Fanout` gRPC service, thin glue.
+//! - [`codec`]: prost for gRPC, encoding into a buffer reserved up front.
 //! - [`ingest`]: the single log writer: group commit, then live dispatch.
 //! - [`store`]: the durable log on redb: sequences, dedup, retention.
 //! - `dedup`: the in-memory index of recently stored notifications.
@@ -23,6 +24,7 @@
 pub mod access;
 pub mod auth;
 pub mod bench;
+pub mod codec;
 pub mod decrypt;
 mod dedup;
 pub mod emulator;
