@@ -9,6 +9,7 @@
 //! - [`store`]: the durable log on redb: sequences, dedup, retention.
 //! - `dedup`: the in-memory index of recently stored notifications.
 //! - `group`: several log records in one stored value.
+//! - `cache`: log groups shared by the subscribers reading them.
 //! - `legacy`: upgrading logs written by earlier versions.
 //! - [`hub`]: live feeds with bounded buffers.
 //! - [`subscriber`]: one subscriber's stream: log replay, live, gaps.
@@ -24,6 +25,7 @@
 pub mod access;
 pub mod auth;
 pub mod bench;
+mod cache;
 pub mod codec;
 pub mod decrypt;
 mod dedup;

@@ -14,8 +14,9 @@
 //! - `meta`: `next_sequence` (so sequences survive even a fully pruned log),
 //!   `bytes` (size of the groups).
 //!
-//! The dedup index is in memory (see `dedup` for why). Logs written by
-//! earlier versions are upgraded when opened (see `legacy`).
+//! The dedup index is in memory (see `dedup` for why); readers share copies
+//! of the groups they read, and of the newest ones (see `cache`). Logs
+//! written by earlier versions are upgraded when opened (see `legacy`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,7 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use sha2::{Digest, Sha256};
 
+use crate::cache::{self, GroupCache};
 use crate::dedup::{self, Dedup, Pending};
 use crate::group;
 use crate::wire::{self, EncodedEvent};
@@ -87,6 +89,8 @@ pub struct Store {
     /// contended); a lock rather than `&mut self` keeps `Store` shareable
     /// with readers.
     dedup: Mutex<Dedup>,
+    /// Groups readers share instead of each reading and copying them.
+    cache: GroupCache,
 }
 
 impl Store {
@@ -108,7 +112,8 @@ impl Store {
         crate::legacy::upgrade(&db)?;
         let dedup = rebuild_dedup(&db, retention.dedup_window_ms, now_ms)?;
         tracing::debug!(keys = dedup.len(), "dedup index rebuilt from the log");
-        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup) })
+        let cache = GroupCache::new(cache::BUDGET_BYTES);
+        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup), cache })
     }
 
     fn dedup(&self) -> MutexGuard<'_, Dedup> {
@@ -131,6 +136,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut stored = Vec::new();
+        let mut written = Vec::new();
         let over_size;
         {
             let mut meta = txn.open_table(META)?;
@@ -155,6 +161,7 @@ impl Store {
                     if group.len() >= group::MAX_BYTES {
                         groups.insert(group_first, group.as_slice())?;
                         bytes += group.len() as u64;
+                        written.push((group_first, Bytes::copy_from_slice(&group)));
                         group.clear();
                         group_first = sequence;
                     }
@@ -170,6 +177,7 @@ impl Store {
             if !group.is_empty() {
                 groups.insert(group_first, group.as_slice())?;
                 bytes += group.len() as u64;
+                written.push((group_first, Bytes::copy_from_slice(&group)));
             }
             meta.insert("next_sequence", next)?;
             meta.insert("bytes", bytes)?;
@@ -181,6 +189,10 @@ impl Store {
             self.prune_in(&txn, now_ms)?;
         }
         txn.commit()?;
+        // Subscribers just behind read these next: from memory.
+        for (first, group) in written {
+            self.cache.insert(first, group);
+        }
         pending.commit_into(&mut dedup, now_ms);
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok((outcomes, stored))
@@ -219,6 +231,9 @@ impl Store {
                 break;
             }
             groups.remove(first)?;
+            // Before the commit: a reader sent to redb a moment early only
+            // reads what is still there.
+            self.cache.forget_through(first);
             bytes = bytes.saturating_sub(len);
             removed += count;
         }
@@ -231,23 +246,38 @@ impl Store {
     pub fn read_after(&self, cursor: u64, limit: usize) -> Result<Page> {
         let txn = self.db.begin_read()?;
         let next_sequence = txn.open_table(META)?.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
+        let mut wanted = cursor.saturating_add(1);
+        let mut events = Vec::new();
+        while events.len() < limit {
+            let Some((first, cached)) = self.cache.holding(wanted) else { break };
+            push_records(&mut events, first, &cached.bytes, wanted);
+            wanted = first + cached.count;
+        }
+        if events.len() >= limit {
+            return Ok(Page { events, next_sequence });
+        }
         let groups = txn.open_table(GROUPS)?;
-        let wanted = cursor.saturating_add(1);
         // The group holding `wanted` starts at or before it.
         let start = groups.range(..=wanted)?.next_back().transpose()?.map_or(wanted, |(k, _)| k.value());
-        let mut events = Vec::new();
         for entry in groups.range(start..)? {
             let (first, group) = entry?;
             let shared = Bytes::copy_from_slice(group.value());
-            for record in group::records(first.value(), group.value()).filter(|r| r.sequence >= wanted) {
-                let offset = record.event().as_ptr() as usize - group.value().as_ptr() as usize;
-                events.push((record.sequence, shared.slice(offset..offset + record.event().len())));
-            }
+            push_records(&mut events, first.value(), &shared, wanted);
+            self.cache.insert(first.value(), shared);
             if events.len() >= limit {
                 break;
             }
         }
         Ok(Page { events, next_sequence })
+    }
+}
+
+/// Appends the events of `group` (starting at `first`) from `wanted` on, as
+/// slices of its buffer.
+fn push_records(events: &mut Vec<(u64, Bytes)>, first: u64, group: &Bytes, wanted: u64) {
+    for record in group::records(first, group).filter(|r| r.sequence >= wanted) {
+        let offset = record.event().as_ptr() as usize - group.as_ptr() as usize;
+        events.push((record.sequence, group.slice(offset..offset + record.event().len())));
     }
 }
 
