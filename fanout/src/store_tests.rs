@@ -173,3 +173,27 @@ fn appends_enforce_the_size_limit_and_leave_age_to_the_periodic_prune() {
     assert_eq!(store.prune(8 * DAY).unwrap(), 1);
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["new"]);
 }
+
+#[test]
+fn reads_from_shared_copies_match_reads_from_the_log_and_skip_what_retention_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), retention()).unwrap();
+    for commit in 0..5 {
+        let notes = (0..3).map(|i| note(&format!("c{commit}-{i}"))).collect();
+        store.append(vec![keyed(notes)], 1_000 + commit).unwrap();
+    }
+    // Warm: every group came from the writer's commits, so reads are served from memory.
+    let warm: Vec<_> = (0..15u64).map(|cursor| ids(&store.read_after(cursor, 4).unwrap())).collect();
+    drop(store);
+    // Cold: a fresh process reads redb.
+    let store = Store::open(dir.path(), retention()).unwrap();
+    let cold: Vec<_> = (0..15u64).map(|cursor| ids(&store.read_after(cursor, 4).unwrap())).collect();
+    assert_eq!(warm, cold);
+    assert_eq!(warm[4], ["c1-1", "c1-2", "c2-0", "c2-1", "c2-2"], "a page ends after the group that reaches the limit");
+    // Now cached by that read, then removed by retention: never served again.
+    let aged = Store { retention: Retention { max_age_ms: 1, ..retention() }, ..store };
+    assert_eq!(aged.read_after(0, 100).unwrap().events.len(), 15);
+    aged.append(vec![keyed(vec![note("late")])], 10_000).unwrap();
+    assert_eq!(aged.prune(10_001).unwrap(), 15);
+    assert_eq!(ids(&aged.read_after(0, 100).unwrap()), ["late"]);
+}
