@@ -157,6 +157,7 @@ async fn start(dir: &tempfile::TempDir) -> Result<(String, Arc<Store>, tokio::sy
             max_bytes: u64::MAX,
             dedup_window_ms: 6 * 3_600_000,
             cache_bytes: 64 << 20,
+            shared_groups_bytes: 32 << 20,
         },
         reconciler: None,
     };

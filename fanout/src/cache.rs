@@ -19,9 +19,6 @@ use bytes::Bytes;
 
 use crate::group;
 
-/// Memory the cached groups may take (~30,000 events of 1 KB).
-pub(crate) const BUDGET_BYTES: usize = 32 << 20;
-
 /// A cached group.
 #[derive(Clone)]
 pub(crate) struct Cached {
@@ -43,7 +40,8 @@ struct Inner {
 
 pub(crate) struct GroupCache {
     inner: Mutex<Inner>,
-    /// What the groups may take; the newest is kept even if larger.
+    /// What the groups may take (`--shared-groups-size`, 32 MiB: ~30,000
+    /// events of 1 KB); the newest is kept even if larger; 0 keeps none.
     budget: usize,
 }
 
@@ -55,6 +53,9 @@ impl GroupCache {
     /// Caches a group starting at `first` (its bytes as stored, in a buffer
     /// of their own).
     pub(crate) fn insert(&self, first: u64, bytes: Bytes) {
+        if self.budget == 0 {
+            return;
+        }
         let count = group::records(first, &bytes).count() as u64;
         let mut inner = self.lock();
         if inner.removed_through.is_some_and(|through| first <= through) || inner.groups.contains_key(&first) {
@@ -100,6 +101,8 @@ impl GroupCache {
 mod tests {
     use super::*;
 
+    const BUDGET_BYTES: usize = 32 << 20;
+
     fn group_of(first: u64, count: u64) -> Bytes {
         let mut group = Vec::new();
         for sequence in first..first + count {
@@ -131,6 +134,9 @@ mod tests {
         let tiny = GroupCache::new(1);
         tiny.insert(1, group_of(1, 2));
         assert!(tiny.holding(2).is_some(), "a group over the budget alone is kept");
+        let off = GroupCache::new(0);
+        off.insert(1, group_of(1, 2));
+        assert!(off.holding(1).is_none(), "a budget of 0 keeps nothing");
     }
 
     #[test]

@@ -208,6 +208,9 @@ struct ServeArgs {
     /// Memory for the log's page cache (e.g. 64MiB); bounds what replaying subscribers cost.
     #[arg(long, env = "GRAPH_RELAY_CACHE_SIZE", default_value = "64MiB")]
     cache_size: ByteSize,
+    /// Memory for log groups shared by subscribers catching up together (0 turns it off).
+    #[arg(long, env = "GRAPH_RELAY_SHARED_GROUPS_SIZE", default_value = "32MiB")]
+    shared_groups_size: ByteSize,
     /// A notification stored again within this window is a duplicate (Graph retries for 4 h).
     #[arg(long, env = "GRAPH_RELAY_DEDUP_WINDOW", default_value = "6h", value_parser = humantime::parse_duration)]
     dedup_window: Duration,
@@ -344,6 +347,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         max_bytes: args.retention_max_bytes.as_u64(),
         dedup_window_ms: args.dedup_window.as_millis() as u64,
         cache_bytes: usize::try_from(args.cache_size.as_u64()).unwrap_or(usize::MAX),
+        shared_groups_bytes: usize::try_from(args.shared_groups_size.as_u64()).unwrap_or(usize::MAX),
     };
     // Before the port is bound: a bad subscriptions file stops the start.
     let reconciler = match &args.subscriptions_file {

@@ -29,7 +29,7 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use sha2::{Digest, Sha256};
 
-use crate::cache::{self, GroupCache};
+use crate::cache::GroupCache;
 use crate::dedup::{self, Dedup, Pending};
 use crate::group;
 use crate::wire::{self, EncodedEvent};
@@ -52,6 +52,8 @@ pub struct Retention {
     pub dedup_window_ms: u64,
     /// redb's page cache (its own default is 1 GiB).
     pub cache_bytes: usize,
+    /// Groups shared by readers (see `cache`); 0 keeps none.
+    pub shared_groups_bytes: usize,
 }
 
 /// An event the log stored, with its decoded form for filter matching.
@@ -112,7 +114,7 @@ impl Store {
         crate::legacy::upgrade(&db)?;
         let dedup = rebuild_dedup(&db, retention.dedup_window_ms, now_ms)?;
         tracing::debug!(keys = dedup.len(), "dedup index rebuilt from the log");
-        let cache = GroupCache::new(cache::BUDGET_BYTES);
+        let cache = GroupCache::new(retention.shared_groups_bytes);
         Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup), cache })
     }
 

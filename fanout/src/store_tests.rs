@@ -5,7 +5,13 @@ use redb::{ReadableTableMetadata, TableHandle};
 const DAY: u64 = 86_400_000;
 
 fn retention() -> Retention {
-    Retention { max_age_ms: 7 * DAY, max_bytes: u64::MAX, dedup_window_ms: DAY, cache_bytes: 16 << 20 }
+    Retention {
+        max_age_ms: 7 * DAY,
+        max_bytes: u64::MAX,
+        dedup_window_ms: DAY,
+        cache_bytes: 16 << 20,
+        shared_groups_bytes: 16 << 20,
+    }
 }
 
 fn note(id: &str) -> Notification {
