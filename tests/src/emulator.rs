@@ -32,13 +32,7 @@ impl Emulator {
             .args(extra_args)
             .env("RUST_LOG", "info");
         let mut process = Process::spawn("emulator", command, &dir.path().join("emulator.log"));
-        let text = process.wait_for_log("graph-relay emulate listening on ").await;
-        let addr = text
-            .lines()
-            .find_map(|line| line.split("graph-relay emulate listening on ").nth(1))
-            .expect("emulator printed its address")
-            .trim()
-            .to_string();
+        let addr = process.wait_for_line("graph-relay emulate listening on ").await;
         Emulator { process, url: format!("http://{addr}"), _dir: dir }
     }
 
@@ -167,13 +161,8 @@ impl Stack {
         let mut cmd = command(self.dir.path());
         cmd.arg("login").arg(file).args(["--account", account]);
         let mut process = Process::spawn("login", cmd, &log);
-        let text = process.wait_for_log("approve the code ").await;
-        let code = text
-            .split("approve the code ")
-            .nth(1)
-            .and_then(|rest| rest.split(':').next())
-            .expect("user code")
-            .to_string();
+        let rest = process.wait_for_line("approve the code ").await;
+        let code = rest.split(':').next().expect("user code").to_string();
         self.emulator.control("device/approve", json!({"user_code": code, "account": account})).await;
         process.wait_for_log("signed in; refresh token stored").await;
     }

@@ -106,12 +106,8 @@ impl Fanout {
             .env("GRAPH_CLIENT_SECRET", crate::emulator::CLIENT_SECRET)
             .env("RUST_LOG", "info");
         let mut process = Process::spawn("fan-out", command, &log);
-        let text = process.wait_for_log("graph-relay listening on ").await;
-        self.addr = text
-            .lines()
-            .find_map(|line| line.strip_prefix("graph-relay listening on "))
-            .and_then(|addr| addr.trim().parse().ok())
-            .expect("fan-out printed its address");
+        let addr = process.wait_for_line("graph-relay listening on ").await;
+        self.addr = addr.parse().expect("fan-out printed its address");
         self.process = Some(process);
     }
 }

@@ -32,6 +32,25 @@ impl Process {
         self.wait_for_log_count(needle, 1).await
     }
 
+    /// Waits until the log has a whole line containing `needle`; returns what
+    /// follows `needle` on it, trimmed. (A log read mid-write can end in the
+    /// middle of that line: parsing it then read an empty address.)
+    pub async fn wait_for_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + crate::WAIT;
+        loop {
+            let text = self.log_text();
+            let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+            if let Some(rest) = whole.lines().find_map(|line| line.split_once(needle).map(|(_, rest)| rest)) {
+                return rest.trim().to_string();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}) before logging {needle:?}:\n{}", self.name, tail(&text));
+            }
+            assert!(Instant::now() < deadline, "{} never logged {needle:?}:\n{}", self.name, tail(&text));
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Waits until the log contains `needle` at least `count` times.
     pub async fn wait_for_log_count(&mut self, needle: &str, count: usize) -> String {
         let deadline = Instant::now() + crate::WAIT;
