@@ -1,7 +1,9 @@
 //! The single writer of the log: group commit, then live dispatch.
 //!
 //! Publish calls queue their notifications here and wait. The writer thread
-//! takes everything queued at that moment, appends it in ONE durable
+//! takes everything queued at that moment (with concurrent publishers and
+//! few requests queued, after a 250 µs linger for more: see `LINGER_BELOW`),
+//! appends it in ONE durable
 //! transaction (one fsync shared by every waiting publisher), answers the
 //! publishers, and hands the new events to the dispatcher thread, which feeds
 //! them to the hub in sequence order. So "stored" always means "on disk", live
@@ -21,6 +23,15 @@ use crate::store::{Appended, Keyed, Store, Stored};
 
 /// Publish requests one commit may take; bounds commit latency under load.
 const MAX_GROUP: usize = 512;
+/// With concurrent publishers, a commit that would carry fewer requests than
+/// this first waits `LINGER` for more. Each commit has a fixed cost (redb's
+/// commit, the fsync's kernel work, waking the writer), which at small groups
+/// was most of the ~25 µs of server CPU per notification; fewer, fuller
+/// commits leave that CPU to delivery (100 subscribers "10%": +7–9%
+/// delivered/s). A lone publisher never waits: its previous commit had only
+/// its own request.
+const LINGER_BELOW: usize = 4;
+const LINGER: Duration = Duration::from_micros(250);
 /// Publish requests waiting for the writer before publishers wait to queue.
 const QUEUE: usize = 4096;
 /// How often age retention (and dedup expiry) runs, loaded or not.
@@ -78,14 +89,16 @@ impl Ingest {
 }
 
 fn write_loop(store: &Store, dispatch: &std::sync::mpsc::Sender<Vec<Stored>>, mut commands: mpsc::Receiver<Command>) {
+    // Whether the last commit served several publishers at once.
+    let mut concurrent = false;
     while let Some(first) = commands.blocking_recv() {
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match commands.try_recv() {
-                Ok(command) => group.push(command),
-                Err(_) => break,
-            }
+        take_queued(&mut commands, &mut group);
+        if concurrent && group.len() < LINGER_BELOW {
+            std::thread::sleep(LINGER);
+            take_queued(&mut commands, &mut group);
         }
+        concurrent = group.len() > 1;
         let mut requests = Vec::with_capacity(group.len());
         let mut replies = Vec::with_capacity(group.len());
         let mut prune = false;
@@ -121,6 +134,16 @@ fn write_loop(store: &Store, dispatch: &std::sync::mpsc::Sender<Vec<Stored>>, mu
                 Ok(removed) => tracing::info!(removed, "retention removed events"),
                 Err(e) => tracing::error!("retention failed: {e}"),
             }
+        }
+    }
+}
+
+/// Adds what is queued right now to `group`, up to `MAX_GROUP`.
+fn take_queued(commands: &mut mpsc::Receiver<Command>, group: &mut Vec<Command>) {
+    while group.len() < MAX_GROUP {
+        match commands.try_recv() {
+            Ok(command) => group.push(command),
+            Err(_) => break,
         }
     }
 }
