@@ -25,11 +25,11 @@ use crate::store::{Appended, Keyed, Store, Stored};
 const MAX_GROUP: usize = 512;
 /// With concurrent publishers, a commit that would carry fewer requests than
 /// this first waits `LINGER` for more. Each commit has a fixed cost (redb's
-/// commit, the fsync's kernel work, waking the writer), which at small groups
-/// was most of the ~25 µs of server CPU per notification; fewer, fuller
-/// commits leave that CPU to delivery (100 subscribers "10%": +7–9%
-/// delivered/s). A lone publisher never waits: its previous commit had only
-/// its own request.
+/// commit, the fsync's kernel work, waking the writer) that a small group
+/// shares among few notifications; fewer, fuller commits leave that CPU to
+/// delivery (100 subscribers "10%": +3–6% delivered/s, −8% server CPU at
+/// 50% load; BENCHMARKS.md). A lone publisher never waits: its previous
+/// commit had only its own request.
 const LINGER_BELOW: usize = 4;
 const LINGER: Duration = Duration::from_micros(250);
 /// Publish requests waiting for the writer before publishers wait to queue.
