@@ -36,28 +36,27 @@ impl Process {
     /// follows `needle` on it, trimmed. (A log read mid-write can end in the
     /// middle of that line: parsing it then read an empty address.)
     pub async fn wait_for_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + crate::WAIT;
-        loop {
-            let text = self.log_text();
+        self.wait_for(needle, |text| {
             let whole = text.rfind('\n').map_or("", |end| &text[..end]);
-            if let Some(rest) = whole.lines().find_map(|line| line.split_once(needle).map(|(_, rest)| rest)) {
-                return rest.trim().to_string();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}) before logging {needle:?}:\n{}", self.name, tail(&text));
-            }
-            assert!(Instant::now() < deadline, "{} never logged {needle:?}:\n{}", self.name, tail(&text));
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            whole.lines().find_map(|line| line.split_once(needle).map(|(_, rest)| rest.trim().to_string()))
+        })
+        .await
     }
 
     /// Waits until the log contains `needle` at least `count` times.
     pub async fn wait_for_log_count(&mut self, needle: &str, count: usize) -> String {
+        self.wait_for(needle, |text| (text.matches(needle).count() >= count).then(|| text.to_string())).await
+    }
+
+    /// Polls the log until `found` gets something from it; fails the test if
+    /// the process exits or `crate::WAIT` passes first (`needle` names what
+    /// was awaited).
+    async fn wait_for<T>(&mut self, needle: &str, found: impl Fn(&str) -> Option<T>) -> T {
         let deadline = Instant::now() + crate::WAIT;
         loop {
             let text = self.log_text();
-            if text.matches(needle).count() >= count {
-                return text;
+            if let Some(value) = found(&text) {
+                return value;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("{} exited ({status}) before logging {needle:?}:\n{}", self.name, tail(&text));
