@@ -50,6 +50,10 @@ enum Command {
         /// Where to write every outcome as CSV (for the plot).
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// Instead of saturation then 50% of it: one run per configuration at
+        /// this many notifications/s, the same offered load for every system.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Server memory per idle subscriber.
     Idle {
@@ -65,12 +69,11 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     measure::raise_fd_limit();
     let result = match Cli::parse().command {
-        Command::Fanout { subscribers, systems, filters, seconds, in_flight, csv } => {
+        Command::Fanout { subscribers, systems, filters, seconds, in_flight, csv, rate } => {
             let selective = filters.iter().map(|f| selective(f)).collect::<Result<Vec<_>, _>>();
+            let load = Load { duration: Duration::from_secs(seconds), in_flight, rate };
             match selective {
-                Ok(selective) => {
-                    fanout(&subscribers, &systems, &selective, Duration::from_secs(seconds), in_flight, csv).await
-                }
+                Ok(selective) => fanout(&subscribers, &systems, &selective, load, csv).await,
                 Err(e) => Err(e),
             }
         }
@@ -94,24 +97,42 @@ fn selective(filter: &str) -> Result<bool, String> {
     }
 }
 
+/// How hard and how long the publisher pushes.
+struct Load {
+    duration: Duration,
+    in_flight: usize,
+    /// A fixed offered load (notifications/s) instead of saturation + 50%.
+    rate: Option<f64>,
+}
+
 async fn fanout(
     counts: &[usize],
     systems: &[String],
     filters: &[bool],
-    duration: Duration,
-    in_flight: usize,
+    load: Load,
     csv: Option<PathBuf>,
 ) -> Result<(), String> {
+    let Load { duration, in_flight, rate } = load;
+    if let Some(rate) = rate {
+        println!("Offered load: {rate:.0} notifications/s for every system.\n");
+    }
     println!("| system | subscribers | filter | load | delivered/s | p50 | p99 | p99.9 | delivered/expected | server CPU | server peak RSS |");
     println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut outcomes = Vec::new();
     for &subscribers in counts {
         for &selective in filters {
             for system in systems {
-                let plan = Plan { subscribers, selective, rate: None, duration, in_flight };
+                if rate.is_some() {
+                    let plan = Plan { subscribers, selective, rate, duration, in_flight, load: "fixed" };
+                    let outcome = one(system, &plan).await?;
+                    print_row(&outcome);
+                    outcomes.push(outcome);
+                    continue;
+                }
+                let plan = Plan { subscribers, selective, rate: None, duration, in_flight, load: "saturation" };
                 let saturated = one(system, &plan).await?;
                 let half = saturated.sustained_rate() / 2.0;
-                let relaxed = one(system, &Plan { rate: Some(half), ..plan }).await?;
+                let relaxed = one(system, &Plan { rate: Some(half), load: "50%", ..plan }).await?;
                 for outcome in [saturated, relaxed] {
                     print_row(&outcome);
                     outcomes.push(outcome);

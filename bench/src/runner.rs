@@ -18,6 +18,8 @@ pub struct Plan {
     pub duration: Duration,
     /// Publish calls the one publisher keeps outstanding.
     pub in_flight: usize,
+    /// What the table calls this load: "saturation", "50%", "fixed".
+    pub load: &'static str,
 }
 
 impl Plan {
@@ -67,7 +69,7 @@ pub async fn run<S: Sink>(
         system,
         subscribers: plan.subscribers,
         selectivity: if plan.selective { "10%" } else { "all" },
-        load: if plan.rate.is_some() { "50%" } else { "saturation" },
+        load: plan.load,
         published,
         delivered,
         expected: share * plan.subscribers as u64,
