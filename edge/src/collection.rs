@@ -91,14 +91,20 @@ pub struct Batch {
     pub rejections: Vec<Rejection>,
     /// The envelope's `validationTokens` as sent (`Some(Null)` is meaningful).
     pub validation_tokens: Option<Value>,
-    /// Whether any item carries `encryptedContent` (then tokens are required).
-    pub has_encrypted_content: bool,
+    /// The `tenantId` of each item carrying `encryptedContent` ("" when it
+    /// names none), accepted or not: the tokens must cover them all.
+    pub rich_tenants: Vec<String>,
 }
 
 /// Items named per line when rejections are summarised.
 const NAMED_PER_REASON: usize = 5;
 
 impl Batch {
+    /// Whether any item carries `encryptedContent` (then tokens are required).
+    pub fn has_encrypted_content(&self) -> bool {
+        !self.rich_tenants.is_empty()
+    }
+
     /// One log line per rejection reason, naming the first few items: a
     /// flood of forged items must not become a flood of log lines.
     pub fn rejection_summary(&self) -> Vec<String> {
@@ -124,8 +130,12 @@ impl Batch {
 /// Parses `body` and validates each item against `client_states`.
 pub fn parse(body: &[u8], client_states: &ClientStates, received_at_unix_ms: i64) -> Result<Batch, BodyError> {
     let (items, validation_tokens) = envelope(body)?;
-    let has_encrypted_content = items.iter().any(|item| item.get("encryptedContent").is_some_and(|c| !c.is_null()));
-    let mut batch = Batch { validation_tokens, has_encrypted_content, ..Batch::default() };
+    let rich_tenants = items
+        .iter()
+        .filter(|item| item.get("encryptedContent").is_some_and(|c| !c.is_null()))
+        .map(|item| item.get("tenantId").and_then(Value::as_str).unwrap_or_default().to_owned())
+        .collect();
+    let mut batch = Batch { validation_tokens, rich_tenants, ..Batch::default() };
     for (index, item) in items.into_iter().enumerate() {
         let subscription_id = item.get("subscriptionId").and_then(Value::as_str).map(str::to_owned);
         match validate_item(item, client_states) {

@@ -42,7 +42,7 @@ fn only_change(batch: &Batch) -> &ChangeNotification {
 #[test]
 fn change_notification_keeps_every_field_but_the_client_state() {
     let batch = parse_json(json!({"value": [message_item()]}));
-    assert!(!batch.has_encrypted_content);
+    assert!(!batch.has_encrypted_content());
     assert_eq!(batch.validation_tokens, None);
     let change = only_change(&batch);
     assert_eq!(change.id, "lsgTZMr9KwAAA");
@@ -84,7 +84,7 @@ fn encrypted_content_is_carried_over() {
         "encryptionCertificateId": "cert-1", "encryptionCertificateThumbprint": "AB12"
     });
     let batch = parse_json(json!({"value": [item], "validationTokens": ["x.y.z"]}));
-    assert!(batch.has_encrypted_content);
+    assert_eq!(batch.rich_tenants, ["t-1"], "the tokens must cover this tenant");
     assert_eq!(batch.validation_tokens, Some(json!(["x.y.z"])));
     let content = only_change(&batch).encrypted_content.clone().unwrap();
     assert_eq!(content.data, "ZGF0YQ==");

@@ -1,7 +1,10 @@
 //! Checking a rich notification batch's `validationTokens` (graph-protocol.md
 //! section 5): every token must be an RS256 JWT signed by a key of the
 //! Microsoft identity platform's JWKS, current, for one of our app ids,
-//! issued to Microsoft Graph Change Tracking, by a tenant's issuer.
+//! issued to Microsoft Graph Change Tracking, by a tenant's issuer, and the
+//! tokens must cover the tenant of every rich item (Graph sends one token per
+//! app and tenant in the batch, so a rich item of a tenant no token names was
+//! not vouched for by Graph).
 //!
 //! Signature and time checks are jsonwebtoken's (RustCrypto backend, so it
 //! builds for wasm32); the Graph-specific rules are here. Nothing in this
@@ -43,6 +46,8 @@ pub enum TokenError {
     WrongIssuer(usize),
     #[error("token {0}: tenant {1} is not in ALLOWED_TENANT_IDS")]
     TenantNotAllowed(usize, String),
+    #[error("a rich item of tenant {0:?} has no validationToken of its tenant")]
+    TenantNotCovered(String),
 }
 
 impl TokenError {
@@ -104,28 +109,35 @@ struct Claims {
 }
 
 /// Checks a batch: `validation_tokens` is the envelope's field as sent
-/// (`None` when absent). Returns how many tokens were verified.
+/// (`None` when absent); `rich_tenants` the `tenantId` of each item carrying
+/// `encryptedContent` ("" when it names none). Returns how many tokens were
+/// verified.
 pub fn check_batch(
     validation_tokens: Option<&Value>,
-    has_encrypted_content: bool,
+    rich_tenants: &[String],
     keys: &Keys,
     policy: &Policy,
 ) -> Result<usize, TokenError> {
     let tokens = match validation_tokens {
-        None if has_encrypted_content => return Err(TokenError::MissingForEncrypted),
+        None if !rich_tenants.is_empty() => return Err(TokenError::MissingForEncrypted),
         None => return Ok(0),
         Some(Value::Null) => return Err(TokenError::Null),
         Some(Value::Array(tokens)) if !tokens.is_empty() => tokens,
         Some(_) => return Err(TokenError::NotAnArray),
     };
+    let mut vouched = Vec::with_capacity(tokens.len());
     for (index, token) in tokens.iter().enumerate() {
         let token = token.as_str().ok_or(TokenError::NotAnArray)?;
-        check_token(index, token, keys, policy)?;
+        vouched.push(check_token(index, token, keys, policy)?);
+    }
+    if let Some(tenant) = rich_tenants.iter().find(|t| !vouched.iter().any(|v| v.eq_ignore_ascii_case(t))) {
+        return Err(TokenError::TenantNotCovered(tenant.clone()));
     }
     Ok(tokens.len())
 }
 
-fn check_token(index: usize, token: &str, keys: &Keys, policy: &Policy) -> Result<(), TokenError> {
+/// Verifies one token; returns the tenant it vouches for.
+fn check_token(index: usize, token: &str, keys: &Keys, policy: &Policy) -> Result<String, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed(index))?;
     if header.alg != Algorithm::RS256 {
         return Err(TokenError::Algorithm(index, format!("{:?}", header.alg)));
@@ -153,5 +165,5 @@ fn check_token(index: usize, token: &str, keys: &Keys, policy: &Policy) -> Resul
     if !policy.allowed_tenants.is_empty() && !policy.allowed_tenants.iter().any(|t| t.eq_ignore_ascii_case(&tenant)) {
         return Err(TokenError::TenantNotAllowed(index, tenant));
     }
-    Ok(())
+    Ok(tenant)
 }

@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use graph_relay_edge::client_state::ClientStates;
 use graph_relay_edge::inbound;
 use graph_relay_edge::validation_tokens::{check_batch, Keys, Policy};
-use graph_relay_tests::tokens::{valid_claims, SigningKey, APP_ID};
+use graph_relay_tests::tokens::{valid_claims, SigningKey, APP_ID, TENANT};
 use graph_relay_tests::{graph, CLIENT_STATE};
 use serde_json::json;
 
@@ -39,12 +39,13 @@ fn validation_tokens(c: &mut Criterion) {
     let policy = Policy { app_ids: vec![APP_ID.into()], allowed_tenants: vec![] };
     let one = json!([key.sign(&valid_claims())]);
     let two = json!([key.sign(&valid_claims()), key.sign(&valid_claims())]);
+    let rich = vec![TENANT.to_owned()];
     let mut group = c.benchmark_group("validation_tokens");
     group.bench_function("1 token (cached keys)", |b| {
-        b.iter(|| check_batch(Some(black_box(&one)), true, &keys, &policy).unwrap())
+        b.iter(|| check_batch(Some(black_box(&one)), &rich, &keys, &policy).unwrap())
     });
     group.bench_function("2 tokens (cached keys)", |b| {
-        b.iter(|| check_batch(Some(black_box(&two)), true, &keys, &policy).unwrap())
+        b.iter(|| check_batch(Some(black_box(&two)), &rich, &keys, &policy).unwrap())
     });
     group.finish();
 }

@@ -76,6 +76,12 @@ async fn forged_tokens_deliver_nothing_and_are_quarantined() {
     }
     let no_tokens = json!({ "value": [rich_item("token missing")] });
     assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &no_tokens).await.status, 202);
+    // A token vouches for its own tenant only: a rich item of another tenant
+    // riding along with a valid token refuses the whole batch.
+    let mut stowaway = rich_item("stowaway");
+    stowaway["tenantId"] = json!("99999999-0000-0000-0000-000000000000");
+    let uncovered = json!({ "value": [rich_item("covered"), stowaway], "validationTokens": [with(|_| {})] });
+    assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &uncovered).await.status, 202);
 
     // A valid batch is delivered, and it is the FIRST thing delivered.
     let valid = rich_batch("valid", json!([with(|_| {})]));
@@ -111,12 +117,16 @@ async fn forged_tokens_deliver_nothing_and_are_quarantined() {
         .text()
         .await
         .unwrap();
-    let expected = forged.len() + 3; // + missing tokens, the first unknown kid, the kid unknown while down
+    // + missing tokens, the uncovered tenant, the first unknown kid, the kid unknown while down
+    let expected = forged.len() + 4;
     assert!(quarantine.starts_with(&format!("{expected} quarantined batches")), "{quarantine}");
     for (name, _, reason) in &forged {
         assert!(quarantine.contains(reason), "{name}: {reason:?} not in\n{quarantine}");
     }
     assert!(quarantine.contains("validationTokens is missing but the batch carries encryptedContent"));
     assert!(quarantine.contains("no key with kid \"key-2\""));
+    assert!(
+        quarantine.contains("a rich item of tenant \"99999999-0000-0000-0000-000000000000\" has no validationToken")
+    );
     assert!(!quarantine.contains(CLIENT_STATE), "the quarantine keeps no clientState");
 }

@@ -15,7 +15,12 @@ fn policy() -> Policy {
 }
 
 fn check(tokens: Value) -> Result<usize, TokenError> {
-    check_batch(Some(&tokens), true, &keys(), &policy())
+    check_batch(Some(&tokens), &rich(), &keys(), &policy())
+}
+
+/// The tenants of a batch with one rich item, of the tokens' tenant.
+fn rich() -> Vec<String> {
+    vec![TENANT.into()]
 }
 
 fn with(change: impl FnOnce(&mut Value)) -> String {
@@ -104,19 +109,45 @@ fn one_bad_token_refuses_the_whole_batch() {
 #[test]
 fn tenants_outside_the_allow_list_are_refused() {
     let policy = Policy { app_ids: vec![APP_ID.into()], allowed_tenants: vec!["another-tenant".into()] };
-    let verdict = check_batch(Some(&json!([with(|_| {})])), true, &keys(), &policy);
+    let verdict = check_batch(Some(&json!([with(|_| {})])), &rich(), &keys(), &policy);
     assert_eq!(verdict, Err(TokenError::TenantNotAllowed(0, TENANT.into())));
+}
+
+#[test]
+fn every_rich_item_needs_a_token_of_its_tenant() {
+    const OTHER: &str = "99999999-0000-0000-0000-000000000000";
+    let other = with(|c| {
+        c["tid"] = json!(OTHER);
+        c["iss"] = json!(format!("https://login.microsoftonline.com/{OTHER}/v2.0"));
+    });
+    let (keys, policy) = (keys(), policy());
+    let one = json!([with(|_| {})]);
+    let both = json!([with(|_| {}), other]);
+    let two_tenants = [TENANT.to_owned(), OTHER.to_owned()];
+    assert_eq!(
+        check_batch(Some(&one), &two_tenants, &keys, &policy),
+        Err(TokenError::TenantNotCovered(OTHER.into())),
+        "a valid token does not vouch for another tenant's item"
+    );
+    assert_eq!(check_batch(Some(&both), &two_tenants, &keys, &policy), Ok(2));
+    assert_eq!(check_batch(Some(&one), &[TENANT.to_uppercase()], &keys, &policy), Ok(1), "tenant ids are GUIDs");
+    assert_eq!(
+        check_batch(Some(&one), &[String::new()], &keys, &policy),
+        Err(TokenError::TenantNotCovered(String::new())),
+        "a rich item naming no tenant is vouched for by no token"
+    );
+    assert_eq!(check_batch(Some(&both), &[], &keys, &policy), Ok(2), "tokens with only basic items still verify");
 }
 
 #[test]
 fn missing_null_and_malformed_token_lists() {
     let (keys, policy) = (keys(), policy());
-    assert_eq!(check_batch(None, true, &keys, &policy), Err(TokenError::MissingForEncrypted));
-    assert_eq!(check_batch(None, false, &keys, &policy), Ok(0), "basic notifications need no token");
-    assert_eq!(check_batch(Some(&Value::Null), false, &keys, &policy), Err(TokenError::Null));
-    assert_eq!(check_batch(Some(&json!([])), true, &keys, &policy), Err(TokenError::NotAnArray));
-    assert_eq!(check_batch(Some(&json!("x")), true, &keys, &policy), Err(TokenError::NotAnArray));
-    assert_eq!(check_batch(Some(&json!([1])), true, &keys, &policy), Err(TokenError::NotAnArray));
+    assert_eq!(check_batch(None, &rich(), &keys, &policy), Err(TokenError::MissingForEncrypted));
+    assert_eq!(check_batch(None, &[], &keys, &policy), Ok(0), "basic notifications need no token");
+    assert_eq!(check_batch(Some(&Value::Null), &[], &keys, &policy), Err(TokenError::Null));
+    assert_eq!(check_batch(Some(&json!([])), &rich(), &keys, &policy), Err(TokenError::NotAnArray));
+    assert_eq!(check_batch(Some(&json!("x")), &rich(), &keys, &policy), Err(TokenError::NotAnArray));
+    assert_eq!(check_batch(Some(&json!([1])), &rich(), &keys, &policy), Err(TokenError::NotAnArray));
 }
 
 #[test]

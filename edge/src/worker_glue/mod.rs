@@ -118,7 +118,7 @@ enum Refusal {
 
 /// Checks every validationToken before anything of the batch is delivered.
 async fn check_validation_tokens(env: &Env, batch: &Batch) -> std::result::Result<(), Refusal> {
-    if batch.validation_tokens.is_none() && !batch.has_encrypted_content {
+    if batch.validation_tokens.is_none() && !batch.has_encrypted_content() {
         return Ok(());
     }
     let policy = TokenPolicy::from_env(env).map_err(|problem| {
@@ -132,10 +132,10 @@ async fn check_validation_tokens(env: &Env, batch: &Batch) -> std::result::Resul
     let source = JwksSource::from_env(env);
     let keys = source.keys().await.map_err(unavailable)?;
     let tokens = batch.validation_tokens.as_ref();
-    let verdict = match validation_tokens::check_batch(tokens, batch.has_encrypted_content, &keys, &policy) {
+    let verdict = match validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy) {
         Err(e) if e.is_unknown_key() => {
             let keys = source.refresh().await.map_err(unavailable)?;
-            validation_tokens::check_batch(tokens, batch.has_encrypted_content, &keys, &policy)
+            validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy)
         }
         verdict => verdict,
     };
