@@ -1,7 +1,7 @@
 //! Graph's `/subscriptions` API, with its answers sorted into what the
 //! reconciler must do about them (recreate, adopt, back off, report).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -78,6 +78,18 @@ pub struct GraphClient {
     credentials: Credentials,
 }
 
+/// A `Retry-After` value in either form HTTP allows (RFC 9110 10.2.3):
+/// delay-seconds, or an HTTP-date (a date already past means "now").
+/// `None` when it is neither, so the caller backs off on its own.
+fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 impl GraphClient {
     pub fn new(base_url: &str, http: reqwest::Client, credentials: Credentials) -> GraphClient {
         GraphClient { base_url: base_url.trim_end_matches('/').to_string(), http, credentials }
@@ -95,8 +107,7 @@ impl GraphClient {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, SystemTime::now()));
         let text = response.text().await.unwrap_or_default();
         if (200..300).contains(&status) {
             return Ok(serde_json::from_str(&text).ok());
@@ -157,5 +168,21 @@ impl GraphClient {
                 None => return Ok(all),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Fri, 27 Nov 2026 22:00:00 GMT").unwrap();
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after("Fri, 27 Nov 2026 22:01:30 GMT", now), Some(Duration::from_secs(90)));
+        assert_eq!(retry_after("Fri, 27 Nov 2026 21:59:00 GMT", now), Some(Duration::ZERO), "already past");
+        assert_eq!(retry_after("Friday, 27-Nov-26 22:00:10 GMT", now), Some(Duration::from_secs(10)), "RFC 850 form");
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
     }
 }

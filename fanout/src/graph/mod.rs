@@ -2,16 +2,18 @@
 //! subscribed to, the subscriptions file, and keeping Graph in line with it.
 //!
 //! # Layout
+//! - [`backoff`]: how long an entry waits after a failed call.
 //! - [`catalog`]: the 19 resource kinds as data (paths, lifetimes, changeTypes, permissions).
 //! - [`check`]: the rules Graph applies to a subscription, checked before calling it.
 //! - [`plan`]: the subscriptions file (TOML).
 //! - [`credentials`]: access tokens (client secret, certificate, device-code login).
 //! - [`client`]: Graph's `/subscriptions` API and what its errors mean.
 //! - [`ledger`]: the reconciler's state, kept across restarts.
-//! - [`reconciler`]: create, renew, adopt, recreate, delete; backoff.
+//! - [`reconciler`]: create, renew, adopt, recreate, delete.
 //! - [`lifecycle`]: lifecycle events from the log drive the reconciler.
 //! - [`commands`]: `subscriptions check|sync|list` and `login`.
 
+pub(crate) mod backoff;
 pub mod catalog;
 pub mod check;
 pub mod client;

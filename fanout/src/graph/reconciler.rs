@@ -15,15 +15,13 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rand::Rng;
 
+use super::backoff::{self, HOUR_MS};
 use super::catalog::{Kind, Permission};
 use super::client::{GraphClient, GraphError, NewSubscription, Remote};
 use super::format_time;
 use super::ledger::{Ledger, Record};
 use super::plan::{Entry, Plan};
 use crate::ingest::now_ms;
-
-const HOUR_MS: u64 = 3_600_000;
-const MAX_BACKOFF_MS: u64 = 5 * 60_000;
 
 /// Subscription id (lower-case) -> (entry name, resource as notifications
 /// name it: no leading `/`). Filled in lifecycle items by the service, and
@@ -357,13 +355,7 @@ impl Reconciler {
     pub(crate) fn failed(&mut self, name: &str, error: GraphError, report: &mut Report) {
         let attempts = self.failures.entry(name.to_string()).or_default();
         *attempts += 1;
-        let exponential = (1000u64 << (*attempts).min(12)).min(MAX_BACKOFF_MS);
-        let jittered = (exponential as f64 * rand::thread_rng().gen_range(0.8..1.2)) as u64;
-        let wait = match &error {
-            GraphError::Throttled { retry_after: Some(after), .. } => after.as_millis() as u64,
-            GraphError::Quota(_) | GraphError::Refused { .. } => HOUR_MS,
-            _ => jittered,
-        };
+        let wait = backoff::wait_ms(&error, *attempts);
         if let GraphError::Throttled { status: 429, .. } = error {
             self.paused_until_ms = now_ms() + wait;
         }
