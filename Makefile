@@ -34,6 +34,7 @@ test: setup edge fanout lint
 bench: bench-setup
 	cargo run --release -p graph-relay-fanout -- bench durable
 	cargo bench -p graph-relay-tests --bench edge_core
+	scripts/edge-wasm-bench.sh
 	cargo bench -p graph-relay-tests --bench edge_load
 	cargo build --release -p graph-relay-fanout -p graph-relay-bench
 	target/release/graph-relay-bench fanout --csv target/bench-fanout.csv

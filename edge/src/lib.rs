@@ -14,9 +14,11 @@
 //! - [`chunk`]: splitting accepted items into queue messages (128 KB limit).
 //! - [`secret`]: constant-time comparison of bearer tokens.
 //! - [`validation_tokens`]: the rich-notification JWT rules.
+//! - `verified_tokens`: tokens already verified, so repeats skip the RSA check.
 //! - [`inbound`]: the HTTP decisions (routes, statuses, reasons).
 //!
-//! The Worker glue (`worker_glue`, wasm32 only) wires those to `fetch`.
+//! The Worker glue (`worker_glue`, wasm32 only, feature `glue`) wires those
+//! to `fetch`.
 
 // A panic in a Worker can poison the isolate: outside tests, no unwrap/expect.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -29,6 +31,7 @@ pub mod handshake;
 pub mod inbound;
 pub mod secret;
 pub mod validation_tokens;
+mod verified_tokens;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "glue"))]
 mod worker_glue;

@@ -7,7 +7,8 @@
 //! not vouched for by Graph).
 //!
 //! Signature and time checks are jsonwebtoken's (RustCrypto backend, so it
-//! builds for wasm32); the Graph-specific rules are here. Nothing in this
+//! builds for wasm32); the Graph-specific rules are here. A token verified
+//! once is remembered by its key set (see `verified_tokens`). Nothing in this
 //! module does I/O: the Worker glue fetches and caches the JWKS.
 
 use std::collections::HashMap;
@@ -17,6 +18,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
+
+use crate::verified_tokens::{VerifiedTokens, Vouched};
 
 /// Microsoft Graph Change Tracking: the caller every token must name.
 pub const GRAPH_CHANGE_TRACKING_APP_ID: &str = "0bf30f3b-4a52-48df-9a82-234910c4a086";
@@ -58,9 +61,18 @@ impl TokenError {
 }
 
 /// The RSA signing keys of a JWKS, by `kid`.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Keys {
     by_kid: HashMap<String, DecodingKey>,
+    /// Tokens verified with these keys: a rotation (new `Keys`) forgets them.
+    verified: VerifiedTokens,
+}
+
+impl Clone for Keys {
+    /// The same keys; tokens are verified again.
+    fn clone(&self) -> Self {
+        Self { by_kid: self.by_kid.clone(), verified: VerifiedTokens::default() }
+    }
 }
 
 impl Keys {
@@ -79,7 +91,12 @@ impl Keys {
         if by_kid.is_empty() {
             return Err("JWKS has no RSA key with a kid".into());
         }
-        Ok(Self { by_kid })
+        Ok(Self { by_kid, verified: VerifiedTokens::default() })
+    }
+
+    /// Tokens whose signature these keys have verified and still remember.
+    pub fn verified_tokens(&self) -> usize {
+        self.verified.len()
     }
 
     pub fn len(&self) -> usize {
@@ -100,23 +117,34 @@ pub struct Policy {
     pub allowed_tenants: Vec<String>,
 }
 
+impl Policy {
+    /// Tells verified tokens apart by the policy they were checked under.
+    fn fingerprint(&self) -> String {
+        format!("{}|{}", self.app_ids.join(","), self.allowed_tenants.join(","))
+    }
+}
+
 #[derive(Deserialize)]
 struct Claims {
     iss: String,
     tid: Option<String>,
     appid: Option<String>,
     azp: Option<String>,
+    /// Already checked by jsonwebtoken; kept for later uses of the token.
+    nbf: f64,
+    exp: f64,
 }
 
 /// Checks a batch: `validation_tokens` is the envelope's field as sent
 /// (`None` when absent); `rich_tenants` the `tenantId` of each item carrying
-/// `encryptedContent` ("" when it names none). Returns how many tokens were
-/// verified.
+/// `encryptedContent` ("" when it names none); `now` in Unix seconds, for
+/// tokens verified before. Returns how many tokens were verified.
 pub fn check_batch(
     validation_tokens: Option<&Value>,
     rich_tenants: &[String],
     keys: &Keys,
     policy: &Policy,
+    now: u64,
 ) -> Result<usize, TokenError> {
     let tokens = match validation_tokens {
         None if !rich_tenants.is_empty() => return Err(TokenError::MissingForEncrypted),
@@ -125,10 +153,23 @@ pub fn check_batch(
         Some(Value::Array(tokens)) if !tokens.is_empty() => tokens,
         Some(_) => return Err(TokenError::NotAnArray),
     };
+    let fingerprint = policy.fingerprint();
     let mut vouched = Vec::with_capacity(tokens.len());
     for (index, token) in tokens.iter().enumerate() {
         let token = token.as_str().ok_or(TokenError::NotAnArray)?;
-        vouched.push(check_token(index, token, keys, policy)?);
+        let tenant = match keys.verified.get(token, &fingerprint) {
+            Some(before) => match before.untimely(now) {
+                Some(reason) => return Err(TokenError::Rejected(index, reason.into())),
+                None => before.tenant,
+            },
+            None => {
+                let verified = check_token(index, token, keys, policy)?;
+                let tenant = verified.tenant.clone();
+                keys.verified.insert(token, &fingerprint, verified, now);
+                tenant
+            }
+        };
+        vouched.push(tenant);
     }
     if let Some(tenant) = rich_tenants.iter().find(|t| !vouched.iter().any(|v| v.eq_ignore_ascii_case(t))) {
         return Err(TokenError::TenantNotCovered(tenant.clone()));
@@ -136,8 +177,8 @@ pub fn check_batch(
     Ok(tokens.len())
 }
 
-/// Verifies one token; returns the tenant it vouches for.
-fn check_token(index: usize, token: &str, keys: &Keys, policy: &Policy) -> Result<String, TokenError> {
+/// Verifies one token; returns what it vouches for.
+fn check_token(index: usize, token: &str, keys: &Keys, policy: &Policy) -> Result<Vouched, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed(index))?;
     if header.alg != Algorithm::RS256 {
         return Err(TokenError::Algorithm(index, format!("{:?}", header.alg)));
@@ -165,5 +206,5 @@ fn check_token(index: usize, token: &str, keys: &Keys, policy: &Policy) -> Resul
     if !policy.allowed_tenants.is_empty() && !policy.allowed_tenants.iter().any(|t| t.eq_ignore_ascii_case(&tenant)) {
         return Err(TokenError::TenantNotAllowed(index, tenant));
     }
-    Ok(tenant)
+    Ok(Vouched { tenant, not_before: claims.nbf as u64, expires: claims.exp as u64 })
 }

@@ -1,7 +1,7 @@
 //! The validationTokens rules, natively: every forgery of the matrix is
 //! refused for the right reason, and a valid token passes.
 
-use graph_relay_edge::validation_tokens::{check_batch, Keys, Policy, TokenError};
+use graph_relay_edge::validation_tokens::{check_batch, Keys, Policy, TokenError, LEEWAY_SECONDS};
 use graph_relay_tests::tokens::{self, hs256_with_public_key, unsigned, valid_claims, SigningKey, APP_ID, TENANT};
 use serde_json::{json, Value};
 
@@ -15,7 +15,7 @@ fn policy() -> Policy {
 }
 
 fn check(tokens: Value) -> Result<usize, TokenError> {
-    check_batch(Some(&tokens), &rich(), &keys(), &policy())
+    check_batch(Some(&tokens), &rich(), &keys(), &policy(), tokens::now())
 }
 
 /// The tenants of a batch with one rich item, of the tokens' tenant.
@@ -109,7 +109,7 @@ fn one_bad_token_refuses_the_whole_batch() {
 #[test]
 fn tenants_outside_the_allow_list_are_refused() {
     let policy = Policy { app_ids: vec![APP_ID.into()], allowed_tenants: vec!["another-tenant".into()] };
-    let verdict = check_batch(Some(&json!([with(|_| {})])), &rich(), &keys(), &policy);
+    let verdict = check_batch(Some(&json!([with(|_| {})])), &rich(), &keys(), &policy, tokens::now());
     assert_eq!(verdict, Err(TokenError::TenantNotAllowed(0, TENANT.into())));
 }
 
@@ -125,29 +125,67 @@ fn every_rich_item_needs_a_token_of_its_tenant() {
     let both = json!([with(|_| {}), other]);
     let two_tenants = [TENANT.to_owned(), OTHER.to_owned()];
     assert_eq!(
-        check_batch(Some(&one), &two_tenants, &keys, &policy),
+        check_batch(Some(&one), &two_tenants, &keys, &policy, tokens::now()),
         Err(TokenError::TenantNotCovered(OTHER.into())),
         "a valid token does not vouch for another tenant's item"
     );
-    assert_eq!(check_batch(Some(&both), &two_tenants, &keys, &policy), Ok(2));
-    assert_eq!(check_batch(Some(&one), &[TENANT.to_uppercase()], &keys, &policy), Ok(1), "tenant ids are GUIDs");
+    assert_eq!(check_batch(Some(&both), &two_tenants, &keys, &policy, tokens::now()), Ok(2));
     assert_eq!(
-        check_batch(Some(&one), &[String::new()], &keys, &policy),
+        check_batch(Some(&one), &[TENANT.to_uppercase()], &keys, &policy, tokens::now()),
+        Ok(1),
+        "tenant ids are GUIDs"
+    );
+    assert_eq!(
+        check_batch(Some(&one), &[String::new()], &keys, &policy, tokens::now()),
         Err(TokenError::TenantNotCovered(String::new())),
         "a rich item naming no tenant is vouched for by no token"
     );
-    assert_eq!(check_batch(Some(&both), &[], &keys, &policy), Ok(2), "tokens with only basic items still verify");
+    assert_eq!(
+        check_batch(Some(&both), &[], &keys, &policy, tokens::now()),
+        Ok(2),
+        "tokens with only basic items still verify"
+    );
+}
+
+#[test]
+fn a_verified_token_is_remembered_yet_checked_again_for_time_tenants_and_policy() {
+    let (keys, policy, now) = (keys(), policy(), tokens::now());
+    let one = json!([with(|_| {})]);
+    assert_eq!(check_batch(Some(&one), &rich(), &keys, &policy, now), Ok(1));
+    assert_eq!(keys.verified_tokens(), 1);
+    assert_eq!(check_batch(Some(&one), &rich(), &keys, &policy, now), Ok(1), "the next batch with the same token");
+
+    let expired = now + 3600 + LEEWAY_SECONDS + 1;
+    let expired = check_batch(Some(&one), &rich(), &keys, &policy, expired);
+    assert_eq!(expired, Err(TokenError::Rejected(0, "ExpiredSignature".into())));
+    let too_early = now - 60 - LEEWAY_SECONDS - 1;
+    let too_early = check_batch(Some(&one), &rich(), &keys, &policy, too_early);
+    assert_eq!(too_early, Err(TokenError::Rejected(0, "ImmatureSignature".into())));
+    let two_tenants = [TENANT.to_owned(), "another-tenant".to_owned()];
+    let uncovered = check_batch(Some(&one), &two_tenants, &keys, &policy, now);
+    assert_eq!(uncovered, Err(TokenError::TenantNotCovered("another-tenant".into())));
+
+    let other_app = Policy { app_ids: vec!["another-app".into()], allowed_tenants: vec![] };
+    let verdict = check_batch(Some(&one), &rich(), &keys, &other_app, now);
+    assert!(
+        matches!(&verdict, Err(TokenError::Rejected(0, m)) if m.contains("InvalidAudience")),
+        "another policy verifies again: {verdict:?}"
+    );
+    let forged = json!([with(|c| c["aud"] = json!("someone-else"))]);
+    assert!(check_batch(Some(&forged), &rich(), &keys, &policy, now).is_err());
+    assert_eq!(keys.verified_tokens(), 1, "refused tokens are not remembered");
+    assert_eq!(keys.clone().verified_tokens(), 0, "other keys (a refetched JWKS) verify again");
 }
 
 #[test]
 fn missing_null_and_malformed_token_lists() {
     let (keys, policy) = (keys(), policy());
-    assert_eq!(check_batch(None, &rich(), &keys, &policy), Err(TokenError::MissingForEncrypted));
-    assert_eq!(check_batch(None, &[], &keys, &policy), Ok(0), "basic notifications need no token");
-    assert_eq!(check_batch(Some(&Value::Null), &[], &keys, &policy), Err(TokenError::Null));
-    assert_eq!(check_batch(Some(&json!([])), &rich(), &keys, &policy), Err(TokenError::NotAnArray));
-    assert_eq!(check_batch(Some(&json!("x")), &rich(), &keys, &policy), Err(TokenError::NotAnArray));
-    assert_eq!(check_batch(Some(&json!([1])), &rich(), &keys, &policy), Err(TokenError::NotAnArray));
+    assert_eq!(check_batch(None, &rich(), &keys, &policy, tokens::now()), Err(TokenError::MissingForEncrypted));
+    assert_eq!(check_batch(None, &[], &keys, &policy, tokens::now()), Ok(0), "basic notifications need no token");
+    assert_eq!(check_batch(Some(&Value::Null), &[], &keys, &policy, tokens::now()), Err(TokenError::Null));
+    assert_eq!(check_batch(Some(&json!([])), &rich(), &keys, &policy, tokens::now()), Err(TokenError::NotAnArray));
+    assert_eq!(check_batch(Some(&json!("x")), &rich(), &keys, &policy, tokens::now()), Err(TokenError::NotAnArray));
+    assert_eq!(check_batch(Some(&json!([1])), &rich(), &keys, &policy, tokens::now()), Err(TokenError::NotAnArray));
 }
 
 #[test]

@@ -132,10 +132,11 @@ async fn check_validation_tokens(env: &Env, batch: &Batch) -> std::result::Resul
     let source = JwksSource::from_env(env);
     let keys = source.keys().await.map_err(unavailable)?;
     let tokens = batch.validation_tokens.as_ref();
-    let verdict = match validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy) {
+    let now_s = (now_unix_ms() / 1000) as u64;
+    let verdict = match validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s) {
         Err(e) if e.is_unknown_key() => {
             let keys = source.refresh().await.map_err(unavailable)?;
-            validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy)
+            validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s)
         }
         verdict => verdict,
     };
