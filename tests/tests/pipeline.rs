@@ -39,10 +39,14 @@ async fn a_mixed_batch_reaches_a_subscriber_intact_in_synchronous_mode() {
     mixed_batch_arrives_intact(Mode::Sync).await;
 }
 
-/// Graph's envelope for `items`, with the validationToken the rich item needs.
+/// Graph's envelope for `items`, with the validationToken the rich item
+/// needs: one for its tenant ("tenant-a"), as Graph signs one per tenant.
 fn signed(items: Vec<serde_json::Value>) -> serde_json::Value {
+    let mut claims = tokens::valid_claims();
+    claims["tid"] = json!("tenant-a");
+    claims["iss"] = json!("https://sts.windows.net/tenant-a/");
     let mut collection = graph::collection(items);
-    collection["validationTokens"] = json!([SigningKey::pair().0.sign(&tokens::valid_claims())]);
+    collection["validationTokens"] = json!([SigningKey::pair().0.sign(&claims)]);
     collection
 }
 
