@@ -11,6 +11,19 @@
 //! wanted sequence is exactly what the log holds. Retention calls
 //! [`GroupCache::forget_through`] when it removes groups; a reader that
 //! copied a group just before that cannot put it back (the watermark).
+//!
+//! Eviction is segmented (SLRU), so one reader scanning a deep history
+//! cannot push out what a crowd of laggers shares: a group enters
+//! *probation*; a second reader that finds it there moves it to *protected*
+//! (at most `PROTECTED_SHARE` of the budget). Probation is evicted first,
+//! oldest insertion first; the oldest protected group drops back to
+//! probation when protected is full.
+//!
+//! # Layout
+//! - `groups`: first sequence → the group and its segment.
+//! - `probation`, `protected`: first sequences, oldest first. They may hold
+//!   stale entries (a group promoted, evicted or removed since); those are
+//!   skipped when popped, so a hit never searches a queue.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -18,6 +31,9 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::Bytes;
 
 use crate::group;
+
+/// Protected groups may take this share of the budget (numerator / 4).
+const PROTECTED_QUARTERS: usize = 3;
 
 /// A cached group.
 #[derive(Clone)]
@@ -27,15 +43,56 @@ pub(crate) struct Cached {
     pub(crate) count: u64,
 }
 
+struct Entry {
+    cached: Cached,
+    /// Found by a reader after it was cached: shared, worth keeping.
+    protected: bool,
+}
+
 #[derive(Default)]
 struct Inner {
-    groups: BTreeMap<u64, Cached>,
-    /// First sequences in the order cached: the oldest insertion goes first.
-    order: VecDeque<u64>,
+    groups: BTreeMap<u64, Entry>,
+    /// Probationary first sequences, oldest insertion first (may be stale).
+    probation: VecDeque<u64>,
+    /// Protected first sequences, oldest promotion first (may be stale).
+    protected: VecDeque<u64>,
     /// Bytes of `groups`, held under the budget.
     bytes: usize,
+    /// Bytes of the protected groups.
+    protected_bytes: usize,
     /// Groups starting at or before this were removed by retention.
     removed_through: Option<u64>,
+}
+
+impl Inner {
+    /// Pops the oldest live entry of a segment's queue.
+    fn pop_oldest(&mut self, protected: bool) -> Option<u64> {
+        loop {
+            let queue = if protected { &mut self.protected } else { &mut self.probation };
+            let first = queue.pop_front()?;
+            if self.groups.get(&first).is_some_and(|e| e.protected == protected) {
+                return Some(first);
+            }
+        }
+    }
+
+    fn evict(&mut self, first: u64) {
+        if let Some(entry) = self.groups.remove(&first) {
+            self.bytes -= entry.cached.bytes.len();
+            if entry.protected {
+                self.protected_bytes -= entry.cached.bytes.len();
+            }
+        }
+    }
+
+    fn demote_oldest_protected(&mut self) {
+        let Some(first) = self.pop_oldest(true) else { return };
+        if let Some(entry) = self.groups.get_mut(&first) {
+            entry.protected = false;
+            self.protected_bytes -= entry.cached.bytes.len();
+            self.probation.push_back(first);
+        }
+    }
 }
 
 pub(crate) struct GroupCache {
@@ -51,7 +108,7 @@ impl GroupCache {
     }
 
     /// Caches a group starting at `first` (its bytes as stored, in a buffer
-    /// of their own).
+    /// of their own), on probation.
     pub(crate) fn insert(&self, first: u64, bytes: Bytes) {
         if self.budget == 0 {
             return;
@@ -62,21 +119,33 @@ impl GroupCache {
             return;
         }
         inner.bytes += bytes.len();
-        inner.groups.insert(first, Cached { bytes, count });
-        inner.order.push_back(first);
-        while inner.bytes > self.budget && inner.order.len() > 1 {
-            let Some(oldest) = inner.order.pop_front() else { break };
-            if let Some(cached) = inner.groups.remove(&oldest) {
-                inner.bytes -= cached.bytes.len();
-            }
+        inner.groups.insert(first, Entry { cached: Cached { bytes, count }, protected: false });
+        inner.probation.push_back(first);
+        while inner.bytes > self.budget && inner.groups.len() > 1 {
+            let Some(oldest) = inner.pop_oldest(false).or_else(|| inner.pop_oldest(true)) else { break };
+            inner.evict(oldest);
         }
     }
 
-    /// The cached group holding `sequence`, with its first sequence.
+    /// The cached group holding `sequence`, with its first sequence. A
+    /// probationary group found here has a second reader: it is protected.
     pub(crate) fn holding(&self, sequence: u64) -> Option<(u64, Cached)> {
-        let inner = self.lock();
-        let (first, cached) = inner.groups.range(..=sequence).next_back()?;
-        (sequence < first + cached.count).then(|| (*first, cached.clone()))
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let (first, entry) = inner.groups.range_mut(..=sequence).next_back()?;
+        if sequence >= first + entry.cached.count {
+            return None;
+        }
+        let (first, found) = (*first, entry.cached.clone());
+        if !entry.protected {
+            entry.protected = true;
+            inner.protected_bytes += found.bytes.len();
+            inner.protected.push_back(first);
+            while inner.protected_bytes > self.budget / 4 * PROTECTED_QUARTERS && inner.protected.len() > 1 {
+                inner.demote_oldest_protected();
+            }
+        }
+        Some((first, found))
     }
 
     /// Forgets the groups starting at or before `first`, for good.
@@ -85,10 +154,14 @@ impl GroupCache {
         inner.removed_through = Some(inner.removed_through.map_or(first, |through| through.max(first)));
         let kept = inner.groups.split_off(&(first + 1));
         let gone = std::mem::replace(&mut inner.groups, kept);
-        for cached in gone.values() {
-            inner.bytes -= cached.bytes.len();
+        for entry in gone.values() {
+            inner.bytes -= entry.cached.bytes.len();
+            if entry.protected {
+                inner.protected_bytes -= entry.cached.bytes.len();
+            }
         }
-        inner.order.retain(|start| *start > first);
+        inner.probation.retain(|start| *start > first);
+        inner.protected.retain(|start| *start > first);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -106,7 +179,7 @@ mod tests {
     fn group_of(first: u64, count: u64) -> Bytes {
         let mut group = Vec::new();
         for sequence in first..first + count {
-            group::push(&mut group, 0, &[0; 32], sequence.to_string().as_bytes());
+            group::push(&mut group, 0, &[0; 32], format!("{sequence:08}").as_bytes());
         }
         Bytes::from(group)
     }
@@ -137,6 +210,40 @@ mod tests {
         let off = GroupCache::new(0);
         off.insert(1, group_of(1, 2));
         assert!(off.holding(1).is_none(), "a budget of 0 keeps nothing");
+    }
+
+    #[test]
+    fn one_deep_scan_does_not_push_out_the_groups_readers_share() {
+        let size = group_of(1, 4).len();
+        let cache = GroupCache::new(size * 8);
+        let shared: Vec<u64> = (0..4).map(|i| 10_001 + 4 * i).collect();
+        for &first in &shared {
+            cache.insert(first, group_of(first, 4));
+            assert!(cache.holding(first).is_some(), "a second reader finds it");
+        }
+        // A reader replaying old history: 20 groups, each read once.
+        for first in (1..=77).step_by(4) {
+            cache.insert(first, group_of(first, 4));
+        }
+        for &first in &shared {
+            assert!(cache.holding(first).is_some(), "shared group {first} survived the scan");
+        }
+        assert!(cache.holding(77).is_some(), "the scan's newest is cached");
+        assert!(cache.holding(1).is_none(), "the scan's oldest went first");
+    }
+
+    #[test]
+    fn shared_groups_take_at_most_their_share_and_make_room_in_order() {
+        let size = group_of(1, 4).len();
+        let cache = GroupCache::new(size * 8);
+        // Every group found again: protected tops out at 6 of 8, the oldest
+        // drop back to probation and are the first to go.
+        for first in (1..=77).step_by(4) {
+            cache.insert(first, group_of(first, 4));
+            assert!(cache.holding(first).is_some());
+        }
+        let held: Vec<u64> = (1..=77).step_by(4).filter(|&first| cache.holding(first).is_some()).collect();
+        assert_eq!(held, (49..=77).step_by(4).collect::<Vec<u64>>(), "the newest 8 groups");
     }
 
     #[test]
