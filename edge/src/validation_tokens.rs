@@ -118,9 +118,10 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Tells verified tokens apart by the policy they were checked under.
+    /// Tells verified tokens apart by the policy they were checked under
+    /// (quoted lists: no two policies print alike).
     fn fingerprint(&self) -> String {
-        format!("{}|{}", self.app_ids.join(","), self.allowed_tenants.join(","))
+        format!("{:?}{:?}", self.app_ids, self.allowed_tenants)
     }
 }
 
