@@ -11,7 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def main(source: str, target: str) -> None:
-    rows = list(csv.DictReader(open(source)))
+    # With `--rounds`, the first round (the plot shows one run; the summary
+    # table gives the spread).
+    rows = [r for r in csv.DictReader(open(source)) if r.get("round", "1") == "1"]
     fig, (throughput, latency) = plt.subplots(1, 2, figsize=(12, 4.5))
     colours = {"relay": "tab:purple", "nats": "tab:green", "jetstream": "tab:blue"}
     for system in sorted({r["system"] for r in rows}):

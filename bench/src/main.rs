@@ -10,10 +10,10 @@
 mod measure;
 mod nats;
 mod relay;
+mod report;
 mod runner;
 mod workload;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,10 @@ enum Command {
         /// this many notifications/s, the same offered load for every system.
         #[arg(long)]
         rate: Option<f64>,
+        /// Runs the whole plan this many times (the systems alternate within
+        /// each round) and summarises each configuration across rounds.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// Server memory per idle subscriber.
     Idle {
@@ -69,9 +73,9 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     measure::raise_fd_limit();
     let result = match Cli::parse().command {
-        Command::Fanout { subscribers, systems, filters, seconds, in_flight, csv, rate } => {
+        Command::Fanout { subscribers, systems, filters, seconds, in_flight, csv, rate, rounds } => {
             let selective = filters.iter().map(|f| selective(f)).collect::<Result<Vec<_>, _>>();
-            let load = Load { duration: Duration::from_secs(seconds), in_flight, rate };
+            let load = Load { duration: Duration::from_secs(seconds), in_flight, rate, rounds: rounds.max(1) };
             match selective {
                 Ok(selective) => fanout(&subscribers, &systems, &selective, load, csv).await,
                 Err(e) => Err(e),
@@ -103,6 +107,8 @@ struct Load {
     in_flight: usize,
     /// A fixed offered load (notifications/s) instead of saturation + 50%.
     rate: Option<f64>,
+    /// Repetitions of the whole plan.
+    rounds: usize,
 }
 
 async fn fanout(
@@ -112,39 +118,46 @@ async fn fanout(
     load: Load,
     csv: Option<PathBuf>,
 ) -> Result<(), String> {
-    let Load { duration, in_flight, rate } = load;
-    if let Some(rate) = rate {
+    if let Some(rate) = load.rate {
         println!("Offered load: {rate:.0} notifications/s for every system.\n");
     }
     println!("| system | subscribers | filter | load | delivered/s | p50 | p99 | p99.9 | delivered/expected | server CPU | server peak RSS |");
     println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut outcomes = Vec::new();
-    for &subscribers in counts {
-        for &selective in filters {
-            for system in systems {
-                if rate.is_some() {
-                    let plan = Plan { subscribers, selective, rate, duration, in_flight, load: "fixed" };
-                    let outcome = one(system, &plan).await?;
-                    print_row(&outcome);
-                    outcomes.push(outcome);
-                    continue;
-                }
-                let plan = Plan { subscribers, selective, rate: None, duration, in_flight, load: "saturation" };
-                let saturated = one(system, &plan).await?;
-                let half = saturated.sustained_rate() / 2.0;
-                let relaxed = one(system, &Plan { rate: Some(half), load: "50%", ..plan }).await?;
-                for outcome in [saturated, relaxed] {
-                    print_row(&outcome);
-                    outcomes.push(outcome);
+    for round in 1..=load.rounds {
+        for &subscribers in counts {
+            for &selective in filters {
+                for system in systems {
+                    for mut outcome in configuration(system, subscribers, selective, &load).await? {
+                        outcome.round = round;
+                        report::print_row(&outcome);
+                        outcomes.push(outcome);
+                    }
                 }
             }
         }
     }
-    print_ratios(&outcomes);
+    report::print_ratios(&outcomes);
+    report::print_rounds(&outcomes, load.rounds);
     if let Some(path) = csv {
-        write_csv(&path, &outcomes)?;
+        report::write_csv(&path, &outcomes)?;
     }
     Ok(())
+}
+
+/// One system in one configuration: at `rate` when given, else at
+/// saturation and then at half of what that delivered.
+async fn configuration(system: &str, subscribers: usize, selective: bool, load: &Load) -> Result<Vec<Outcome>, String> {
+    let (duration, in_flight) = (load.duration, load.in_flight);
+    if load.rate.is_some() {
+        let plan = Plan { subscribers, selective, rate: load.rate, duration, in_flight, load: "fixed" };
+        return Ok(vec![one(system, &plan).await?]);
+    }
+    let plan = Plan { subscribers, selective, rate: None, duration, in_flight, load: "saturation" };
+    let saturated = one(system, &plan).await?;
+    let half = saturated.sustained_rate() / 2.0;
+    let relaxed = one(system, &Plan { rate: Some(half), load: "50%", ..plan }).await?;
+    Ok(vec![saturated, relaxed])
 }
 
 /// A fresh server per run, so peak memory belongs to that run.
@@ -181,73 +194,6 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
         }
         other => Err(format!("unknown system {other:?}: relay, nats or jetstream")),
     }
-}
-
-fn print_row(o: &Outcome) {
-    println!(
-        "| {} | {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {}/{} | {:.2} | {:.0} MB |",
-        o.system,
-        o.subscribers,
-        o.selectivity,
-        o.load,
-        o.delivered_per_second(),
-        o.p50_us as f64 / 1000.0,
-        o.p99_us as f64 / 1000.0,
-        o.p999_us as f64 / 1000.0,
-        o.delivered,
-        o.expected,
-        o.server_cpu,
-        o.server_peak_rss_mb
-    );
-    let _ = std::io::stdout().flush();
-}
-
-/// Delivered/s at saturation: relay / NATS and relay / JetStream.
-fn print_ratios(outcomes: &[Outcome]) {
-    println!();
-    println!("| subscribers | filter | relay delivered/s | ÷ NATS core | ÷ JetStream |");
-    println!("|---:|---|---:|---:|---:|");
-    let find = |system: &str, o: &Outcome| {
-        outcomes.iter().find(|x| {
-            x.system == system && x.subscribers == o.subscribers && x.selectivity == o.selectivity && x.load == o.load
-        })
-    };
-    for relay in outcomes.iter().filter(|o| o.system == "relay" && o.load == "saturation") {
-        let ratio = |system| {
-            find(system, relay)
-                .map(|other| format!("{:.2}", relay.delivered_per_second() / other.delivered_per_second()))
-                .unwrap_or_else(|| "-".into())
-        };
-        println!(
-            "| {} | {} | {:.0} | {} | {} |",
-            relay.subscribers,
-            relay.selectivity,
-            relay.delivered_per_second(),
-            ratio("nats"),
-            ratio("jetstream")
-        );
-    }
-}
-
-fn write_csv(path: &PathBuf, outcomes: &[Outcome]) -> Result<(), String> {
-    let mut text =
-        String::from("system,subscribers,filter,load,delivered_per_s,p50_us,p99_us,p999_us,server_cpu,peak_rss_mb\n");
-    for o in outcomes {
-        text.push_str(&format!(
-            "{},{},{},{},{:.0},{},{},{},{:.3},{:.1}\n",
-            o.system,
-            o.subscribers,
-            o.selectivity,
-            o.load,
-            o.delivered_per_second(),
-            o.p50_us,
-            o.p99_us,
-            o.p999_us,
-            o.server_cpu,
-            o.server_peak_rss_mb
-        ));
-    }
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Server memory per idle subscriber: RSS before and after `count`

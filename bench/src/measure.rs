@@ -13,6 +13,8 @@ pub fn histogram() -> Histogram<u64> {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub system: &'static str,
+    /// Which repetition of the whole plan (`--rounds`), from 1.
+    pub round: usize,
     pub subscribers: usize,
     pub selectivity: &'static str,
     pub load: &'static str,

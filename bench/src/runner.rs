@@ -67,6 +67,7 @@ pub async fn run<S: Sink>(
     let cpu = server.cpu().saturating_sub(cpu_before).as_secs_f64() / start.elapsed().as_secs_f64();
     Ok(Outcome {
         system,
+        round: 1,
         subscribers: plan.subscribers,
         selectivity: if plan.selective { "10%" } else { "all" },
         load: plan.load,
