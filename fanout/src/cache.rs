@@ -98,7 +98,8 @@ impl Inner {
 pub(crate) struct GroupCache {
     inner: Mutex<Inner>,
     /// What the groups may take (`--shared-groups-size`, 32 MiB: ~30,000
-    /// events of 1 KB); the newest is kept even if larger; 0 keeps none.
+    /// events of 1 KB); a group larger than this is kept while it is the
+    /// only one; 0 keeps none.
     budget: usize,
 }
 

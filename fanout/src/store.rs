@@ -161,9 +161,7 @@ impl Store {
                     let event = wire::to_event(sequence, notification);
                     let encoded = EncodedEvent::from_event(&event);
                     if group.len() >= group::MAX_BYTES {
-                        groups.insert(group_first, group.as_slice())?;
-                        bytes += group.len() as u64;
-                        written.push((group_first, Bytes::copy_from_slice(&group)));
+                        put_group(&mut groups, group_first, &group, &mut written)?;
                         group.clear();
                         group_first = sequence;
                     }
@@ -177,10 +175,9 @@ impl Store {
                 outcomes.push(outcome);
             }
             if !group.is_empty() {
-                groups.insert(group_first, group.as_slice())?;
-                bytes += group.len() as u64;
-                written.push((group_first, Bytes::copy_from_slice(&group)));
+                put_group(&mut groups, group_first, &group, &mut written)?;
             }
+            bytes += written.iter().map(|(_, group)| group.len() as u64).sum::<u64>();
             meta.insert("next_sequence", next)?;
             meta.insert("bytes", bytes)?;
             over_size = bytes > self.retention.max_bytes;
@@ -272,6 +269,18 @@ impl Store {
         }
         Ok(Page { events, next_sequence })
     }
+}
+
+/// Stores one group of a commit, and keeps a copy of it for the cache.
+fn put_group(
+    groups: &mut redb::Table<'_, u64, &'static [u8]>,
+    first: u64,
+    group: &[u8],
+    written: &mut Vec<(u64, Bytes)>,
+) -> Result<()> {
+    groups.insert(first, group)?;
+    written.push((first, Bytes::copy_from_slice(group)));
+    Ok(())
 }
 
 /// Appends the events of `group` (starting at `first`) from `wanted` on, as
