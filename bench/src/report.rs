@@ -30,18 +30,9 @@ pub fn print_ratios(outcomes: &[Outcome]) {
     println!();
     println!("| subscribers | filter | relay delivered/s | ÷ NATS core | ÷ JetStream |");
     println!("|---:|---|---:|---:|---:|");
-    let find = |system: &str, o: &Outcome| {
-        outcomes.iter().find(|x| {
-            x.system == system
-                && x.round == o.round
-                && x.subscribers == o.subscribers
-                && x.selectivity == o.selectivity
-                && x.load == o.load
-        })
-    };
     for relay in outcomes.iter().filter(|o| o.system == "relay" && o.load == "saturation") {
         let ratio = |system| {
-            find(system, relay)
+            find(outcomes, system, relay.round, (relay.subscribers, relay.selectivity), relay.load)
                 .map(|other| format!("{:.2}", relay.delivered_per_second() / other.delivered_per_second()))
                 .unwrap_or_else(|| "-".into())
         };
@@ -97,15 +88,8 @@ pub fn print_rounds(outcomes: &[Outcome], rounds: usize) {
         }
     }
     for (subscribers, selectivity) in configurations {
-        let of = |system: &str, load: &str, round: usize| {
-            outcomes.iter().find(|o| {
-                o.system == system
-                    && o.round == round
-                    && o.subscribers == subscribers
-                    && o.selectivity == selectivity
-                    && o.load == load
-            })
-        };
+        let of =
+            |system: &str, load: &str, round: usize| find(outcomes, system, round, (subscribers, selectivity), load);
         let mut ratios = Vec::new();
         let (mut relay_p99, mut nats_p99, mut under) = (Vec::new(), Vec::new(), 0);
         for round in 1..=rounds {
@@ -131,6 +115,24 @@ pub fn print_rounds(outcomes: &[Outcome], rounds: usize) {
         );
     }
     let _ = std::io::stdout().flush();
+}
+
+/// The outcome of `system` in one round, configuration (subscribers,
+/// filter) and load.
+fn find<'a>(
+    outcomes: &'a [Outcome],
+    system: &str,
+    round: usize,
+    (subscribers, selectivity): (usize, &str),
+    load: &str,
+) -> Option<&'a Outcome> {
+    outcomes.iter().find(|o| {
+        o.system == system
+            && o.round == round
+            && o.subscribers == subscribers
+            && o.selectivity == selectivity
+            && o.load == load
+    })
 }
 
 fn median(values: &mut [f64]) -> Option<f64> {
