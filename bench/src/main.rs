@@ -58,6 +58,11 @@ enum Command {
         /// each round) and summarises each configuration across rounds.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+        /// The relay subscribers' HTTP/2 max frame size in bytes (their
+        /// SETTINGS_MAX_FRAME_SIZE; tonic's default is 16384). README,
+        /// "Subscribing at high volume".
+        #[arg(long, value_parser = clap::value_parser!(u32).range(16_384..=16_777_215))]
+        subscriber_frame_size: Option<u32>,
     },
     /// Server memory per idle subscriber.
     Idle {
@@ -73,9 +78,20 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     measure::raise_fd_limit();
     let result = match Cli::parse().command {
-        Command::Fanout { subscribers, systems, filters, seconds, in_flight, csv, rate, rounds } => {
+        Command::Fanout {
+            subscribers,
+            systems,
+            filters,
+            seconds,
+            in_flight,
+            csv,
+            rate,
+            rounds,
+            subscriber_frame_size,
+        } => {
             let selective = filters.iter().map(|f| selective(f)).collect::<Result<Vec<_>, _>>();
-            let load = Load { duration: Duration::from_secs(seconds), in_flight, rate, rounds: rounds.max(1) };
+            let duration = Duration::from_secs(seconds);
+            let load = Load { duration, in_flight, rate, rounds: rounds.max(1), frame_size: subscriber_frame_size };
             match selective {
                 Ok(selective) => fanout(&subscribers, &systems, &selective, load, csv).await,
                 Err(e) => Err(e),
@@ -109,6 +125,8 @@ struct Load {
     rate: Option<f64>,
     /// Repetitions of the whole plan.
     rounds: usize,
+    /// The relay subscribers' HTTP/2 max frame size; `None`: tonic's default.
+    frame_size: Option<u32>,
 }
 
 async fn fanout(
@@ -120,6 +138,9 @@ async fn fanout(
 ) -> Result<(), String> {
     if let Some(rate) = load.rate {
         println!("Offered load: {rate:.0} notifications/s for every system.\n");
+    }
+    if let Some(size) = load.frame_size {
+        println!("Relay subscribers' HTTP/2 max frame size: {size} bytes.\n");
     }
     println!("| system | subscribers | filter | load | delivered/s | p50 | p99 | p99.9 | delivered/expected | server CPU | server peak RSS |");
     println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -148,12 +169,12 @@ async fn fanout(
 /// One system in one configuration: at `rate` when given, else at
 /// saturation and then at half of what that delivered.
 async fn configuration(system: &str, subscribers: usize, selective: bool, load: &Load) -> Result<Vec<Outcome>, String> {
-    let (duration, in_flight) = (load.duration, load.in_flight);
+    let (duration, in_flight, frame_size) = (load.duration, load.in_flight, load.frame_size);
     if load.rate.is_some() {
-        let plan = Plan { subscribers, selective, rate: load.rate, duration, in_flight, load: "fixed" };
+        let plan = Plan { subscribers, selective, rate: load.rate, duration, in_flight, frame_size, load: "fixed" };
         return Ok(vec![one(system, &plan).await?]);
     }
-    let plan = Plan { subscribers, selective, rate: None, duration, in_flight, load: "saturation" };
+    let plan = Plan { subscribers, selective, rate: None, duration, in_flight, frame_size, load: "saturation" };
     let saturated = one(system, &plan).await?;
     let half = saturated.sustained_rate() / 2.0;
     let relaxed = one(system, &Plan { rate: Some(half), load: "50%", ..plan }).await?;
@@ -168,7 +189,7 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
             let server = relay::RelayServer::start()?;
             let mut streams = Vec::with_capacity(plan.subscribers);
             for i in 0..plan.subscribers {
-                streams.push(server.subscribe(plan.tenant_of(i)).await?);
+                streams.push(server.subscribe(plan.tenant_of(i), plan.frame_size).await?);
             }
             let connect = relay::RelaySink::connect(server.url.clone());
             runner::run("relay", plan, connect, streams, &ProcStats::new(server.pid()), origin).await

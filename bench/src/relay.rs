@@ -46,9 +46,10 @@ impl RelayServer {
         self.child.id()
     }
 
-    /// A subscriber on its own connection (`tenant`: the 10% filter).
-    pub async fn subscribe(&self, tenant: Option<String>) -> Result<EventStream, String> {
-        let channel = Channel::from_shared(self.url.clone()).map_err(|e| e.to_string())?;
+    /// A subscriber on its own connection (`tenant`: the 10% filter), which
+    /// accepts HTTP/2 frames of up to `frame_size` bytes.
+    pub async fn subscribe(&self, tenant: Option<String>, frame_size: Option<u32>) -> Result<EventStream, String> {
+        let channel = Channel::from_shared(self.url.clone()).map_err(|e| e.to_string())?.max_frame_size(frame_size);
         self.subscribe_on(channel.connect().await.map_err(|e| e.to_string())?, tenant).await
     }
 

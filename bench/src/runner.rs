@@ -18,6 +18,8 @@ pub struct Plan {
     pub duration: Duration,
     /// Publish calls the one publisher keeps outstanding.
     pub in_flight: usize,
+    /// The relay subscribers' HTTP/2 max frame size; `None`: tonic's default.
+    pub frame_size: Option<u32>,
     /// What the table calls this load: "saturation", "50%", "fixed".
     pub load: &'static str,
 }
