@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 
 use crate::access::Access;
 use crate::auth::BearerToken;
+use crate::seal::LogKey;
 use crate::server::{self, ServeConfig};
 use crate::store::{Retention, Store};
 
@@ -28,6 +29,8 @@ pub struct DurableBench {
     pub batch: usize,
     /// Concurrent publisher counts to measure, one run each.
     pub publishers: Vec<usize>,
+    /// Seal the log with a fresh random key (what `--log-key-file` costs).
+    pub sealed: bool,
 }
 
 /// One run's figures.
@@ -45,11 +48,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs every configuration; prints a Markdown table as it goes.
 pub async fn durable(bench: DurableBench) -> Result<(), BoxError> {
+    let key = bench.sealed.then(|| (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect::<String>());
+    let key = key.as_deref();
+    println!("Log sealed with a log key: {}.\n", if key.is_some() { "yes" } else { "no" });
     println!("| publishers | notifications/s | Publish p50 | Publish p99 | publishes per fsync |");
     println!("|---:|---:|---:|---:|---:|");
     let mut last = None;
     for &publishers in &bench.publishers {
-        let (run, dir) = durable_run(&bench, publishers).await?;
+        let (run, dir) = durable_run(&bench, publishers, key).await?;
         println!(
             "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} |",
             run.publishers,
@@ -61,7 +67,7 @@ pub async fn durable(bench: DurableBench) -> Result<(), BoxError> {
         last = Some((dir, run.stored));
     }
     if let Some((dir, stored)) = last {
-        let (events, elapsed) = replay(&dir, stored).await?;
+        let (events, elapsed) = replay(&dir, stored, key).await?;
         println!();
         println!(
             "replay of {events} stored events to one subscriber: {:.0} events/s",
@@ -71,9 +77,13 @@ pub async fn durable(bench: DurableBench) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn durable_run(bench: &DurableBench, publishers: usize) -> Result<(Run, tempfile::TempDir), BoxError> {
+async fn durable_run(
+    bench: &DurableBench,
+    publishers: usize,
+    key: Option<&str>,
+) -> Result<(Run, tempfile::TempDir), BoxError> {
     let dir = tempfile::tempdir()?;
-    let (url, store, stop) = start(&dir).await?;
+    let (url, store, stop) = start(&dir, key).await?;
     let calls = bench.notifications / bench.batch / publishers;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -119,8 +129,8 @@ async fn publish_loop(
 }
 
 /// Restarts a server on the log of a finished run and reads it all back.
-async fn replay(dir: &tempfile::TempDir, expected: usize) -> Result<(usize, Duration), BoxError> {
-    let (url, _store, stop) = start(dir).await?;
+async fn replay(dir: &tempfile::TempDir, expected: usize, key: Option<&str>) -> Result<(usize, Duration), BoxError> {
+    let (url, _store, stop) = start(dir, key).await?;
     let mut client = FanoutClient::connect(url).await?;
     let started = Instant::now();
     let mut request =
@@ -139,18 +149,22 @@ async fn replay(dir: &tempfile::TempDir, expected: usize) -> Result<(usize, Dura
     Ok((events, elapsed))
 }
 
-async fn start(dir: &tempfile::TempDir) -> Result<(String, Arc<Store>, tokio::sync::oneshot::Sender<()>), BoxError> {
+async fn start(
+    dir: &tempfile::TempDir,
+    key: Option<&str>,
+) -> Result<(String, Arc<Store>, tokio::sync::oneshot::Sender<()>), BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let mut access = Access::default();
     access.add_full_access("bench", TOKEN);
-    let config = ServeConfig {
+    let mut config = ServeConfig {
         listen: listener.local_addr()?,
         ingest_token: BearerToken::new(TOKEN)?,
         access,
         keyring: Default::default(),
         subscriber_buffer: 4096,
         data_dir: dir.path().to_owned(),
+        log_key: key.map(LogKey::from_hex).transpose()?,
         tls: None,
         retention: Retention {
             max_age_ms: u64::MAX,
@@ -161,7 +175,7 @@ async fn start(dir: &tempfile::TempDir) -> Result<(String, Arc<Store>, tokio::sy
         },
         reconciler: None,
     };
-    let store = server::open_store(&config).map_err(|e| e.to_string())?;
+    let store = server::open_store(&mut config).map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = store.clone();
     tokio::spawn(async move {

@@ -36,6 +36,7 @@ mod group;
 pub mod hub;
 pub mod ingest;
 mod legacy;
+pub mod seal;
 pub mod server;
 pub mod service;
 pub mod shutdown;

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use graph_relay_fanout::emulator::{remote, EmulatorConfig};
 use graph_relay_fanout::graph::{catalog::Permission, commands};
 use graph_relay_fanout::{
-    access::Access, auth::BearerToken, decrypt::Keyring, server, shutdown, store::Retention, tail,
+    access::Access, auth::BearerToken, decrypt::Keyring, seal::LogKey, server, shutdown, store::Retention, tail,
 };
 use graph_relay_proto::v1::Filter;
 
@@ -164,6 +164,9 @@ enum BenchCommand {
         /// Concurrent publishers, one run per value.
         #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
         publishers: Vec<usize>,
+        /// Seal the log with a random log key (the cost of --log-key-file).
+        #[arg(long)]
+        sealed: bool,
     },
 }
 
@@ -199,6 +202,9 @@ struct ServeArgs {
     /// Directory of the durable log.
     #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// File holding the log key (64 hex characters, e.g. `openssl rand -hex 32`): seals the log at rest.
+    #[arg(long, env = "GRAPH_RELAY_LOG_KEY_FILE")]
+    log_key_file: Option<PathBuf>,
     /// Events older than this are removed (e.g. 7d, 12h).
     #[arg(long, env = "GRAPH_RELAY_RETENTION_MAX_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
     retention_max_age: Duration,
@@ -361,6 +367,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         keyring,
         subscriber_buffer: args.subscriber_buffer,
         data_dir: args.data_dir,
+        log_key: args.log_key_file.as_deref().map(LogKey::read).transpose()?,
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| server::TlsFiles {
             cert,
             key,
@@ -374,11 +381,12 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     match args.which {
-        BenchCommand::Durable { notifications, batch, publishers } => {
+        BenchCommand::Durable { notifications, batch, publishers, sealed } => {
             graph_relay_fanout::bench::durable(graph_relay_fanout::bench::DurableBench {
                 notifications,
                 batch,
                 publishers,
+                sealed,
             })
             .await
             .map_err(|e| e.to_string().into())

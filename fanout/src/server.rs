@@ -19,6 +19,7 @@ use crate::graph::{lifecycle, reconciler::Reconciler};
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::pb::fanout_server::FanoutServer;
+use crate::seal::LogKey;
 use crate::service::{FanoutService, ServiceParts};
 use crate::store::{Retention, Store};
 
@@ -36,6 +37,8 @@ pub struct ServeConfig {
     pub subscriber_buffer: usize,
     /// Where the durable log lives.
     pub data_dir: PathBuf,
+    /// Seals the log at rest (`--log-key-file`); taken by [`open_store`].
+    pub log_key: Option<LogKey>,
     /// TLS on the listener (recommended beyond loopback).
     pub tls: Option<TlsFiles>,
     pub retention: Retention,
@@ -70,16 +73,20 @@ pub async fn serve(
     config: ServeConfig,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = config;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let store = open_store(&config)?;
+    let store = open_store(&mut config)?;
     println!("graph-relay listening on {}", listener.local_addr()?);
     run(listener, store, config, stop).await
 }
 
-/// Opens the durable log (before the port is announced: a bad data dir
-/// fails fast).
-pub fn open_store(config: &ServeConfig) -> Result<Arc<Store>, Box<dyn std::error::Error>> {
-    Ok(Arc::new(Store::open(&config.data_dir, config.retention)?))
+/// Opens the durable log (before the port is announced: a bad data dir or
+/// log key fails fast).
+pub fn open_store(config: &mut ServeConfig) -> Result<Arc<Store>, Box<dyn std::error::Error>> {
+    if config.log_key.is_none() && !config.keyring.is_empty() {
+        tracing::warn!("rich notifications are stored decrypted in plaintext: --log-key-file seals the log");
+    }
+    Ok(Arc::new(Store::open(&config.data_dir, config.retention, config.log_key.take())?))
 }
 
 /// Serves on `listener` until `stop` resolves, then ends every stream and

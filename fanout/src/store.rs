@@ -17,6 +17,8 @@
 //! The dedup index is in memory (see `dedup` for why); readers share copies
 //! of the groups they read, and of the newest ones (see `cache`). Logs
 //! written by earlier versions are upgraded when opened (see `legacy`).
+//! With a log key, group values are sealed at rest (see `seal`); the cache
+//! holds them opened.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::cache::GroupCache;
 use crate::dedup::{self, Dedup, Pending};
 use crate::group;
+use crate::seal::{self, LogKey};
 use crate::wire::{self, EncodedEvent};
 
 pub(crate) const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
@@ -93,16 +96,20 @@ pub struct Store {
     dedup: Mutex<Dedup>,
     /// Groups readers share instead of each reading and copying them.
     cache: GroupCache,
+    /// Seals the groups this store writes; `None`: they are stored as they are.
+    key: Option<LogKey>,
 }
 
 impl Store {
-    pub fn open(dir: &Path, retention: Retention) -> Result<Self> {
+    pub fn open(dir: &Path, retention: Retention, key: Option<LogKey>) -> Result<Self> {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Self::open_at(dir, retention, now_ms)
+        Self::open_at(dir, retention, key, now_ms)
     }
 
     /// Opens as if the time were `now_ms` (which decides the dedup window).
-    pub fn open_at(dir: &Path, retention: Retention, now_ms: u64) -> Result<Self> {
+    /// The newest group must open with `key`: a missing or wrong key fails
+    /// here, not at a subscriber's first replay.
+    pub fn open_at(dir: &Path, retention: Retention, key: Option<LogKey>, now_ms: u64) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
         let db = Database::builder().set_cache_size(retention.cache_bytes).create(dir.join("events.redb"))?;
         let txn = db.begin_write()?;
@@ -112,10 +119,13 @@ impl Store {
         }
         txn.commit()?;
         crate::legacy::upgrade(&db)?;
-        let dedup = rebuild_dedup(&db, retention.dedup_window_ms, now_ms)?;
+        if let Some((first, newest)) = db.begin_read()?.open_table(GROUPS)?.last()? {
+            seal::open(key.as_ref(), first.value(), newest.value())?;
+        }
+        let dedup = rebuild_dedup(&db, key.as_ref(), retention.dedup_window_ms, now_ms)?;
         tracing::debug!(keys = dedup.len(), "dedup index rebuilt from the log");
         let cache = GroupCache::new(retention.shared_groups_bytes);
-        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup), cache })
+        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup), cache, key })
     }
 
     fn dedup(&self) -> MutexGuard<'_, Dedup> {
@@ -161,7 +171,7 @@ impl Store {
                     let event = wire::to_event(sequence, notification);
                     let encoded = EncodedEvent::from_event(&event);
                     if group.len() >= group::MAX_BYTES {
-                        put_group(&mut groups, group_first, &group, &mut written)?;
+                        self.put_group(&mut groups, group_first, &group, &mut written)?;
                         group.clear();
                         group_first = sequence;
                     }
@@ -175,9 +185,9 @@ impl Store {
                 outcomes.push(outcome);
             }
             if !group.is_empty() {
-                put_group(&mut groups, group_first, &group, &mut written)?;
+                self.put_group(&mut groups, group_first, &group, &mut written)?;
             }
-            bytes += written.iter().map(|(_, group)| group.len() as u64).sum::<u64>();
+            bytes += written.iter().map(|(_, _, stored)| stored).sum::<u64>();
             meta.insert("next_sequence", next)?;
             meta.insert("bytes", bytes)?;
             over_size = bytes > self.retention.max_bytes;
@@ -189,7 +199,7 @@ impl Store {
         }
         txn.commit()?;
         // Subscribers just behind read these next: from memory.
-        for (first, group) in written {
+        for (first, group, _) in written {
             self.cache.insert(first, group);
         }
         pending.commit_into(&mut dedup, now_ms);
@@ -218,11 +228,16 @@ impl Store {
         let oldest_kept = now_ms.saturating_sub(self.retention.max_age_ms);
         let mut removed = 0;
         loop {
-            let Some((first, len, newest, count)) = groups.first()?.map(|(k, v)| {
-                let records = group::records(k.value(), v.value());
-                let (count, newest) = records.fold((0, 0), |(n, _), r| (n + 1, r.stored_at()));
-                (k.value(), v.value().len() as u64, newest, count)
-            }) else {
+            let Some((first, len, newest, count)) = groups
+                .first()?
+                .map(|(k, v)| {
+                    let group = seal::open(self.key.as_ref(), k.value(), v.value())?;
+                    let records = group::records(k.value(), &group);
+                    let (count, newest) = records.fold((0, 0), |(n, _), r| (n + 1, r.stored_at()));
+                    Ok::<_, seal::SealError>((k.value(), v.value().len() as u64, newest, count))
+                })
+                .transpose()?
+            else {
                 break;
             };
             // Whole groups: a group goes once its newest event is too old.
@@ -260,7 +275,10 @@ impl Store {
         let start = groups.range(..=wanted)?.next_back().transpose()?.map_or(wanted, |(k, _)| k.value());
         for entry in groups.range(start..)? {
             let (first, group) = entry?;
-            let shared = Bytes::copy_from_slice(group.value());
+            let shared = match seal::open(self.key.as_ref(), first.value(), group.value())? {
+                std::borrow::Cow::Borrowed(plain) => Bytes::copy_from_slice(plain),
+                std::borrow::Cow::Owned(opened) => Bytes::from(opened),
+            };
             push_records(&mut events, first.value(), &shared, wanted);
             self.cache.insert(first.value(), shared);
             if events.len() >= limit {
@@ -271,16 +289,30 @@ impl Store {
     }
 }
 
-/// Stores one group of a commit, and keeps a copy of it for the cache.
-fn put_group(
-    groups: &mut redb::Table<'_, u64, &'static [u8]>,
-    first: u64,
-    group: &[u8],
-    written: &mut Vec<(u64, Bytes)>,
-) -> Result<()> {
-    groups.insert(first, group)?;
-    written.push((first, Bytes::copy_from_slice(group)));
-    Ok(())
+impl Store {
+    /// Stores one group of a commit (sealed, with a key), and keeps a copy
+    /// of it for the cache with the size it takes in the log.
+    fn put_group(
+        &self,
+        groups: &mut redb::Table<'_, u64, &'static [u8]>,
+        first: u64,
+        group: &[u8],
+        written: &mut Vec<(u64, Bytes, u64)>,
+    ) -> Result<()> {
+        let stored = match &self.key {
+            Some(key) => {
+                let sealed = key.seal(first, group)?;
+                groups.insert(first, sealed.as_slice())?;
+                sealed.len()
+            }
+            None => {
+                groups.insert(first, group)?;
+                group.len()
+            }
+        };
+        written.push((first, Bytes::copy_from_slice(group), stored as u64));
+        Ok(())
+    }
 }
 
 /// Appends the events of `group` (starting at `first`) from `wanted` on, as
@@ -319,7 +351,7 @@ pub fn keyed(notifications: Vec<Notification>) -> Vec<Keyed> {
 /// sequences finds the window's first group and only the window is read (a
 /// clock stepped back can shift that boundary by the size of the step: at
 /// worst a few keys more or fewer).
-fn rebuild_dedup(db: &Database, window_ms: u64, now_ms: u64) -> Result<Dedup> {
+fn rebuild_dedup(db: &Database, key: Option<&LogKey>, window_ms: u64, now_ms: u64) -> Result<Dedup> {
     let mut dedup = Dedup::new(window_ms);
     let window_start = now_ms.saturating_sub(window_ms);
     let txn = db.begin_read()?;
@@ -328,8 +360,13 @@ fn rebuild_dedup(db: &Database, window_ms: u64, now_ms: u64) -> Result<Dedup> {
     let (mut low, mut high) = (first.value(), groups.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0));
     while low < high {
         let middle = low + (high - low) / 2;
-        let group = groups.range(..=middle)?.next_back().transpose()?;
-        let newest = group.map(|(k, v)| group::records(k.value(), v.value()).last().map_or(0, |r| r.stored_at()));
+        let newest = match groups.range(..=middle)?.next_back().transpose()? {
+            Some((k, v)) => {
+                let group = seal::open(key, k.value(), v.value())?;
+                Some(group::records(k.value(), &group).last().map_or(0, |r| r.stored_at()))
+            }
+            None => None,
+        };
         match newest {
             Some(at) if at < window_start => low = middle + 1,
             _ => high = middle,
@@ -338,7 +375,8 @@ fn rebuild_dedup(db: &Database, window_ms: u64, now_ms: u64) -> Result<Dedup> {
     let start = groups.range(..=low)?.next_back().transpose()?.map_or(low, |(k, _)| k.value());
     for entry in groups.range(start..)? {
         let (first, group) = entry?;
-        for record in group::records(first.value(), group.value()) {
+        let group = seal::open(key, first.value(), group.value())?;
+        for record in group::records(first.value(), &group) {
             if record.stored_at() >= window_start {
                 dedup.remember(dedup::key_of(&record.dedup_key()), record.stored_at());
             }

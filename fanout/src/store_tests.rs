@@ -32,14 +32,14 @@ fn ids(page: &Page) -> Vec<String> {
 #[test]
 fn appends_in_one_group_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), retention()).unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
     let (outcomes, stored) =
         store.append(vec![keyed(vec![note("a"), note("b")]), keyed(vec![note("c")])], 1_000).unwrap();
     assert_eq!(outcomes[0], Appended { first_sequence: 1, last_sequence: 2, stored: 2, duplicates: 0 });
     assert_eq!(outcomes[1], Appended { first_sequence: 3, last_sequence: 3, stored: 1, duplicates: 0 });
     assert_eq!(stored.iter().map(|s| s.encoded.sequence()).collect::<Vec<_>>(), [1, 2, 3]);
     drop(store);
-    let store = Store::open(dir.path(), retention()).unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
     assert_eq!(store.next_sequence().unwrap(), 4);
     let page = store.read_after(1, 10).unwrap();
     assert_eq!(ids(&page), ["b", "c"]);
@@ -49,7 +49,7 @@ fn appends_in_one_group_and_survives_reopening() {
 #[test]
 fn duplicates_inside_the_window_are_recognised_even_within_one_group() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), retention()).unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
     let mut retried = note("a");
     retried.received_at_unix_ms = 999; // Graph's retry arrives later.
     let (outcomes, _) = store.append(vec![keyed(vec![note("a")]), keyed(vec![retried, note("b")])], 1_000).unwrap();
@@ -63,7 +63,7 @@ fn duplicates_inside_the_window_are_recognised_even_within_one_group() {
 #[test]
 fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), retention()).unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
     store.append(vec![keyed(vec![note("old")])], 0).unwrap();
     store.append(vec![keyed(vec![note("new")])], 7 * DAY).unwrap();
     assert_eq!(store.prune(7 * DAY + 1).unwrap(), 1);
@@ -88,7 +88,7 @@ fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
 #[test]
 fn a_commit_bigger_than_a_group_is_split_and_reads_resume_mid_group() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), retention()).unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
     let big = |id: &str| {
         let mut n = note(id);
         if let Some(Kind::Change(change)) = n.kind.as_mut() {
@@ -112,14 +112,14 @@ fn a_commit_bigger_than_a_group_is_split_and_reads_resume_mid_group() {
 #[test]
 fn reopening_rebuilds_the_dedup_index_from_the_records_inside_the_window() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_at(dir.path(), retention(), 0).unwrap();
+    let store = Store::open_at(dir.path(), retention(), None, 0).unwrap();
     for (i, at) in [0, DAY / 2, DAY, DAY + DAY / 2].into_iter().enumerate() {
         store.append(vec![keyed(vec![note(&format!("n{i}"))])], at).unwrap();
     }
     drop(store);
     // At 2 DAY the window starts at DAY: n2 and n3 are inside, n0 and n1 not.
     let now = 2 * DAY;
-    let store = Store::open_at(dir.path(), retention(), now).unwrap();
+    let store = Store::open_at(dir.path(), retention(), None, now).unwrap();
     let (outcomes, _) = store.append(vec![keyed(vec![note("n0"), note("n1"), note("n2"), note("n3")])], now).unwrap();
     assert_eq!((outcomes[0].stored, outcomes[0].duplicates), (2, 2));
     assert_eq!(outcomes[0].first_sequence, 5, "n0 and n1 are stored again");
@@ -156,7 +156,7 @@ fn a_log_of_the_earlier_layout_is_upgraded_and_reads_the_same() {
         }
         txn.commit().unwrap();
     }
-    let store = Store::open_at(dir.path(), retention(), 2_000).unwrap();
+    let store = Store::open_at(dir.path(), retention(), None, 2_000).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old1", "old2", "old3", "old4", "old5"]);
     assert_eq!(store.read_after(4, 10).unwrap().events[0].0, 5);
     assert_eq!(store.next_sequence().unwrap(), 8);
@@ -172,7 +172,7 @@ fn a_log_of_the_earlier_layout_is_upgraded_and_reads_the_same() {
 #[test]
 fn appends_enforce_the_size_limit_and_leave_age_to_the_periodic_prune() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), retention()).unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
     store.append(vec![keyed(vec![note("old")])], 0).unwrap();
     store.append(vec![keyed(vec![note("new")])], 8 * DAY).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old", "new"], "no group read per commit for age");
@@ -183,7 +183,7 @@ fn appends_enforce_the_size_limit_and_leave_age_to_the_periodic_prune() {
 #[test]
 fn reads_from_shared_copies_match_reads_from_the_log_and_skip_what_retention_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), retention()).unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
     for commit in 0..5 {
         let notes = (0..3).map(|i| note(&format!("c{commit}-{i}"))).collect();
         store.append(vec![keyed(notes)], 1_000 + commit).unwrap();
@@ -192,7 +192,7 @@ fn reads_from_shared_copies_match_reads_from_the_log_and_skip_what_retention_rem
     let warm: Vec<_> = (0..15u64).map(|cursor| ids(&store.read_after(cursor, 4).unwrap())).collect();
     drop(store);
     // Cold: a fresh process reads redb.
-    let store = Store::open(dir.path(), retention()).unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
     let cold: Vec<_> = (0..15u64).map(|cursor| ids(&store.read_after(cursor, 4).unwrap())).collect();
     assert_eq!(warm, cold);
     assert_eq!(warm[4], ["c1-1", "c1-2", "c2-0", "c2-1", "c2-2"], "a page ends after the group that reaches the limit");
@@ -202,4 +202,60 @@ fn reads_from_shared_copies_match_reads_from_the_log_and_skip_what_retention_rem
     aged.append(vec![keyed(vec![note("late")])], 10_000).unwrap();
     assert_eq!(aged.prune(10_001).unwrap(), 15);
     assert_eq!(ids(&aged.read_after(0, 100).unwrap()), ["late"]);
+}
+
+fn log_key(byte: u8) -> Option<LogKey> {
+    Some(LogKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap())
+}
+
+/// A rich notification's decrypted data, as the log would otherwise hold it.
+fn rich(id: &str) -> Notification {
+    let mut notification = note(id);
+    if let Some(Kind::Change(change)) = notification.kind.as_mut() {
+        change.decrypted_resource_data_json = format!(r#"{{"body":"confidential-{id}"}}"#);
+    }
+    notification
+}
+
+fn file_holds(dir: &tempfile::TempDir, needle: &str) -> bool {
+    let file = std::fs::read(dir.path().join("events.redb")).unwrap();
+    file.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn a_sealed_log_holds_no_plaintext_and_reads_back_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
+    store.append(vec![keyed(vec![rich("a"), rich("b")])], 1_000).unwrap();
+    drop(store);
+    assert!(!file_holds(&dir, "confidential-"), "decrypted data is sealed on disk");
+    assert!(!file_holds(&dir, "users/u/messages/"), "and so is the rest of each event");
+    let store = Store::open_at(dir.path(), retention(), log_key(7), 2_000).unwrap();
+    assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["a", "b"]);
+    let (outcomes, _) = store.append(vec![keyed(vec![rich("b")])], 2_000).unwrap();
+    assert_eq!(outcomes[0].duplicates, 1, "the dedup index was rebuilt from sealed groups");
+    assert_eq!(store.prune(1_000 + 8 * DAY).unwrap(), 2, "retention reads sealed groups too");
+}
+
+#[test]
+fn a_sealed_log_does_not_open_without_its_key_or_with_another() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path(), retention(), log_key(7)).unwrap().append(vec![keyed(vec![rich("a")])], 1_000).unwrap();
+    let no_key = Store::open(dir.path(), retention(), None).err().unwrap().to_string();
+    assert!(no_key.contains("sealed and no log key is set"), "{no_key}");
+    let other = Store::open(dir.path(), retention(), log_key(8)).err().unwrap().to_string();
+    assert!(other.contains("does not open with this log key"), "{other}");
+    assert!(Store::open(dir.path(), retention(), log_key(7)).is_ok(), "nothing was changed by the refusals");
+}
+
+#[test]
+fn groups_stored_before_a_key_was_set_stay_readable_and_new_ones_are_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path(), retention(), None).unwrap().append(vec![keyed(vec![rich("old")])], 1_000).unwrap();
+    let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
+    store.append(vec![keyed(vec![rich("new")])], 1_000).unwrap();
+    drop(store);
+    assert!(file_holds(&dir, "confidential-old") && !file_holds(&dir, "confidential-new"));
+    let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
+    assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old", "new"]);
 }

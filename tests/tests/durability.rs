@@ -115,3 +115,23 @@ async fn a_cursor_beyond_the_log_is_refused() {
     assert_eq!(status.code(), Code::OutOfRange);
     assert!(status.message().contains("beyond the last stored sequence 0"), "{}", status.message());
 }
+
+#[tokio::test]
+async fn with_a_log_key_nothing_readable_rests_on_disk_and_a_crash_loses_nothing() {
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("log.key");
+    std::fs::write(&key_file, "5a".repeat(32)).unwrap();
+    let mut fanout = Fanout::start_with(&["--log-key-file", key_file.to_str().unwrap()]).await;
+    let mut publisher = Publisher::connect(&fanout.url()).await;
+    publisher.publish(changes("sealed-subscription", 0..20)).await.unwrap();
+    fanout.kill();
+    let file = std::fs::read(fanout.data_dir().join("events.redb")).unwrap();
+    assert!(!file.windows(19).any(|w| w == b"sealed-subscription"), "the log file holds the events in plaintext");
+    fanout.restart().await;
+    let mut everything = resume(&fanout.url(), 0).await;
+    for expected in 1..=20 {
+        let event = everything.next().await;
+        let Some(Payload::Change(change)) = event.payload else { panic!("change expected, got {event:?}") };
+        assert_eq!((event.sequence, change.subscription_id.as_str()), (expected, "sealed-subscription"));
+    }
+}
