@@ -104,7 +104,7 @@ const IDLE_CHECK: Duration = Duration::from_millis(200);
 /// each event costs them as little as possible, the same for every system:
 /// one clock read, and its latency appended to a list; the histogram is
 /// built once the run is over. Recording into 100 histograms as events came
-/// was 2.7% of the machine's samples at 220k events/s (`perf`, cache misses
+/// was 2.7% of the machine's samples at 220k events/s (`perf`; likely cache misses
 /// across ~14 MB of counters), and a timer per event read the clock twice more.
 pub async fn consume(mut events: EventStream, expected: Arc<AtomicU64>, deadline: Instant, origin: Instant) -> Seen {
     use futures_util::StreamExt;
