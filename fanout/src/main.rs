@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use graph_relay_fanout::emulator::{remote, EmulatorConfig};
 use graph_relay_fanout::graph::{catalog::Permission, commands};
 use graph_relay_fanout::{
-    access::Access, auth::BearerToken, decrypt::Keyring, seal::LogKey, server, shutdown, store::Retention, tail,
+    access::Access, auth::BearerToken, decrypt::Keyring, seal::LogKeys, server, shutdown, store::Retention, tail,
 };
 use graph_relay_proto::v1::Filter;
 
@@ -202,7 +202,7 @@ struct ServeArgs {
     /// Directory of the durable log.
     #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    /// File holding the log key (64 hex characters, e.g. `openssl rand -hex 32`): seals the log at rest.
+    /// Log keys, one per line (64 hex characters, e.g. `openssl rand -hex 32`; the first seals): seals the log at rest.
     #[arg(long, env = "GRAPH_RELAY_LOG_KEY_FILE")]
     log_key_file: Option<PathBuf>,
     /// Events older than this are removed (e.g. 7d, 12h).
@@ -367,7 +367,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         keyring,
         subscriber_buffer: args.subscriber_buffer,
         data_dir: args.data_dir,
-        log_key: args.log_key_file.as_deref().map(LogKey::read).transpose()?,
+        log_key: args.log_key_file.as_deref().map(LogKeys::read).transpose()?,
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| server::TlsFiles {
             cert,
             key,

@@ -19,7 +19,7 @@ use crate::graph::{lifecycle, reconciler::Reconciler};
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::pb::fanout_server::FanoutServer;
-use crate::seal::LogKey;
+use crate::seal::LogKeys;
 use crate::service::{FanoutService, ServiceParts};
 use crate::store::{Retention, Store};
 
@@ -38,7 +38,7 @@ pub struct ServeConfig {
     /// Where the durable log lives.
     pub data_dir: PathBuf,
     /// Seals the log at rest (`--log-key-file`); taken by [`open_store`].
-    pub log_key: Option<LogKey>,
+    pub log_key: Option<LogKeys>,
     /// TLS on the listener (recommended beyond loopback).
     pub tls: Option<TlsFiles>,
     pub retention: Retention,

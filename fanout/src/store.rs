@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::cache::GroupCache;
 use crate::dedup::{self, Dedup, Pending};
 use crate::group;
-use crate::seal::{self, LogKey};
+use crate::seal::{self, LogKeys};
 use crate::wire::{self, EncodedEvent};
 
 pub(crate) const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
@@ -97,19 +97,20 @@ pub struct Store {
     /// Groups readers share instead of each reading and copying them.
     cache: GroupCache,
     /// Seals the groups this store writes; `None`: they are stored as they are.
-    key: Option<LogKey>,
+    key: Option<LogKeys>,
 }
 
 impl Store {
-    pub fn open(dir: &Path, retention: Retention, key: Option<LogKey>) -> Result<Self> {
+    pub fn open(dir: &Path, retention: Retention, key: Option<LogKeys>) -> Result<Self> {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         Self::open_at(dir, retention, key, now_ms)
     }
 
     /// Opens as if the time were `now_ms` (which decides the dedup window).
-    /// The newest group must open with `key`: a missing or wrong key fails
-    /// here, not at a subscriber's first replay.
-    pub fn open_at(dir: &Path, retention: Retention, key: Option<LogKey>, now_ms: u64) -> Result<Self> {
+    /// The oldest and the newest group must open with `keys`: a missing
+    /// key, or an old one dropped too early from the key file, fails here,
+    /// not at a subscriber's first replay.
+    pub fn open_at(dir: &Path, retention: Retention, key: Option<LogKeys>, now_ms: u64) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
         let db = Database::builder().set_cache_size(retention.cache_bytes).create(dir.join("events.redb"))?;
         let txn = db.begin_write()?;
@@ -119,9 +120,11 @@ impl Store {
         }
         txn.commit()?;
         crate::legacy::upgrade(&db)?;
-        if let Some((first, newest)) = db.begin_read()?.open_table(GROUPS)?.last()? {
-            seal::open(key.as_ref(), first.value(), newest.value())?;
+        let groups = db.begin_read()?.open_table(GROUPS)?;
+        for (first, group) in [groups.first()?, groups.last()?].into_iter().flatten() {
+            seal::open(key.as_ref(), first.value(), group.value())?;
         }
+        drop(groups);
         let dedup = rebuild_dedup(&db, key.as_ref(), retention.dedup_window_ms, now_ms)?;
         tracing::debug!(keys = dedup.len(), "dedup index rebuilt from the log");
         let cache = GroupCache::new(retention.shared_groups_bytes);
@@ -351,7 +354,7 @@ pub fn keyed(notifications: Vec<Notification>) -> Vec<Keyed> {
 /// sequences finds the window's first group and only the window is read (a
 /// clock stepped back can shift that boundary by the size of the step: at
 /// worst a few keys more or fewer).
-fn rebuild_dedup(db: &Database, key: Option<&LogKey>, window_ms: u64, now_ms: u64) -> Result<Dedup> {
+fn rebuild_dedup(db: &Database, key: Option<&LogKeys>, window_ms: u64, now_ms: u64) -> Result<Dedup> {
     let mut dedup = Dedup::new(window_ms);
     let window_start = now_ms.saturating_sub(window_ms);
     let txn = db.begin_read()?;

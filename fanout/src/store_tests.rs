@@ -204,8 +204,8 @@ fn reads_from_shared_copies_match_reads_from_the_log_and_skip_what_retention_rem
     assert_eq!(ids(&aged.read_after(0, 100).unwrap()), ["late"]);
 }
 
-fn log_key(byte: u8) -> Option<LogKey> {
-    Some(LogKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap())
+fn log_key(byte: u8) -> Option<LogKeys> {
+    Some(LogKeys::parse(&format!("{byte:02x}").repeat(32)).unwrap())
 }
 
 /// A rich notification's decrypted data, as the log would otherwise hold it.
@@ -244,7 +244,7 @@ fn a_sealed_log_does_not_open_without_its_key_or_with_another() {
     let no_key = Store::open(dir.path(), retention(), None).err().unwrap().to_string();
     assert!(no_key.contains("sealed and no log key is set"), "{no_key}");
     let other = Store::open(dir.path(), retention(), log_key(8)).err().unwrap().to_string();
-    assert!(other.contains("does not open with this log key"), "{other}");
+    assert!(other.contains("sealed with a key that is not in the log key file"), "{other}");
     assert!(Store::open(dir.path(), retention(), log_key(7)).is_ok(), "nothing was changed by the refusals");
 }
 
@@ -258,4 +258,23 @@ fn groups_stored_before_a_key_was_set_stay_readable_and_new_ones_are_sealed() {
     assert!(file_holds(&dir, "confidential-old") && !file_holds(&dir, "confidential-new"));
     let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old", "new"]);
+}
+
+#[test]
+fn a_rotated_key_seals_new_groups_and_the_old_one_is_needed_until_its_groups_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+    let keys = |text: &str| Some(LogKeys::parse(text).unwrap());
+    Store::open(dir.path(), retention(), keys(&a)).unwrap().append(vec![keyed(vec![rich("old")])], 1_000).unwrap();
+    let store = Store::open(dir.path(), retention(), keys(&format!("{b}\n{a}"))).unwrap();
+    store.append(vec![keyed(vec![rich("new")])], 2 * DAY).unwrap();
+    assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old", "new"]);
+    drop(store);
+    let early = Store::open(dir.path(), retention(), keys(&b)).err().unwrap().to_string();
+    assert!(early.contains("log group 1 is sealed with a key that is not in the log key file"), "{early}");
+    let store = Store::open(dir.path(), retention(), keys(&format!("{b}\n{a}"))).unwrap();
+    assert_eq!(store.prune(1_000 + 7 * DAY + 1).unwrap(), 1, "retention removed the old key's group");
+    drop(store);
+    let store = Store::open(dir.path(), retention(), keys(&b)).unwrap();
+    assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["new"]);
 }

@@ -1,0 +1,59 @@
+use super::*;
+
+const A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const B: &str = "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000102030405060708090a0b0c0d0e0f";
+
+fn keys(text: &str) -> LogKeys {
+    LogKeys::parse(text).unwrap()
+}
+
+#[test]
+fn a_sealed_group_opens_to_its_plaintext_and_hides_it() {
+    let group = b"\0\0\0\x05hello message body";
+    let sealed = keys(A).seal(7, group).unwrap();
+    assert!(!sealed.windows(5).any(|w| w == b"hello"), "no plaintext in the sealed form");
+    assert_eq!(open(Some(&keys(A)), 7, &sealed).unwrap().as_ref(), group);
+    assert_ne!(keys(A).seal(7, group).unwrap(), sealed, "a fresh nonce per seal");
+}
+
+#[test]
+fn a_sealed_group_needs_its_key_its_sequence_and_every_byte() {
+    let sealed = keys(A).seal(7, b"\0\0\0\x01x").unwrap();
+    assert_eq!(open(None, 7, &sealed), Err(SealError::NoKey { first: 7 }));
+    assert_eq!(open(Some(&keys(B)), 7, &sealed), Err(SealError::UnknownKey { first: 7 }));
+    assert_eq!(open(Some(&keys(A)), 8, &sealed), Err(SealError::Altered { first: 8 }), "moved to another sequence");
+    let mut altered = sealed.clone();
+    *altered.last_mut().unwrap() ^= 1;
+    assert_eq!(open(Some(&keys(A)), 7, &altered), Err(SealError::Altered { first: 7 }));
+    assert_eq!(open(Some(&keys(A)), 7, &sealed[..10]), Err(SealError::Altered { first: 7 }), "cut short");
+}
+
+#[test]
+fn the_first_key_seals_and_every_key_opens_so_keys_rotate() {
+    let old = keys(A).seal(1, b"\0\0\0\x03old").unwrap();
+    let rotated = keys(&format!("# new first\n{B}\n\n{A}\n"));
+    let new = rotated.seal(2, b"\0\0\0\x03new").unwrap();
+    assert_eq!(open(Some(&rotated), 1, &old).unwrap().as_ref(), b"\0\0\0\x03old");
+    assert_eq!(open(Some(&rotated), 2, &new).unwrap().as_ref(), b"\0\0\0\x03new");
+    assert_eq!(open(Some(&keys(A)), 2, &new), Err(SealError::UnknownKey { first: 2 }), "sealed with B");
+}
+
+#[test]
+fn plaintext_groups_read_as_they_are_with_or_without_keys() {
+    let group = b"\0\0\0\x03abc";
+    assert!(matches!(open(Some(&keys(A)), 1, group), Ok(Cow::Borrowed(g)) if g == group));
+    assert!(matches!(open(None, 1, group), Ok(Cow::Borrowed(g)) if g == group));
+}
+
+#[test]
+fn keys_are_64_hex_characters_one_per_line() {
+    assert_eq!(LogKeys::parse("abcd").unwrap_err(), SealError::KeyLength { line: 1, found: 4 });
+    assert_eq!(
+        LogKeys::parse(&format!("{A}\n{}", A.replace("0a", "zz"))).unwrap_err(),
+        SealError::KeyNotHex { line: 2 }
+    );
+    assert_eq!(LogKeys::parse(&A.replace("0a", "+a")).unwrap_err(), SealError::KeyNotHex { line: 1 });
+    assert_eq!(LogKeys::parse("# only a comment\n\n").unwrap_err(), SealError::NoKeys);
+    assert!(LogKeys::parse(&format!("  {}\n", A.to_uppercase())).is_ok());
+    assert_eq!(format!("{:?}", keys(&format!("{A}\n{B}"))), "LogKeys(2 keys)");
+}
