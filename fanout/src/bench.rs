@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 use crate::access::Access;
 use crate::auth::BearerToken;
-use crate::seal::LogKey;
+use crate::seal::LogKeys;
 use crate::server::{self, ServeConfig};
 use crate::store::{Retention, Store};
 
@@ -83,7 +83,8 @@ async fn durable_run(
     key: Option<&str>,
 ) -> Result<(Run, tempfile::TempDir), BoxError> {
     let dir = tempfile::tempdir()?;
-    let (url, store, stop) = start(&dir, key).await?;
+    let server = start(&dir, key).await?;
+    let (url, store) = (server.url.clone(), server.store.clone());
     let calls = bench.notifications / bench.batch / publishers;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -106,7 +107,8 @@ async fn durable_run(
         p99: percentile(&latencies, 0.99),
         publishes_per_commit: latencies.len() as f64 / store.commits().max(1) as f64,
     };
-    let _ = stop.send(());
+    drop(store);
+    server.stop().await;
     Ok((run, dir))
 }
 
@@ -130,8 +132,8 @@ async fn publish_loop(
 
 /// Restarts a server on the log of a finished run and reads it all back.
 async fn replay(dir: &tempfile::TempDir, expected: usize, key: Option<&str>) -> Result<(usize, Duration), BoxError> {
-    let (url, _store, stop) = start(dir, key).await?;
-    let mut client = FanoutClient::connect(url).await?;
+    let server = start(dir, key).await?;
+    let mut client = FanoutClient::connect(server.url.clone()).await?;
     let started = Instant::now();
     let mut request =
         tonic::Request::new(SubscribeRequest { filter: Some(Filter::default()), after_sequence: Some(0) });
@@ -145,14 +147,34 @@ async fn replay(dir: &tempfile::TempDir, expected: usize, key: Option<&str>) -> 
         }
     }
     let elapsed = started.elapsed();
-    let _ = stop.send(());
+    drop((stream, client));
+    server.stop().await;
     Ok((events, elapsed))
 }
 
-async fn start(
-    dir: &tempfile::TempDir,
-    key: Option<&str>,
-) -> Result<(String, Arc<Store>, tokio::sync::oneshot::Sender<()>), BoxError> {
+/// A bench server on a data directory.
+struct BenchServer {
+    url: String,
+    store: Arc<Store>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BenchServer {
+    /// Stops the server and waits until the log is closed, so the next run
+    /// can open the same directory (redb allows one opener at a time).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        // The writer thread lets go of the store once the service is gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.store) > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+async fn start(dir: &tempfile::TempDir, key: Option<&str>) -> Result<BenchServer, BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let mut access = Access::default();
@@ -164,7 +186,7 @@ async fn start(
         keyring: Default::default(),
         subscriber_buffer: 4096,
         data_dir: dir.path().to_owned(),
-        log_key: key.map(LogKey::from_hex).transpose()?,
+        log_key: key.map(LogKeys::parse).transpose()?,
         tls: None,
         retention: Retention {
             max_age_ms: u64::MAX,
@@ -178,7 +200,7 @@ async fn start(
     let store = server::open_store(&mut config).map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = store.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let stop = async move {
             let _ = stopped.await;
         };
@@ -186,7 +208,7 @@ async fn start(
             eprintln!("bench server failed: {e}");
         }
     });
-    Ok((url, store, stop))
+    Ok(BenchServer { url, store, stop, task })
 }
 
 /// A ~1 KB Outlook message notification, as the edge would publish it.
