@@ -186,7 +186,7 @@ async fn start(dir: &tempfile::TempDir, key: Option<&str>) -> Result<BenchServer
         keyring: Default::default(),
         subscriber_buffer: 4096,
         data_dir: dir.path().to_owned(),
-        log_key: key.map(LogKeys::parse).transpose()?,
+        log_keys: key.map(LogKeys::parse).transpose()?,
         tls: None,
         retention: Retention {
             max_age_ms: u64::MAX,

@@ -367,7 +367,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         keyring,
         subscriber_buffer: args.subscriber_buffer,
         data_dir: args.data_dir,
-        log_key: args.log_key_file.as_deref().map(LogKeys::read).transpose()?,
+        log_keys: args.log_key_file.as_deref().map(LogKeys::read).transpose()?,
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| server::TlsFiles {
             cert,
             key,

@@ -38,7 +38,7 @@ pub struct ServeConfig {
     /// Where the durable log lives.
     pub data_dir: PathBuf,
     /// Seals the log at rest (`--log-key-file`); taken by [`open_store`].
-    pub log_key: Option<LogKeys>,
+    pub log_keys: Option<LogKeys>,
     /// TLS on the listener (recommended beyond loopback).
     pub tls: Option<TlsFiles>,
     pub retention: Retention,
@@ -83,10 +83,10 @@ pub async fn serve(
 /// Opens the durable log (before the port is announced: a bad data dir or
 /// log key fails fast).
 pub fn open_store(config: &mut ServeConfig) -> Result<Arc<Store>, Box<dyn std::error::Error>> {
-    if config.log_key.is_none() && !config.keyring.is_empty() {
+    if config.log_keys.is_none() && !config.keyring.is_empty() {
         tracing::warn!("rich notifications are stored decrypted in plaintext: --log-key-file seals the log");
     }
-    Ok(Arc::new(Store::open(&config.data_dir, config.retention, config.log_key.take())?))
+    Ok(Arc::new(Store::open(&config.data_dir, config.retention, config.log_keys.take())?))
 }
 
 /// Serves on `listener` until `stop` resolves, then ends every stream and

@@ -96,21 +96,22 @@ pub struct Store {
     dedup: Mutex<Dedup>,
     /// Groups readers share instead of each reading and copying them.
     cache: GroupCache,
-    /// Seals the groups this store writes; `None`: they are stored as they are.
-    key: Option<LogKeys>,
+    /// Seal the groups this store writes and open sealed ones; `None`: groups
+    /// are stored as they are, and a sealed one does not open.
+    log_keys: Option<LogKeys>,
 }
 
 impl Store {
-    pub fn open(dir: &Path, retention: Retention, key: Option<LogKeys>) -> Result<Self> {
+    pub fn open(dir: &Path, retention: Retention, log_keys: Option<LogKeys>) -> Result<Self> {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Self::open_at(dir, retention, key, now_ms)
+        Self::open_at(dir, retention, log_keys, now_ms)
     }
 
     /// Opens as if the time were `now_ms` (which decides the dedup window).
     /// The oldest and the newest group must open with `keys`: a missing
     /// key, or an old one dropped too early from the key file, fails here,
     /// not at a subscriber's first replay.
-    pub fn open_at(dir: &Path, retention: Retention, key: Option<LogKeys>, now_ms: u64) -> Result<Self> {
+    pub fn open_at(dir: &Path, retention: Retention, log_keys: Option<LogKeys>, now_ms: u64) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
         let db = Database::builder().set_cache_size(retention.cache_bytes).create(dir.join("events.redb"))?;
         let txn = db.begin_write()?;
@@ -122,13 +123,13 @@ impl Store {
         crate::legacy::upgrade(&db)?;
         let groups = db.begin_read()?.open_table(GROUPS)?;
         for (first, group) in [groups.first()?, groups.last()?].into_iter().flatten() {
-            seal::open(key.as_ref(), first.value(), group.value())?;
+            seal::open(log_keys.as_ref(), first.value(), group.value())?;
         }
         drop(groups);
-        let dedup = rebuild_dedup(&db, key.as_ref(), retention.dedup_window_ms, now_ms)?;
+        let dedup = rebuild_dedup(&db, log_keys.as_ref(), retention.dedup_window_ms, now_ms)?;
         tracing::debug!(keys = dedup.len(), "dedup index rebuilt from the log");
         let cache = GroupCache::new(retention.shared_groups_bytes);
-        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup), cache, key })
+        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup), cache, log_keys })
     }
 
     fn dedup(&self) -> MutexGuard<'_, Dedup> {
@@ -234,7 +235,7 @@ impl Store {
             let Some((first, len, newest, count)) = groups
                 .first()?
                 .map(|(k, v)| {
-                    let group = seal::open(self.key.as_ref(), k.value(), v.value())?;
+                    let group = seal::open(self.log_keys.as_ref(), k.value(), v.value())?;
                     let records = group::records(k.value(), &group);
                     let (count, newest) = records.fold((0, 0), |(n, _), r| (n + 1, r.stored_at()));
                     Ok::<_, seal::SealError>((k.value(), v.value().len() as u64, newest, count))
@@ -278,7 +279,7 @@ impl Store {
         let start = groups.range(..=wanted)?.next_back().transpose()?.map_or(wanted, |(k, _)| k.value());
         for entry in groups.range(start..)? {
             let (first, group) = entry?;
-            let shared = match seal::open(self.key.as_ref(), first.value(), group.value())? {
+            let shared = match seal::open(self.log_keys.as_ref(), first.value(), group.value())? {
                 std::borrow::Cow::Borrowed(plain) => Bytes::copy_from_slice(plain),
                 std::borrow::Cow::Owned(opened) => Bytes::from(opened),
             };
@@ -302,9 +303,9 @@ impl Store {
         group: &[u8],
         written: &mut Vec<(u64, Bytes, u64)>,
     ) -> Result<()> {
-        let stored = match &self.key {
-            Some(key) => {
-                let sealed = key.seal(first, group)?;
+        let stored = match &self.log_keys {
+            Some(keys) => {
+                let sealed = keys.seal(first, group)?;
                 groups.insert(first, sealed.as_slice())?;
                 sealed.len()
             }
@@ -354,7 +355,7 @@ pub fn keyed(notifications: Vec<Notification>) -> Vec<Keyed> {
 /// sequences finds the window's first group and only the window is read (a
 /// clock stepped back can shift that boundary by the size of the step: at
 /// worst a few keys more or fewer).
-fn rebuild_dedup(db: &Database, key: Option<&LogKeys>, window_ms: u64, now_ms: u64) -> Result<Dedup> {
+fn rebuild_dedup(db: &Database, log_keys: Option<&LogKeys>, window_ms: u64, now_ms: u64) -> Result<Dedup> {
     let mut dedup = Dedup::new(window_ms);
     let window_start = now_ms.saturating_sub(window_ms);
     let txn = db.begin_read()?;
@@ -365,7 +366,7 @@ fn rebuild_dedup(db: &Database, key: Option<&LogKeys>, window_ms: u64, now_ms: u
         let middle = low + (high - low) / 2;
         let newest = match groups.range(..=middle)?.next_back().transpose()? {
             Some((k, v)) => {
-                let group = seal::open(key, k.value(), v.value())?;
+                let group = seal::open(log_keys, k.value(), v.value())?;
                 Some(group::records(k.value(), &group).last().map_or(0, |r| r.stored_at()))
             }
             None => None,
@@ -378,7 +379,7 @@ fn rebuild_dedup(db: &Database, key: Option<&LogKeys>, window_ms: u64, now_ms: u
     let start = groups.range(..=low)?.next_back().transpose()?.map_or(low, |(k, _)| k.value());
     for entry in groups.range(start..)? {
         let (first, group) = entry?;
-        let group = seal::open(key, first.value(), group.value())?;
+        let group = seal::open(log_keys, first.value(), group.value())?;
         for record in group::records(first.value(), &group) {
             if record.stored_at() >= window_start {
                 dedup.remember(dedup::key_of(&record.dedup_key()), record.stored_at());
