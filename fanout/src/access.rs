@@ -157,15 +157,9 @@ fn scope_filter(scope: &Scope) -> pb::Filter {
 }
 
 fn hex_digest(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.trim();
-    if hex.len() != 64 {
-        return None;
-    }
     let mut digest = [0u8; 32];
-    for (i, byte) in digest.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(digest)
+    let decoded = base16ct::mixed::decode(hex.trim(), &mut digest).ok()?.len();
+    (decoded == digest.len()).then_some(digest)
 }
 
 /// Hex SHA-256 of a token, as the subscribers file wants it.

@@ -124,14 +124,8 @@ fn key_from_hex(text: &str, line: usize) -> Result<([u8; KEY_ID], XChaCha20Poly1
     if text.len() != 64 {
         return Err(SealError::KeyLength { line, found: text.len() });
     }
-    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(SealError::KeyNotHex { line });
-    }
     let mut key = [0u8; 32];
-    for (byte, pair) in key.iter_mut().zip(text.as_bytes().chunks(2)) {
-        let pair = std::str::from_utf8(pair).map_err(|_| SealError::KeyNotHex { line })?;
-        *byte = u8::from_str_radix(pair, 16).map_err(|_| SealError::KeyNotHex { line })?;
-    }
+    base16ct::mixed::decode(text, &mut key).map_err(|_| SealError::KeyNotHex { line })?;
     let digest = Sha256::new().chain_update(b"graph-relay log key id").chain_update(key).finalize();
     let mut id = [0u8; KEY_ID];
     id.copy_from_slice(&digest[..KEY_ID]);
