@@ -26,7 +26,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 
@@ -35,6 +35,8 @@ const SEALED: u8 = 0xE5;
 const KEY_ID: usize = 4;
 const NONCE: usize = 24;
 const HEADER: usize = 1 + KEY_ID + NONCE;
+/// Poly1305's tag, after the ciphertext.
+const TAG: usize = 16;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealError {
@@ -107,15 +109,17 @@ impl LogKeys {
     pub(crate) fn seal(&self, first: u64, group: &[u8]) -> Result<Vec<u8>, SealError> {
         let Some((id, cipher)) = self.keys.first() else { return Err(SealError::NoKeys) };
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let aad = first.to_be_bytes();
-        // Fails only for messages over ~256 GiB; groups are about 256 KiB.
-        let ciphertext =
-            cipher.encrypt(&nonce, Payload { msg: group, aad: &aad }).map_err(|_| SealError::Seal { first })?;
-        let mut sealed = Vec::with_capacity(HEADER + ciphertext.len());
+        let mut sealed = Vec::with_capacity(HEADER + group.len() + TAG);
         sealed.push(SEALED);
         sealed.extend_from_slice(id);
         sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
+        sealed.extend_from_slice(group);
+        // In place: the group is copied once, into the value redb stores.
+        // Fails only for messages over ~256 GiB; groups are about 256 KiB.
+        let tag = cipher
+            .encrypt_in_place_detached(&nonce, &first.to_be_bytes(), &mut sealed[HEADER..])
+            .map_err(|_| SealError::Seal { first })?;
+        sealed.extend_from_slice(&tag);
         Ok(sealed)
     }
 }
