@@ -20,14 +20,25 @@ pub fn tenant(n: u64) -> String {
     format!("tenant-{}", n % TENANTS)
 }
 
-/// Notification `n`, stamped with its send time (ns since `origin`) in `id`.
-pub fn notification(n: u64, origin: Instant) -> Notification {
+/// Notification `n` (its tenant chosen by `n`), not yet stamped.
+pub fn notification(n: u64) -> Notification {
     let mut notification = graph_relay_fanout::bench::notification(0, n as usize);
     if let Some(Kind::Change(change)) = notification.kind.as_mut() {
-        change.id = origin.elapsed().as_nanos().to_string();
         change.tenant_id = tenant(n);
     }
     notification
+}
+
+/// Stamps a batch with its send time (ns since `origin`) in `id`, just
+/// before it is sent: latency runs from the publish call, not from when the
+/// bench built the notification.
+pub fn stamp(batch: &mut [Notification], origin: Instant) {
+    let sent = origin.elapsed().as_nanos().to_string();
+    for notification in batch {
+        if let Some(Kind::Change(change)) = notification.kind.as_mut() {
+            change.id.clone_from(&sent);
+        }
+    }
 }
 
 /// When a received event was sent (ns since `origin`), if it is one of ours.
@@ -71,7 +82,8 @@ pub async fn publish<S: Sink>(
                     None if start.elapsed() >= duration => return Ok(published),
                     None => {}
                 }
-                let batch = (index * BATCH..(index + 1) * BATCH).map(|n| notification(n, origin)).collect();
+                let mut batch: Vec<_> = (index * BATCH..(index + 1) * BATCH).map(notification).collect();
+                stamp(&mut batch, origin);
                 sink.send(batch).await?;
                 published += BATCH;
             }
