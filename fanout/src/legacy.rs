@@ -4,11 +4,14 @@
 //! group's frames, without the length) and an on-disk `dedup` table. Opening
 //! moves the records into groups a chunk at a time, each chunk one durable
 //! transaction (a crash mid-way resumes where it stopped; nothing is read
-//! twice or lost), then drops the old tables.
+//! twice or lost), then drops the old tables. With a log key the moved
+//! groups are sealed like any other (the old records' bytes stay in pages
+//! redb has freed until it reuses them).
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 use crate::group;
+use crate::seal::LogKeys;
 use crate::store::{Result, GROUPS, META};
 
 /// sequence -> stored at + dedup key + encoded event.
@@ -18,8 +21,9 @@ const DEDUP: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
 /// Records moved per transaction.
 const CHUNK: usize = 4096;
 
-/// Upgrades `db` if it holds an older layout; returns the records moved.
-pub(crate) fn upgrade(db: &Database) -> Result<u64> {
+/// Upgrades `db` if it holds an older layout, sealing the groups it makes
+/// with `log_keys` if set; returns the records moved.
+pub(crate) fn upgrade(db: &Database, log_keys: Option<&LogKeys>) -> Result<u64> {
     let txn = db.begin_write()?;
     txn.delete_table(DEDUP)?;
     txn.open_table(META)?.remove("dedup_pruned_through")?;
@@ -43,10 +47,25 @@ pub(crate) fn upgrade(db: &Database) -> Result<u64> {
             let mut group = Vec::new();
             let mut first = 0;
             let mut previous = None;
+            // The old records were counted; frames and seals are new bytes.
+            let mut added = (chunk.len() * group::FRAME_OVERHEAD) as u64;
+            let mut put = |first: u64, group: &[u8]| -> Result<()> {
+                match log_keys {
+                    Some(keys) => {
+                        let sealed = keys.seal(first, group)?;
+                        added += (sealed.len() - group.len()) as u64;
+                        groups.insert(first, sealed.as_slice())?;
+                    }
+                    None => {
+                        groups.insert(first, group)?;
+                    }
+                }
+                Ok(())
+            };
             for (sequence, record) in &chunk {
                 let contiguous = previous.is_some_and(|p: u64| p + 1 == *sequence);
                 if !group.is_empty() && (!contiguous || group.len() >= group::MAX_BYTES) {
-                    groups.insert(first, group.as_slice())?;
+                    put(first, &group)?;
                     group.clear();
                 }
                 if group.is_empty() {
@@ -57,10 +76,10 @@ pub(crate) fn upgrade(db: &Database) -> Result<u64> {
                 records.remove(*sequence)?;
             }
             if !group.is_empty() {
-                groups.insert(first, group.as_slice())?;
+                put(first, &group)?;
             }
             let bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
-            meta.insert("bytes", bytes + (chunk.len() * group::FRAME_OVERHEAD) as u64)?;
+            meta.insert("bytes", bytes + added)?;
             chunk.len()
         };
         if count == 0 {

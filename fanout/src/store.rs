@@ -120,7 +120,7 @@ impl Store {
             txn.open_table(META)?;
         }
         txn.commit()?;
-        crate::legacy::upgrade(&db)?;
+        crate::legacy::upgrade(&db, log_keys.as_ref())?;
         let groups = db.begin_read()?.open_table(GROUPS)?;
         for (first, group) in [groups.first()?, groups.last()?].into_iter().flatten() {
             seal::open(log_keys.as_ref(), first.value(), group.value())?;

@@ -125,37 +125,40 @@ fn reopening_rebuilds_the_dedup_index_from_the_records_inside_the_window() {
     assert_eq!(outcomes[0].first_sequence, 5, "n0 and n1 are stored again");
 }
 
+/// Writes a log of the earlier layout holding `notes` at sequences 3..:
+/// one entry per event (stored at + dedup key + event), as if 1..=2 had
+/// been pruned, and the on-disk dedup index of the time.
+fn write_earlier_layout(dir: &tempfile::TempDir, notes: &[Keyed]) {
+    let records: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+    let old_dedup: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
+    let db = Database::create(dir.path().join("events.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(records).unwrap();
+        let mut bytes = 0;
+        for (i, (notification, key)) in notes.iter().enumerate() {
+            let sequence = 3 + i as u64;
+            let event = wire::to_event(sequence, notification.clone());
+            let mut record = 1_000u64.to_be_bytes().to_vec();
+            record.extend_from_slice(key);
+            record.extend_from_slice(&event.encode_to_vec());
+            bytes += record.len() as u64;
+            table.insert(sequence, record.as_slice()).unwrap();
+            txn.open_table(old_dedup).unwrap().insert(*key, sequence).unwrap();
+        }
+        let mut meta = txn.open_table(META).unwrap();
+        meta.insert("next_sequence", 3 + notes.len() as u64).unwrap();
+        meta.insert("bytes", bytes).unwrap();
+        meta.insert("dedup_pruned_through", 2).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
 #[test]
 fn a_log_of_the_earlier_layout_is_upgraded_and_reads_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let records: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
-    let old_dedup: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
     let notes: Vec<Keyed> = keyed((1..=5).map(|i| note(&format!("old{i}"))).collect());
-    {
-        // One entry per event (stored at + dedup key + event), seqs 3..=7
-        // after 1..=2 were pruned, and the on-disk dedup index of the time.
-        let db = Database::create(dir.path().join("events.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut table = txn.open_table(records).unwrap();
-            let mut bytes = 0;
-            for (i, (notification, key)) in notes.iter().enumerate() {
-                let sequence = 3 + i as u64;
-                let event = wire::to_event(sequence, notification.clone());
-                let mut record = 1_000u64.to_be_bytes().to_vec();
-                record.extend_from_slice(key);
-                record.extend_from_slice(&event.encode_to_vec());
-                bytes += record.len() as u64;
-                table.insert(sequence, record.as_slice()).unwrap();
-                txn.open_table(old_dedup).unwrap().insert(*key, sequence).unwrap();
-            }
-            let mut meta = txn.open_table(META).unwrap();
-            meta.insert("next_sequence", 8).unwrap();
-            meta.insert("bytes", bytes).unwrap();
-            meta.insert("dedup_pruned_through", 2).unwrap();
-        }
-        txn.commit().unwrap();
-    }
+    write_earlier_layout(&dir, &notes);
     let store = Store::open_at(dir.path(), retention(), None, 2_000).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old1", "old2", "old3", "old4", "old5"]);
     assert_eq!(store.read_after(4, 10).unwrap().events[0].0, 5);
@@ -167,6 +170,28 @@ fn a_log_of_the_earlier_layout_is_upgraded_and_reads_the_same() {
     let tables: Vec<String> = txn.list_tables().unwrap().map(|t| t.name().to_owned()).collect();
     assert!(!tables.iter().any(|t| t == "records" || t == "dedup"), "old tables gone: {tables:?}");
     assert!(txn.open_table(META).unwrap().get("dedup_pruned_through").unwrap().is_none());
+}
+
+#[test]
+fn a_log_of_the_earlier_layout_upgraded_with_a_key_is_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes: Vec<Keyed> = keyed((1..=3).map(|i| rich(&format!("old{i}"))).collect());
+    write_earlier_layout(&dir, &notes);
+    let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
+    let stored: Vec<Vec<u8>> = {
+        let groups = store.db.begin_read().unwrap().open_table(GROUPS).unwrap();
+        groups.range::<u64>(..).unwrap().map(|entry| entry.unwrap().1.value().to_vec()).collect()
+    };
+    assert!(!stored.is_empty());
+    for value in &stored {
+        let plaintext = value.windows(13).any(|w| w == b"confidential-");
+        assert!(!plaintext && seal::open(None, 3, value).is_err(), "every upgraded group is sealed");
+    }
+    drop(store);
+    let refused = Store::open(dir.path(), retention(), None).err().unwrap().to_string();
+    assert!(refused.contains("sealed and no log key is set"), "{refused}");
+    let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
+    assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old1", "old2", "old3"]);
 }
 
 #[test]
