@@ -21,6 +21,8 @@
 //! - [`tail`]: the `graph-relay tail` debugging client.
 //! - [`shutdown`]: the stop signal.
 //! - [`bench`]: `graph-relay bench`, measurements against the real server.
+//!
+//! The binary (`main.rs`) adds `cli`: the command line's arguments.
 
 pub mod access;
 pub mod auth;

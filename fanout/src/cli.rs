@@ -1,0 +1,249 @@
+//! The command line: `graph-relay`'s subcommands and their arguments (clap),
+//! kept apart from what `main` does with them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use clap::{Args, Parser, Subcommand};
+use graph_relay_fanout::graph::catalog::Permission;
+
+#[derive(Parser)]
+#[command(
+    name = "graph-relay",
+    version,
+    about = "Graph Relay fan-out: Microsoft Graph notifications to internal gRPC subscribers"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Run the fan-out server (gRPC and gRPC-Web on one port).
+    Serve(ServeArgs),
+    /// Subscribe and print every matching event as one JSON line.
+    Tail(TailArgs),
+    /// Measure the real server in process over loopback (see BENCHMARKS.md).
+    Bench(BenchArgs),
+    /// Print the SHA-256 of a subscriber token read from stdin, for the subscribers file.
+    HashToken,
+    /// Check, apply or show the subscriptions file (declarative Graph subscriptions).
+    Subscriptions(SubscriptionsArgs),
+    /// Sign in for delegated permissions (device code); stores the refresh token (0600).
+    Login {
+        /// The subscriptions file (its [graph] section and token_file).
+        file: PathBuf,
+        /// The account type that signs in.
+        #[arg(long, default_value = "delegated-work", value_parser = parse_permission)]
+        account: Permission,
+    },
+    /// A local Microsoft Graph + identity platform for development and tests.
+    Emulate(EmulateArgs),
+}
+
+pub(crate) fn parse_permission(text: &str) -> Result<Permission, String> {
+    match text {
+        "application" => Ok(Permission::Application),
+        "delegated-work" => Ok(Permission::DelegatedWork),
+        "delegated-personal" => Ok(Permission::DelegatedPersonal),
+        other => Err(format!("{other:?}: use application, delegated-work or delegated-personal")),
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct SubscriptionsArgs {
+    #[command(subcommand)]
+    pub(crate) which: SubscriptionsCommand,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SubscriptionsCommand {
+    /// Validate every entry against Graph's rules, without calling Graph.
+    Check { file: PathBuf },
+    /// Make Graph match the file once (create, renew due, delete removed).
+    Sync {
+        file: PathBuf,
+        #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// Each subscription, its resource, expiry and health.
+    List {
+        #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct EmulateArgs {
+    #[command(subcommand)]
+    pub(crate) which: Option<EmulateCommand>,
+    #[arg(long, default_value = "127.0.0.1:8790")]
+    pub(crate) listen: SocketAddr,
+    #[arg(long, default_value = "00000000-0000-0000-0000-0000000000aa")]
+    pub(crate) tenant_id: String,
+    #[arg(long, default_value = "00000000-0000-0000-0000-0000000000bb")]
+    pub(crate) client_id: String,
+    /// The app's client secret.
+    #[arg(long, env = "GRAPH_RELAY_EMULATOR_CLIENT_SECRET", hide_env_values = true)]
+    pub(crate) client_secret: Option<String>,
+    /// The app's certificate (PEM), for certificate credentials.
+    #[arg(long)]
+    pub(crate) client_certificate: Option<PathBuf>,
+    /// Every subscription expires this soon after creation or renewal (e.g. 8s), to exercise renewals.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) lifetime_override: Option<Duration>,
+    /// Subscriptions the app may hold before 403.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) quota: usize,
+    /// First retry delay after a failed delivery; doubles each time.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) retry_base_delay: Duration,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum EmulateCommand {
+    /// Send change notifications for active subscriptions.
+    Trigger {
+        #[arg(long, default_value = "http://127.0.0.1:8790")]
+        emulator: String,
+        #[arg(long)]
+        subscription_id: Option<String>,
+        /// Row label or resource type (e.g. message, chatMessage, "Teams team").
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        change_type: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
+    /// Send a lifecycle event (missed, subscriptionRemoved, reauthorizationRequired).
+    Lifecycle {
+        #[arg(long, default_value = "http://127.0.0.1:8790")]
+        emulator: String,
+        #[arg(long)]
+        subscription_id: String,
+        #[arg(long)]
+        event: String,
+    },
+    /// Complete a device-code sign-in.
+    Approve {
+        #[arg(long, default_value = "http://127.0.0.1:8790")]
+        emulator: String,
+        #[arg(long)]
+        user_code: String,
+        #[arg(long, default_value = "delegated-work", value_parser = parse_permission)]
+        account: Permission,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    pub(crate) which: BenchCommand,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Durable Publish throughput/latency with group commit, then replay speed.
+    Durable {
+        /// Notifications per run.
+        #[arg(long, default_value_t = 100_000)]
+        notifications: usize,
+        /// Notifications per Publish call.
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+        /// Concurrent publishers, one run per value.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        publishers: Vec<usize>,
+        /// Seal the log with a random log key (the cost of --log-key-file).
+        #[arg(long)]
+        sealed: bool,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "GRAPH_RELAY_LISTEN", default_value = "127.0.0.1:50051")]
+    pub(crate) listen: SocketAddr,
+    /// Bearer token the edge must present to Publish (at least 16 characters).
+    #[arg(long, env = "GRAPH_RELAY_INGEST_TOKEN", hide_env_values = true)]
+    pub(crate) ingest_token: String,
+    /// Subscribers file (TOML): hashed tokens and their scopes.
+    #[arg(long, env = "GRAPH_RELAY_SUBSCRIBERS")]
+    pub(crate) subscribers: Option<PathBuf>,
+    /// One subscriber token with every right (single team, `make dev`).
+    #[arg(long, env = "GRAPH_RELAY_SUBSCRIBER_TOKEN", hide_env_values = true)]
+    pub(crate) subscriber_token: Option<String>,
+    /// Private key for rich notifications: CERTIFICATE_ID=PATH.pem (repeatable; old and new during rotation).
+    #[arg(long = "decryption-key", env = "GRAPH_RELAY_DECRYPTION_KEYS", value_delimiter = ',')]
+    pub(crate) decryption_keys: Vec<String>,
+    /// Events a live subscriber may hold in memory before it reads from the log instead.
+    #[arg(long, env = "GRAPH_RELAY_SUBSCRIBER_BUFFER", default_value_t = 4096)]
+    pub(crate) subscriber_buffer: usize,
+    /// TLS certificate chain (PEM) for the listener.
+    #[arg(long, env = "GRAPH_RELAY_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the listener.
+    #[arg(long, env = "GRAPH_RELAY_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// CA (PEM) whose client certificates are required: mutual TLS.
+    #[arg(long, env = "GRAPH_RELAY_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub(crate) tls_client_ca: Option<PathBuf>,
+    /// Directory of the durable log.
+    #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
+    pub(crate) data_dir: PathBuf,
+    /// Log keys, one per line (64 hex characters, e.g. `openssl rand -hex 32`; the first seals): seals the log at rest.
+    #[arg(long, env = "GRAPH_RELAY_LOG_KEY_FILE")]
+    pub(crate) log_key_file: Option<PathBuf>,
+    /// Events older than this are removed (e.g. 7d, 12h).
+    #[arg(long, env = "GRAPH_RELAY_RETENTION_MAX_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub(crate) retention_max_age: Duration,
+    /// The oldest events are removed while the log is larger than this (e.g. 10GiB, 500MB).
+    #[arg(long, env = "GRAPH_RELAY_RETENTION_MAX_BYTES", default_value = "10GiB")]
+    pub(crate) retention_max_bytes: ByteSize,
+    /// Memory for the log's page cache (e.g. 64MiB); bounds what replaying subscribers cost.
+    #[arg(long, env = "GRAPH_RELAY_CACHE_SIZE", default_value = "64MiB")]
+    pub(crate) cache_size: ByteSize,
+    /// Memory for log groups shared by subscribers catching up together (0 turns it off).
+    #[arg(long, env = "GRAPH_RELAY_SHARED_GROUPS_SIZE", default_value = "32MiB")]
+    pub(crate) shared_groups_size: ByteSize,
+    /// A notification stored again within this window is a duplicate (Graph retries for 4 h).
+    #[arg(long, env = "GRAPH_RELAY_DEDUP_WINDOW", default_value = "6h", value_parser = humantime::parse_duration)]
+    pub(crate) dedup_window: Duration,
+    /// Subscriptions file: keep Graph's subscriptions in line with it (create, renew, react to lifecycle events).
+    #[arg(long, env = "GRAPH_RELAY_SUBSCRIPTIONS_FILE")]
+    pub(crate) subscriptions_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct TailArgs {
+    /// The fan-out's URL.
+    #[arg(long, env = "GRAPH_RELAY_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub(crate) server: String,
+    /// Subscriber token.
+    #[arg(long, env = "GRAPH_RELAY_TOKEN", hide_env_values = true)]
+    pub(crate) token: String,
+    /// Resource glob, e.g. 'users/*/messages/*' (repeatable).
+    #[arg(long = "resource")]
+    pub(crate) resources: Vec<String>,
+    /// created, updated or deleted (repeatable).
+    #[arg(long = "change-type")]
+    pub(crate) change_types: Vec<String>,
+    /// Graph subscription id (repeatable).
+    #[arg(long = "subscription-id")]
+    pub(crate) subscription_ids: Vec<String>,
+    /// Tenant id (repeatable).
+    #[arg(long = "tenant-id")]
+    pub(crate) tenant_ids: Vec<String>,
+    /// missed, subscriptionRemoved or reauthorizationRequired (repeatable).
+    #[arg(long = "lifecycle-event")]
+    pub(crate) lifecycle_events: Vec<String>,
+    /// Replay stored events after this sequence first (0: everything retained).
+    #[arg(long)]
+    pub(crate) after_sequence: Option<u64>,
+}
