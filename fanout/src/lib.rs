@@ -11,6 +11,7 @@
 //! - `group`: several log records in one stored value.
 //! - `cache`: log groups shared by the subscribers reading them.
 //! - `legacy`: upgrading logs written by earlier versions.
+//! - `retention` (inside `store`): which of the oldest groups go.
 //! - [`hub`]: live feeds with bounded buffers.
 //! - [`subscriber`]: one subscriber's stream: log replay, live, gaps.
 //! - [`filter`]: compiled subscriber filters.

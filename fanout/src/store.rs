@@ -18,7 +18,7 @@
 //! of the groups they read, and of the newest ones (see `cache`). Logs
 //! written by earlier versions are upgraded when opened (see `legacy`).
 //! With a log key, group values are sealed at rest (see `seal`); the cache
-//! holds them opened.
+//! holds them opened. Retention (`retention`) removes the oldest groups.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use graph_relay_proto::v1::{Event, Notification};
 use prost::Message;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use sha2::{Digest, Sha256};
 
 use crate::cache::GroupCache;
@@ -225,40 +225,6 @@ impl Store {
         Ok(removed)
     }
 
-    fn prune_in(&self, txn: &WriteTransaction, now_ms: u64) -> Result<u64> {
-        let mut meta = txn.open_table(META)?;
-        let mut groups = txn.open_table(GROUPS)?;
-        let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
-        let oldest_kept = now_ms.saturating_sub(self.retention.max_age_ms);
-        let mut removed = 0;
-        loop {
-            let Some((first, len, newest, count)) = groups
-                .first()?
-                .map(|(k, v)| {
-                    let group = seal::open(self.log_keys.as_ref(), k.value(), v.value())?;
-                    let records = group::records(k.value(), &group);
-                    let (count, newest) = records.fold((0, 0), |(n, _), r| (n + 1, r.stored_at()));
-                    Ok::<_, seal::SealError>((k.value(), v.value().len() as u64, newest, count))
-                })
-                .transpose()?
-            else {
-                break;
-            };
-            // Whole groups: a group goes once its newest event is too old.
-            if bytes <= self.retention.max_bytes && newest >= oldest_kept {
-                break;
-            }
-            groups.remove(first)?;
-            // Before the commit: a reader sent to redb a moment early only
-            // reads what is still there.
-            self.cache.forget_through(first);
-            bytes = bytes.saturating_sub(len);
-            removed += count;
-        }
-        meta.insert("bytes", bytes)?;
-        Ok(removed)
-    }
-
     /// Up to about `limit` stored events with sequence > `cursor`, oldest
     /// first (whole groups are read, so a page may end a little later).
     pub fn read_after(&self, cursor: u64, limit: usize) -> Result<Page> {
@@ -362,13 +328,14 @@ fn rebuild_dedup(db: &Database, log_keys: Option<&LogKeys>, window_ms: u64, now_
     let groups = txn.open_table(GROUPS)?;
     let Some((first, _)) = groups.first()? else { return Ok(dedup) };
     let (mut low, mut high) = (first.value(), groups.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0));
+    // The first group whose newest event is inside the window. A group that
+    // does not open counts as inside: the scan then starts a little early.
     while low < high {
         let middle = low + (high - low) / 2;
         let newest = match groups.range(..=middle)?.next_back().transpose()? {
-            Some((k, v)) => {
-                let group = seal::open(log_keys, k.value(), v.value())?;
-                Some(group::records(k.value(), &group).last().map_or(0, |r| r.stored_at()))
-            }
+            Some((k, v)) => seal::open(log_keys, k.value(), v.value())
+                .ok()
+                .map(|group| group::records(k.value(), &group).last().map_or(0, |r| r.stored_at())),
             None => None,
         };
         match newest {
@@ -379,7 +346,16 @@ fn rebuild_dedup(db: &Database, log_keys: Option<&LogKeys>, window_ms: u64, now_
     let start = groups.range(..=low)?.next_back().transpose()?.map_or(low, |(k, _)| k.value());
     for entry in groups.range(start..)? {
         let (first, group) = entry?;
-        let group = seal::open(log_keys, first.value(), group.value())?;
+        // Not a reason to refuse to start (the oldest and newest groups were
+        // checked): its keys are not remembered, so a Graph retry of one of
+        // its notifications may be stored again, a duplicate and never a loss.
+        let group = match seal::open(log_keys, first.value(), group.value()) {
+            Ok(group) => group,
+            Err(e) => {
+                tracing::error!(group = first.value(), "dedup index: skipping a log group that does not open: {e}");
+                continue;
+            }
+        };
         for record in group::records(first.value(), &group) {
             if record.stored_at() >= window_start {
                 dedup.remember(dedup::key_of(&record.dedup_key()), record.stored_at());
@@ -388,6 +364,9 @@ fn rebuild_dedup(db: &Database, log_keys: Option<&LogKeys>, window_ms: u64, now_
     }
     Ok(dedup)
 }
+
+#[path = "retention.rs"]
+mod retention;
 
 #[cfg(test)]
 #[path = "store_tests.rs"]

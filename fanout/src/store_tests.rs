@@ -303,3 +303,71 @@ fn a_rotated_key_seals_new_groups_and_the_old_one_is_needed_until_its_groups_are
     let store = Store::open(dir.path(), retention(), keys(&b)).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["new"]);
 }
+
+#[test]
+fn retention_removes_a_group_that_does_not_open_when_it_is_due_instead_of_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, c) = ("aa".repeat(32), "cc".repeat(32));
+    let keys = |text: &str| Some(LogKeys::parse(text).unwrap());
+    // Groups 1 and 3 sealed with key a, group 2 with key c, which is then
+    // dropped from the key file: the start check sees only 1 and 3.
+    Store::open(dir.path(), retention(), keys(&a)).unwrap().append(vec![keyed(vec![rich("g1")])], 1_000).unwrap();
+    Store::open(dir.path(), retention(), keys(&format!("{c}\n{a}")))
+        .unwrap()
+        .append(vec![keyed(vec![rich("g2")])], 2_000)
+        .unwrap();
+    Store::open(dir.path(), retention(), keys(&format!("{a}\n{c}")))
+        .unwrap()
+        .append(vec![keyed(vec![rich("g3")])], 3 * DAY)
+        .unwrap();
+    let store = Store::open(dir.path(), retention(), keys(&a)).unwrap();
+    let unreadable = store.read_after(1, 10).err().unwrap().to_string();
+    assert!(unreadable.contains("log group 2 is sealed with a key that is not in the log key file"), "{unreadable}");
+    // Past group 1's age, not group 3's: group 2 is no older than group 3's
+    // first event, which is still kept, so group 2 stays too.
+    assert_eq!(store.prune(1_000 + 7 * DAY + 1).unwrap(), 1);
+    assert!(store.read_after(1, 10).is_err(), "group 2 is kept while it may be young");
+    // Past group 3's first event: group 2 is certainly older; it goes.
+    assert_eq!(store.prune(3 * DAY + 7 * DAY + 1).unwrap(), 2, "groups 2 and 3");
+    assert!(store.read_after(0, 10).unwrap().events.is_empty());
+    assert_eq!(store.next_sequence().unwrap(), 4);
+}
+
+#[test]
+fn appends_over_the_size_limit_succeed_when_the_oldest_group_does_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, c) = ("aa".repeat(32), "cc".repeat(32));
+    let keys = |text: &str| Some(LogKeys::parse(text).unwrap());
+    Store::open(dir.path(), retention(), keys(&a)).unwrap().append(vec![keyed(vec![rich("g1")])], 1_000).unwrap();
+    Store::open(dir.path(), retention(), keys(&format!("{c}\n{a}")))
+        .unwrap()
+        .append(vec![keyed(vec![rich("g2")])], 1_000)
+        .unwrap();
+    Store::open(dir.path(), retention(), keys(&format!("{a}\n{c}")))
+        .unwrap()
+        .append(vec![keyed(vec![rich("g3")])], 1_000)
+        .unwrap();
+    let store = Store::open(dir.path(), retention(), keys(&a)).unwrap();
+    let size = store.db.begin_read().unwrap().open_table(META).unwrap().get("bytes").unwrap().unwrap().value();
+    // Room for about two groups: appending a fourth removes 1 and 2.
+    let small = Store { retention: Retention { max_bytes: size * 3 / 4, ..retention() }, ..store };
+    let (outcomes, _) = small.append(vec![keyed(vec![rich("g4")])], 1_000).unwrap();
+    assert_eq!(outcomes[0].first_sequence, 4);
+    assert_eq!(ids(&small.read_after(0, 10).unwrap()), ["g3", "g4"]);
+}
+
+#[test]
+fn a_group_that_does_not_open_inside_the_dedup_window_does_not_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, c) = ("aa".repeat(32), "cc".repeat(32));
+    let keys = |text: &str| Some(LogKeys::parse(text).unwrap());
+    let notes: Vec<Keyed> = keyed(vec![rich("g1"), rich("g2"), rich("g3")]);
+    let open = |text: String| Store::open_at(dir.path(), retention(), keys(&text), 1_000).unwrap();
+    open(a.clone()).append(vec![vec![notes[0].clone()]], 1_000).unwrap();
+    open(format!("{c}\n{a}")).append(vec![vec![notes[1].clone()]], 1_000).unwrap();
+    open(format!("{a}\n{c}")).append(vec![vec![notes[2].clone()]], 1_000).unwrap();
+    let store = open(a);
+    let (outcomes, _) = store.append(vec![vec![notes[0].clone()], vec![notes[1].clone()]], 2_000).unwrap();
+    assert_eq!(outcomes[0].duplicates, 1, "group 1's keys were remembered");
+    assert_eq!((outcomes[1].duplicates, outcomes[1].first_sequence), (0, 4), "group 2's could not be: stored again");
+}
