@@ -11,7 +11,7 @@
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 use crate::group;
-use crate::seal::LogKeys;
+use crate::seal::{self, LogKeys};
 use crate::store::{Result, GROUPS, META};
 
 /// sequence -> stored at + dedup key + encoded event.
@@ -50,16 +50,9 @@ pub(crate) fn upgrade(db: &Database, log_keys: Option<&LogKeys>) -> Result<u64> 
             // The old records were counted; frames and seals are new bytes.
             let mut added = (chunk.len() * group::FRAME_OVERHEAD) as u64;
             let mut put = |first: u64, group: &[u8]| -> Result<()> {
-                match log_keys {
-                    Some(keys) => {
-                        let sealed = keys.seal(first, group)?;
-                        added += (sealed.len() - group.len()) as u64;
-                        groups.insert(first, sealed.as_slice())?;
-                    }
-                    None => {
-                        groups.insert(first, group)?;
-                    }
-                }
+                let stored = seal::seal_if(log_keys, first, group)?;
+                added += (stored.len() - group.len()) as u64;
+                groups.insert(first, stored.as_ref())?;
                 Ok(())
             };
             for (sequence, record) in &chunk {

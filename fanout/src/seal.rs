@@ -136,6 +136,15 @@ fn key_from_hex(text: &str, line: usize) -> Result<([u8; KEY_ID], XChaCha20Poly1
     Ok((id, XChaCha20Poly1305::new(&key.into())))
 }
 
+/// The stored form of a group: sealed with the first key if there are
+/// keys, as it is if not (the reverse of [`open`]).
+pub(crate) fn seal_if<'a>(keys: Option<&LogKeys>, first: u64, group: &'a [u8]) -> Result<Cow<'a, [u8]>, SealError> {
+    match keys {
+        Some(keys) => keys.seal(first, group).map(Cow::Owned),
+        None => Ok(Cow::Borrowed(group)),
+    }
+}
+
 /// The plaintext of a stored group: as it is if it was stored unsealed,
 /// opened with its key if it was sealed.
 pub(crate) fn open<'a>(keys: Option<&LogKeys>, first: u64, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, SealError> {

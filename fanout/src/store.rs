@@ -269,18 +269,9 @@ impl Store {
         group: &[u8],
         written: &mut Vec<(u64, Bytes, u64)>,
     ) -> Result<()> {
-        let stored = match &self.log_keys {
-            Some(keys) => {
-                let sealed = keys.seal(first, group)?;
-                groups.insert(first, sealed.as_slice())?;
-                sealed.len()
-            }
-            None => {
-                groups.insert(first, group)?;
-                group.len()
-            }
-        };
-        written.push((first, Bytes::copy_from_slice(group), stored as u64));
+        let stored = seal::seal_if(self.log_keys.as_ref(), first, group)?;
+        groups.insert(first, stored.as_ref())?;
+        written.push((first, Bytes::copy_from_slice(group), stored.len() as u64));
         Ok(())
     }
 }
