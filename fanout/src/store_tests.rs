@@ -304,23 +304,26 @@ fn a_rotated_key_seals_new_groups_and_the_old_one_is_needed_until_its_groups_are
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["new"]);
 }
 
+/// A log of three groups, `notes[i]` stored at `at[i]`: groups 1 and 3
+/// sealed with key a, group 2 with key c, which is then dropped from the key
+/// file. With the keys returned (a alone) the start check, which reads the
+/// oldest and the newest group, passes, and group 2 does not open.
+fn log_whose_middle_group_lost_its_key(dir: &tempfile::TempDir, notes: &[Keyed], at: [u64; 3]) -> Option<LogKeys> {
+    let (a, c) = ("aa".repeat(32), "cc".repeat(32));
+    let key_files = [a.clone(), format!("{c}\n{a}"), format!("{a}\n{c}")];
+    for ((note, at), key_file) in notes.iter().zip(at).zip(key_files) {
+        let store = Store::open_at(dir.path(), retention(), Some(LogKeys::parse(&key_file).unwrap()), at).unwrap();
+        store.append(vec![vec![note.clone()]], at).unwrap();
+    }
+    Some(LogKeys::parse(&a).unwrap())
+}
+
 #[test]
 fn retention_removes_a_group_that_does_not_open_when_it_is_due_instead_of_stopping() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, c) = ("aa".repeat(32), "cc".repeat(32));
-    let keys = |text: &str| Some(LogKeys::parse(text).unwrap());
-    // Groups 1 and 3 sealed with key a, group 2 with key c, which is then
-    // dropped from the key file: the start check sees only 1 and 3.
-    Store::open(dir.path(), retention(), keys(&a)).unwrap().append(vec![keyed(vec![rich("g1")])], 1_000).unwrap();
-    Store::open(dir.path(), retention(), keys(&format!("{c}\n{a}")))
-        .unwrap()
-        .append(vec![keyed(vec![rich("g2")])], 2_000)
-        .unwrap();
-    Store::open(dir.path(), retention(), keys(&format!("{a}\n{c}")))
-        .unwrap()
-        .append(vec![keyed(vec![rich("g3")])], 3 * DAY)
-        .unwrap();
-    let store = Store::open(dir.path(), retention(), keys(&a)).unwrap();
+    let notes = keyed(vec![rich("g1"), rich("g2"), rich("g3")]);
+    let key_a = log_whose_middle_group_lost_its_key(&dir, &notes, [1_000, 2_000, 3 * DAY]);
+    let store = Store::open(dir.path(), retention(), key_a).unwrap();
     let unreadable = store.read_after(1, 10).err().unwrap().to_string();
     assert!(unreadable.contains("log group 2 is sealed with a key that is not in the log key file"), "{unreadable}");
     // Past group 1's age, not group 3's: group 2 is no older than group 3's
@@ -336,18 +339,9 @@ fn retention_removes_a_group_that_does_not_open_when_it_is_due_instead_of_stoppi
 #[test]
 fn appends_over_the_size_limit_succeed_when_the_oldest_group_does_not_open() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, c) = ("aa".repeat(32), "cc".repeat(32));
-    let keys = |text: &str| Some(LogKeys::parse(text).unwrap());
-    Store::open(dir.path(), retention(), keys(&a)).unwrap().append(vec![keyed(vec![rich("g1")])], 1_000).unwrap();
-    Store::open(dir.path(), retention(), keys(&format!("{c}\n{a}")))
-        .unwrap()
-        .append(vec![keyed(vec![rich("g2")])], 1_000)
-        .unwrap();
-    Store::open(dir.path(), retention(), keys(&format!("{a}\n{c}")))
-        .unwrap()
-        .append(vec![keyed(vec![rich("g3")])], 1_000)
-        .unwrap();
-    let store = Store::open(dir.path(), retention(), keys(&a)).unwrap();
+    let notes = keyed(vec![rich("g1"), rich("g2"), rich("g3")]);
+    let key_a = log_whose_middle_group_lost_its_key(&dir, &notes, [1_000; 3]);
+    let store = Store::open(dir.path(), retention(), key_a).unwrap();
     let size = store.db.begin_read().unwrap().open_table(META).unwrap().get("bytes").unwrap().unwrap().value();
     // Room for about two groups: appending a fourth removes 1 and 2.
     let small = Store { retention: Retention { max_bytes: size * 3 / 4, ..retention() }, ..store };
@@ -359,14 +353,9 @@ fn appends_over_the_size_limit_succeed_when_the_oldest_group_does_not_open() {
 #[test]
 fn a_group_that_does_not_open_inside_the_dedup_window_does_not_stop_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, c) = ("aa".repeat(32), "cc".repeat(32));
-    let keys = |text: &str| Some(LogKeys::parse(text).unwrap());
-    let notes: Vec<Keyed> = keyed(vec![rich("g1"), rich("g2"), rich("g3")]);
-    let open = |text: String| Store::open_at(dir.path(), retention(), keys(&text), 1_000).unwrap();
-    open(a.clone()).append(vec![vec![notes[0].clone()]], 1_000).unwrap();
-    open(format!("{c}\n{a}")).append(vec![vec![notes[1].clone()]], 1_000).unwrap();
-    open(format!("{a}\n{c}")).append(vec![vec![notes[2].clone()]], 1_000).unwrap();
-    let store = open(a);
+    let notes = keyed(vec![rich("g1"), rich("g2"), rich("g3")]);
+    let key_a = log_whose_middle_group_lost_its_key(&dir, &notes, [1_000; 3]);
+    let store = Store::open_at(dir.path(), retention(), key_a, 1_000).unwrap();
     let (outcomes, _) = store.append(vec![vec![notes[0].clone()], vec![notes[1].clone()]], 2_000).unwrap();
     assert_eq!(outcomes[0].duplicates, 1, "group 1's keys were remembered");
     assert_eq!((outcomes[1].duplicates, outcomes[1].first_sequence), (0, 4), "group 2's could not be: stored again");
