@@ -142,8 +142,8 @@ async fn fanout(
     if let Some(size) = load.frame_size {
         println!("Relay subscribers' HTTP/2 max frame size: {size} bytes.\n");
     }
-    println!("| system | subscribers | filter | load | delivered/s | p50 | p99 | p99.9 | delivered/expected | server CPU | server peak RSS |");
-    println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| system | subscribers | filter | load | delivered/s | p50 | p99 | p99.9 | publish answered p50 / p99 | delivered/expected | server CPU | server peak RSS |");
+    println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut outcomes = Vec::new();
     for round in 1..=load.rounds {
         for &subscribers in counts {

@@ -25,6 +25,9 @@ pub struct Outcome {
     pub p50_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
+    /// A publish call to its answer (see `workload::Published::answers`).
+    pub answer_p50_us: u64,
+    pub answer_p99_us: u64,
     /// Server CPU over the run, in cores (1.0 = one core busy).
     pub server_cpu: f64,
     pub server_peak_rss_mb: f64,

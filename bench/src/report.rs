@@ -8,7 +8,7 @@ use crate::measure::Outcome;
 /// One outcome as a table row.
 pub fn print_row(o: &Outcome) {
     println!(
-        "| {} | {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {}/{} | {:.2} | {:.0} MB |",
+        "| {} | {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} ms | {}/{} | {:.2} | {:.0} MB |",
         o.system,
         o.subscribers,
         o.selectivity,
@@ -17,6 +17,8 @@ pub fn print_row(o: &Outcome) {
         o.p50_us as f64 / 1000.0,
         o.p99_us as f64 / 1000.0,
         o.p999_us as f64 / 1000.0,
+        o.answer_p50_us as f64 / 1000.0,
+        o.answer_p99_us as f64 / 1000.0,
         o.delivered,
         o.expected,
         o.server_cpu,
@@ -50,11 +52,11 @@ pub fn print_ratios(outcomes: &[Outcome]) {
 /// Every outcome, for the plot (`scripts/plot-bench.py`).
 pub fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<(), String> {
     let mut text = String::from(
-        "round,system,subscribers,filter,load,delivered_per_s,p50_us,p99_us,p999_us,server_cpu,peak_rss_mb\n",
+        "round,system,subscribers,filter,load,delivered_per_s,p50_us,p99_us,p999_us,server_cpu,peak_rss_mb,answer_p50_us,answer_p99_us\n",
     );
     for o in outcomes {
         text.push_str(&format!(
-            "{},{},{},{},{},{:.0},{},{},{},{:.3},{:.1}\n",
+            "{},{},{},{},{},{:.0},{},{},{},{:.3},{:.1},{},{}\n",
             o.round,
             o.system,
             o.subscribers,
@@ -65,7 +67,9 @@ pub fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<(), String> {
             o.p99_us,
             o.p999_us,
             o.server_cpu,
-            o.server_peak_rss_mb
+            o.server_peak_rss_mb,
+            o.answer_p50_us,
+            o.answer_p99_us
         ));
     }
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))

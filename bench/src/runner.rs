@@ -50,7 +50,7 @@ pub async fn run<S: Sink>(
     let cpu_before = server.cpu();
     let start = Instant::now();
     let (rate, duration, in_flight) = (plan.rate, plan.duration, plan.in_flight);
-    let published = apart(async move {
+    let workload::Published { notifications: published, answers } = apart(async move {
         let sink = connect.await?;
         workload::publish(sink, rate, duration, in_flight, origin).await
     })
@@ -80,6 +80,8 @@ pub async fn run<S: Sink>(
         p50_us: latencies.value_at_quantile(0.50),
         p99_us: latencies.value_at_quantile(0.99),
         p999_us: latencies.value_at_quantile(0.999),
+        answer_p50_us: answers.value_at_quantile(0.50),
+        answer_p99_us: answers.value_at_quantile(0.99),
         server_cpu: cpu,
         server_peak_rss_mb: server.status_kb("VmHWM") as f64 / 1024.0,
     })
@@ -91,7 +93,9 @@ pub async fn run<S: Sink>(
 /// subscriber tasks, and a system whose publish waits for an answer (the
 /// relay's durable ack, JetStream's, NATS core's flush) would be measured
 /// on the bench's own scheduling. Every system gets the same arrangement.
-async fn apart(publisher: impl Future<Output = Result<u64, String>> + Send + 'static) -> Result<u64, String> {
+async fn apart<T: Send + 'static>(
+    publisher: impl Future<Output = Result<T, String>> + Send + 'static,
+) -> Result<T, String> {
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("bench-publisher".into())

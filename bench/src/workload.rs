@@ -52,48 +52,71 @@ pub trait Sink: Clone + Send + Sync + 'static {
     fn send(&self, batch: Vec<Notification>) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// One publishing task's notifications, and each of its calls' answer time in µs.
+type CallerSaw = (u64, Vec<u32>);
+
+/// What the publisher saw.
+pub struct Published {
+    pub notifications: u64,
+    /// Microseconds from each call to its answer: the relay's durable ack,
+    /// JetStream's acks, NATS core's flush. The first leg of the end-to-end
+    /// latency, and what the edge's queue consumer waits for per batch.
+    pub answers: Histogram<u64>,
+}
+
 /// Publishes for `duration`, as fast as possible or at `rate` notifications
 /// per second, with `in_flight` calls outstanding at once (the same depth for
-/// every system); returns how many notifications were published.
+/// every system).
 pub async fn publish<S: Sink>(
     sink: S,
     rate: Option<f64>,
     duration: Duration,
     in_flight: usize,
     origin: Instant,
-) -> Result<u64, String> {
+) -> Result<Published, String> {
     let start = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
-    let mut tasks: Vec<tokio::task::JoinHandle<Result<u64, String>>> = Vec::new();
+    let mut tasks: Vec<tokio::task::JoinHandle<Result<CallerSaw, String>>> = Vec::new();
     for _ in 0..in_flight.max(1) {
         let (sink, next) = (sink.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let mut published = 0;
+            let (mut published, mut answers_us) = (0, Vec::new());
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 match rate {
                     Some(rate) => {
                         let due = Duration::from_secs_f64((index * BATCH) as f64 / rate);
                         if due >= duration {
-                            return Ok(published);
+                            return Ok((published, answers_us));
                         }
                         tokio::time::sleep_until((start + due).into()).await;
                     }
-                    None if start.elapsed() >= duration => return Ok(published),
+                    None if start.elapsed() >= duration => return Ok((published, answers_us)),
                     None => {}
                 }
                 let mut batch: Vec<_> = (index * BATCH..(index + 1) * BATCH).map(notification).collect();
                 stamp(&mut batch, origin);
+                let called = Instant::now();
                 sink.send(batch).await?;
+                answers_us.push(micros(called.elapsed()));
                 published += BATCH;
             }
         }));
     }
-    let mut total = 0;
+    let (mut notifications, mut answers) = (0, measure::histogram());
     for task in tasks {
-        total += task.await.map_err(|e| e.to_string())??;
+        let (published, answers_us) = task.await.map_err(|e| e.to_string())??;
+        notifications += published;
+        for us in answers_us {
+            let _ = answers.record(us as u64);
+        }
     }
-    Ok(total)
+    Ok(Published { notifications, answers })
+}
+
+/// A duration in whole microseconds, at least 1 (the histogram's floor).
+fn micros(elapsed: Duration) -> u32 {
+    (elapsed.as_micros() as u64).clamp(1, u32::MAX as u64) as u32
 }
 
 /// What one subscriber saw.
