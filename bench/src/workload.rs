@@ -159,7 +159,7 @@ pub async fn consume(mut events: EventStream, expected: Arc<AtomicU64>, deadline
                 delivered += 1;
                 if let Some(sent) = sent_ns(&event) {
                     let now = last_at.saturating_duration_since(origin).as_nanos() as u64;
-                    latencies_us.push((now.saturating_sub(sent) / 1000).clamp(1, u32::MAX as u64) as u32);
+                    latencies_us.push(micros(Duration::from_nanos(now.saturating_sub(sent))));
                 }
             }
             _ = idle.tick() => if Instant::now() >= deadline { break },
