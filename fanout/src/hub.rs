@@ -17,6 +17,7 @@
 //! that is 10 filter checks per event instead of 100).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use graph_relay_proto::v1::event::Payload;
@@ -59,6 +60,10 @@ pub enum Join {
 
 pub struct Hub {
     state: Mutex<State>,
+    /// The number of live feeds, readable without the lock: the writer asks
+    /// it after every commit (see `dispatch`) while a dispatch may hold the
+    /// lock.
+    live: AtomicUsize,
     /// Events a live feed may hold before its subscriber counts as lagging.
     buffer: usize,
 }
@@ -74,7 +79,7 @@ impl Hub {
             next_feed_id: 0,
             closed: false,
         };
-        Arc::new(Self { state: Mutex::new(state), buffer: buffer.max(1) })
+        Arc::new(Self { state: Mutex::new(state), live: AtomicUsize::new(0), buffer: buffer.max(1) })
     }
 
     /// Joins live delivery after `cursor` (`None`: from now on). Returns the
@@ -92,6 +97,7 @@ impl Hub {
         let id = state.next_feed_id;
         state.next_feed_id += 1;
         state.add(id, Live { filter, decrypted, skip_through: cursor, sender });
+        self.count(&state);
         (cursor, Join::Live(Feed { receiver, id, hub: self.clone() }))
     }
 
@@ -134,6 +140,7 @@ impl Hub {
                 state.remove(id);
             }
         }
+        self.count(&state);
     }
 
     /// Ends every live feed and refuses new ones (graceful shutdown).
@@ -143,6 +150,7 @@ impl Hub {
         state.feeds.clear();
         state.by_tenant.clear();
         state.any_tenant.clear();
+        self.count(&state);
     }
 
     pub fn is_closed(&self) -> bool {
@@ -151,7 +159,12 @@ impl Hub {
 
     /// Live feeds right now (subscribers catching up are not counted).
     pub fn live_count(&self) -> usize {
-        self.lock().feeds.len()
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Called with the lock held after feeds joined or left.
+    fn count(&self, state: &State) {
+        self.live.store(state.feeds.len(), Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -209,7 +222,9 @@ pub struct Feed {
 
 impl Drop for Feed {
     fn drop(&mut self) {
-        self.hub.lock().remove(self.id);
+        let mut state = self.hub.lock();
+        state.remove(self.id);
+        self.hub.count(&state);
     }
 }
 

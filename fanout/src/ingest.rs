@@ -5,8 +5,8 @@
 //! few requests queued, after a 250 µs linger for more: see `LINGER_BELOW`),
 //! appends it in ONE durable
 //! transaction (one fsync shared by every waiting publisher), answers the
-//! publishers, and hands the new events to the dispatcher thread, which feeds
-//! them to the hub in sequence order. So "stored" always means "on disk", live
+//! publishers, and hands the new events to `dispatch`, which feeds them to the
+//! hub in sequence order. So "stored" always means "on disk", live
 //! delivery never runs ahead of the log, and matching a group against every
 //! subscriber's filter overlaps the next group's commit instead of delaying
 //! it. (Subscribers joining while the log is ahead of dispatch are covered by
@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
+use crate::dispatch::{self, Dispatcher};
 use crate::hub::Hub;
-use crate::store::{Appended, Keyed, Store, Stored};
+use crate::store::{Appended, Keyed, Store};
 
 /// Publish requests one commit may take; bounds commit latency under load.
 const MAX_GROUP: usize = 512;
@@ -52,15 +53,10 @@ impl Ingest {
     /// Starts the writer thread and the retention ticker.
     pub fn start(store: Arc<Store>, hub: Arc<Hub>) -> std::io::Result<Self> {
         let (commands, receiver) = mpsc::channel(QUEUE);
-        let (dispatch, groups) = std::sync::mpsc::channel::<Vec<Stored>>();
-        std::thread::Builder::new().name("graph-relay-dispatch".into()).spawn(move || {
-            for stored in groups {
-                hub.dispatch(&stored);
-            }
-        })?;
+        let mut dispatch = Dispatcher::start(hub, dispatch::TASK_AT_MOST)?;
         std::thread::Builder::new()
             .name("graph-relay-writer".into())
-            .spawn(move || write_loop(&store, &dispatch, receiver))?;
+            .spawn(move || write_loop(&store, &mut dispatch, receiver))?;
         let ticker = commands.downgrade();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(PRUNE_EVERY);
@@ -88,7 +84,7 @@ impl Ingest {
     }
 }
 
-fn write_loop(store: &Store, dispatch: &std::sync::mpsc::Sender<Vec<Stored>>, mut commands: mpsc::Receiver<Command>) {
+fn write_loop(store: &Store, dispatch: &mut Dispatcher, mut commands: mpsc::Receiver<Command>) {
     // Whether the last commit served several publishers at once.
     let mut concurrent = false;
     while let Some(first) = commands.blocking_recv() {
@@ -117,7 +113,7 @@ fn write_loop(store: &Store, dispatch: &std::sync::mpsc::Sender<Vec<Stored>>, mu
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
                     }
-                    let _ = dispatch.send(stored);
+                    dispatch.send(stored);
                 }
                 Err(e) => {
                     tracing::error!("append failed, publishers get UNAVAILABLE: {e}");

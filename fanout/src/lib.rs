@@ -32,6 +32,7 @@ mod cache;
 pub mod codec;
 pub mod decrypt;
 mod dedup;
+mod dispatch;
 pub mod emulator;
 pub mod filter;
 pub mod graph;
