@@ -11,7 +11,9 @@
 //! wakes more spills the rest into the shared queue, and the next dispatch's
 //! own wake-up then lands behind them (1000 subscribers: the task started
 //! 3.4 ms after its commit at p50, the thread 4 µs). So while more feeds are
-//! live than fit comfortably (`TASK_AT_MOST`), groups go to a thread instead.
+//! live than fit comfortably (`TASK_AT_MOST`), groups go to a thread instead;
+//! so does a group big enough to hold a runtime worker for long (`TASK_WORK`:
+//! a burst of backlog from the edge can commit thousands of events at once).
 //!
 //! # Layout
 //! Two routes, each consuming its groups in order: a runtime task and the
@@ -31,6 +33,10 @@ use crate::store::Stored;
 /// Up to this many live feeds a dispatch runs as a task: half of a runtime
 /// worker's local run queue, leaving room for what is already queued there.
 pub(crate) const TASK_AT_MOST: usize = 128;
+/// At most this many (event, live feed) pairs per group on the task route:
+/// ~0.4 ms of matching and `try_send` (~45 ns a pair in BENCHMARKS.md's
+/// session 8 timings). A bigger group would stall that worker's other tasks.
+pub(crate) const TASK_WORK: usize = 8192;
 
 /// The writer's side of dispatch.
 pub(crate) struct Dispatcher {
@@ -74,7 +80,8 @@ impl Dispatcher {
 
     /// Dispatches `stored` after every group sent before it.
     pub(crate) fn send(&mut self, stored: Vec<Stored>) {
-        let on_thread = self.hub.live_count() > self.task_at_most;
+        let live = self.hub.live_count();
+        let on_thread = live > self.task_at_most || stored.len().saturating_mul(live) > TASK_WORK;
         if on_thread != self.on_thread {
             self.drain();
             self.on_thread = on_thread;
@@ -103,10 +110,14 @@ mod tests {
     use crate::wire::{self, EncodedEvent};
     use graph_relay_proto::v1::{notification::Kind, ChangeNotification, Notification};
 
-    fn group(sequence: u64) -> Vec<Stored> {
+    fn stored(sequence: u64) -> Stored {
         let change = ChangeNotification { tenant_id: "t".into(), ..Default::default() };
         let event = wire::to_event(sequence, Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 });
-        vec![Stored { encoded: EncodedEvent::from_event(&event), redacted: None, event }]
+        Stored { encoded: EncodedEvent::from_event(&event), redacted: None, event }
+    }
+
+    fn group(sequence: u64) -> Vec<Stored> {
+        vec![stored(sequence)]
     }
 
     fn join(hub: &Arc<Hub>) -> Feed {
@@ -153,5 +164,25 @@ mod tests {
         let _fourth = join(&hub);
         dispatcher.send(group(2));
         assert!(dispatcher.on_thread, "4 feeds: the thread");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_too_big_for_a_task_takes_the_thread() {
+        let hub = Hub::new(0, 100_000);
+        let mut feeds: Vec<Feed> = (0..2).map(|_| join(&hub)).collect();
+        let mut dispatcher = Dispatcher::start(hub.clone(), TASK_AT_MOST).unwrap();
+        let small = TASK_WORK / 2;
+        dispatcher.send((1..=small as u64).map(stored).collect());
+        assert!(!dispatcher.on_thread, "{small} events × 2 feeds fit a task");
+        dispatcher.send((small as u64 + 1..=small as u64 + 1 + small as u64).map(stored).collect());
+        assert!(dispatcher.on_thread, "{} events × 2 feeds do not", small + 1);
+        for feed in &mut feeds {
+            let last = 2 * small as u64 + 1;
+            let mut next = 1;
+            while next <= last {
+                assert_eq!(feed.receiver.recv().await.unwrap().sequence(), next);
+                next += 1;
+            }
+        }
     }
 }
