@@ -45,7 +45,7 @@ pub(crate) struct Dispatcher {
     /// Groups for the task route.
     task: mpsc::UnboundedSender<Vec<Stored>>,
     /// Groups for the thread route.
-    thread: std::sync::mpsc::Sender<Vec<Stored>>,
+    thread: mpsc::UnboundedSender<Vec<Stored>>,
     /// Groups handed to either route and not dispatched yet: what a change
     /// of route waits for.
     pending: Arc<AtomicUsize>,
@@ -59,10 +59,10 @@ impl Dispatcher {
     /// Starts both routes; must be called inside the runtime.
     pub(crate) fn start(hub: Arc<Hub>, task_at_most: usize) -> std::io::Result<Self> {
         let pending = Arc::new(AtomicUsize::new(0));
-        let (thread, groups) = std::sync::mpsc::channel::<Vec<Stored>>();
+        let (thread, mut groups) = mpsc::unbounded_channel::<Vec<Stored>>();
         let (on_hub, done) = (hub.clone(), pending.clone());
         std::thread::Builder::new().name("graph-relay-dispatch".into()).spawn(move || {
-            for stored in groups {
+            while let Some(stored) = groups.blocking_recv() {
                 on_hub.dispatch(&stored);
                 done.fetch_sub(1, Ordering::AcqRel);
             }
@@ -93,10 +93,11 @@ impl Dispatcher {
         }
     }
 
-    /// Waits until both routes have dispatched everything sent so far (or
-    /// the task is gone with its runtime, which ends delivery anyway).
+    /// Waits until both routes have dispatched everything sent so far, or
+    /// until one of them is gone (the task with its runtime at shutdown):
+    /// what it held is not coming.
     fn drain(&self) {
-        while self.pending.load(Ordering::Acquire) > 0 && !self.task.is_closed() {
+        while self.pending.load(Ordering::Acquire) > 0 && !self.task.is_closed() && !self.thread.is_closed() {
             std::thread::sleep(Duration::from_micros(20));
         }
     }
