@@ -5,13 +5,14 @@
 //! task on the runtime, a stream goes on that worker's own run queue: no
 //! shared lock, and the workers are not woken from outside. Woken from a
 //! thread of our own, every stream goes through the runtime's shared queue.
-//! With 100 subscribers the task is better (100 × "10%" at 220k
+//! With 100 to 250 subscribers the task is better (100 × "10%" at 220k
 //! deliveries/s, p99 4.3–4.6 ms against 4.9–6.4 with the thread;
 //! BENCHMARKS.md). But a worker's run queue holds 256 tasks: a dispatch that
 //! wakes more spills the rest into the shared queue, and the next dispatch's
 //! own wake-up then lands behind them (1000 subscribers: the task started
-//! 3.4 ms after its commit at p50, the thread 4 µs). So while more feeds are
-//! live than fit comfortably (`TASK_AT_MOST`), groups go to a thread instead;
+//! 3.4 ms after its commit at p50, the thread 4 µs; at 400 the two are level).
+//! So while more feeds are live than that queue holds (`TASK_AT_MOST`),
+//! groups go to a thread instead;
 //! so does a group big enough to hold a runtime worker for long (`TASK_WORK`:
 //! a burst of backlog from the edge can commit thousands of events at once).
 //!
@@ -30,13 +31,13 @@ use tokio::sync::mpsc;
 use crate::hub::Hub;
 use crate::store::Stored;
 
-/// Up to this many live feeds a dispatch runs as a task: half of a runtime
-/// worker's local run queue, leaving room for what is already queued there.
-pub(crate) const TASK_AT_MOST: usize = 128;
+/// Up to this many live feeds a dispatch runs as a task: what a runtime
+/// worker's local run queue holds.
+pub(crate) const TASK_AT_MOST: usize = 256;
 /// At most this many (event, live feed) pairs per group on the task route:
-/// ~0.4 ms of matching and `try_send` (~45 ns a pair in BENCHMARKS.md's
+/// ~0.7 ms of matching and `try_send` (~45 ns a pair in BENCHMARKS.md's
 /// session 8 timings). A bigger group would stall that worker's other tasks.
-pub(crate) const TASK_WORK: usize = 8192;
+pub(crate) const TASK_WORK: usize = 16_384;
 
 /// The writer's side of dispatch.
 pub(crate) struct Dispatcher {
