@@ -47,6 +47,9 @@ struct State {
     next_feed_id: u64,
     /// Set on shutdown: no feed joins any more.
     closed: bool,
+    /// `feeds.len()`, kept by the methods that change `feeds` and shared with
+    /// the hub, which reads it without the lock (see `Hub::live_count`).
+    live: Arc<AtomicUsize>,
 }
 
 /// The outcome of asking to go live.
@@ -62,8 +65,8 @@ pub struct Hub {
     state: Mutex<State>,
     /// The number of live feeds, readable without the lock: the writer asks
     /// it after every commit (see `dispatch`) while a dispatch may hold the
-    /// lock.
-    live: AtomicUsize,
+    /// lock. `State` keeps it.
+    live: Arc<AtomicUsize>,
     /// Events a live feed may hold before its subscriber counts as lagging.
     buffer: usize,
 }
@@ -78,8 +81,10 @@ impl Hub {
             any_tenant: Vec::new(),
             next_feed_id: 0,
             closed: false,
+            live: Arc::new(AtomicUsize::new(0)),
         };
-        Arc::new(Self { state: Mutex::new(state), live: AtomicUsize::new(0), buffer: buffer.max(1) })
+        let live = state.live.clone();
+        Arc::new(Self { state: Mutex::new(state), live, buffer: buffer.max(1) })
     }
 
     /// Joins live delivery after `cursor` (`None`: from now on). Returns the
@@ -97,7 +102,6 @@ impl Hub {
         let id = state.next_feed_id;
         state.next_feed_id += 1;
         state.add(id, Live { filter, decrypted, skip_through: cursor, sender });
-        self.count(&state);
         (cursor, Join::Live(Feed { receiver, id, hub: self.clone() }))
     }
 
@@ -140,17 +144,13 @@ impl Hub {
                 state.remove(id);
             }
         }
-        self.count(&state);
     }
 
     /// Ends every live feed and refuses new ones (graceful shutdown).
     pub fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        state.feeds.clear();
-        state.by_tenant.clear();
-        state.any_tenant.clear();
-        self.count(&state);
+        state.clear();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -160,11 +160,6 @@ impl Hub {
     /// Live feeds right now (subscribers catching up are not counted).
     pub fn live_count(&self) -> usize {
         self.live.load(Ordering::Relaxed)
-    }
-
-    /// Called with the lock held after feeds joined or left.
-    fn count(&self, state: &State) {
-        self.live.store(state.feeds.len(), Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -186,6 +181,7 @@ impl State {
             None => self.any_tenant.push(id),
         }
         self.feeds.insert(id, live);
+        self.count();
     }
 
     fn remove(&mut self, id: u64) {
@@ -203,6 +199,19 @@ impl State {
             }
             None => self.any_tenant.retain(|other| *other != id),
         }
+        self.count();
+    }
+
+    /// Drops every feed (shutdown).
+    fn clear(&mut self) {
+        self.feeds.clear();
+        self.by_tenant.clear();
+        self.any_tenant.clear();
+        self.count();
+    }
+
+    fn count(&self) {
+        self.live.store(self.feeds.len(), Ordering::Relaxed);
     }
 }
 
@@ -222,9 +231,7 @@ pub struct Feed {
 
 impl Drop for Feed {
     fn drop(&mut self) {
-        let mut state = self.hub.lock();
-        state.remove(self.id);
-        self.hub.count(&state);
+        self.hub.lock().remove(self.id);
     }
 }
 
