@@ -31,7 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Throughput and latency with N subscribers, at saturation and at 50%.
+    /// Throughput and latency with N subscribers, at saturation and at 50%,
+    /// then the relay and NATS core at one equal load.
     Fanout {
         #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
         subscribers: Vec<usize>,
@@ -63,6 +64,13 @@ enum Command {
         /// "Subscribing at high volume".
         #[arg(long, value_parser = clap::value_parser!(u32).range(16_384..=16_777_215))]
         subscriber_frame_size: Option<u32>,
+        /// Holds the relay's log at this retention size (MiB) through every
+        /// run: the server starts with `--retention-max-bytes` set to it and is
+        /// filled past it before subscribers join, so commits reuse the pages
+        /// retention frees, as in a relay that has run longer than its
+        /// retention. Without it each run starts on an empty, growing log.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(16..=65_536))]
+        log_at_retention: Option<u64>,
     },
     /// Server memory per idle subscriber.
     Idle {
@@ -88,10 +96,18 @@ async fn main() -> std::process::ExitCode {
             rate,
             rounds,
             subscriber_frame_size,
+            log_at_retention,
         } => {
             let selective = filters.iter().map(|f| selective(f)).collect::<Result<Vec<_>, _>>();
             let duration = Duration::from_secs(seconds);
-            let load = Load { duration, in_flight, rate, rounds: rounds.max(1), frame_size: subscriber_frame_size };
+            let load = Load {
+                duration,
+                in_flight,
+                rate,
+                rounds: rounds.max(1),
+                frame_size: subscriber_frame_size,
+                log_bytes: log_at_retention.map(|mib| mib << 20),
+            };
             match selective {
                 Ok(selective) => fanout(&subscribers, &systems, &selective, load, csv).await,
                 Err(e) => Err(e),
@@ -127,6 +143,8 @@ struct Load {
     rounds: usize,
     /// The relay subscribers' HTTP/2 max frame size; `None`: tonic's default.
     frame_size: Option<u32>,
+    /// The relay's log held at this retention size; `None`: a fresh log.
+    log_bytes: Option<u64>,
 }
 
 async fn fanout(
@@ -142,18 +160,24 @@ async fn fanout(
     if let Some(size) = load.frame_size {
         println!("Relay subscribers' HTTP/2 max frame size: {size} bytes.\n");
     }
+    if let Some(bytes) = load.log_bytes {
+        println!("Relay log held at its retention size: {} MiB.\n", bytes >> 20);
+    }
     println!("| system | subscribers | filter | load | delivered/s | p50 | p99 | p99.9 | publish answered p50 / p99 | delivered/expected | server CPU | server peak RSS |");
     println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut outcomes = Vec::new();
     for round in 1..=load.rounds {
         for &subscribers in counts {
             for &selective in filters {
+                let mut ran = Vec::new();
                 for system in systems {
-                    for mut outcome in configuration(system, subscribers, selective, &load).await? {
-                        outcome.round = round;
-                        report::print_row(&outcome);
-                        outcomes.push(outcome);
-                    }
+                    ran.extend(configuration(system, subscribers, selective, &load).await?);
+                }
+                let equal = equal_load(&ran, subscribers, selective, &load).await?;
+                for mut outcome in ran.into_iter().chain(equal) {
+                    outcome.round = round;
+                    report::print_row(&outcome);
+                    outcomes.push(outcome);
                 }
             }
         }
@@ -169,16 +193,32 @@ async fn fanout(
 /// One system in one configuration: at `rate` when given, else at
 /// saturation and then at half of what that delivered.
 async fn configuration(system: &str, subscribers: usize, selective: bool, load: &Load) -> Result<Vec<Outcome>, String> {
-    let (duration, in_flight, frame_size) = (load.duration, load.in_flight, load.frame_size);
+    let (duration, in_flight, frame_size, log_bytes) = (load.duration, load.in_flight, load.frame_size, load.log_bytes);
+    let plan =
+        Plan { subscribers, selective, rate: None, duration, in_flight, frame_size, log_bytes, load: "saturation" };
     if load.rate.is_some() {
-        let plan = Plan { subscribers, selective, rate: load.rate, duration, in_flight, frame_size, load: "fixed" };
-        return Ok(vec![one(system, &plan).await?]);
+        return Ok(vec![one(system, &Plan { rate: load.rate, load: "fixed", ..plan }).await?]);
     }
-    let plan = Plan { subscribers, selective, rate: None, duration, in_flight, frame_size, load: "saturation" };
     let saturated = one(system, &plan).await?;
     let half = saturated.sustained_rate() / 2.0;
     let relaxed = one(system, &Plan { rate: Some(half), load: "50%", ..plan }).await?;
     Ok(vec![saturated, relaxed])
+}
+
+/// The relay and NATS core again, each at the same offered load: the lower
+/// of their two 50% loads. "p99 at 50%" puts each system at half of its own
+/// saturation, so the system that saturates higher is measured under more
+/// traffic; this run compares the two at one load that both carry at half
+/// their saturation or less. (JetStream saturates at a fraction of either, so
+/// it is left at its own 50%.)
+async fn equal_load(ran: &[Outcome], subscribers: usize, selective: bool, load: &Load) -> Result<Vec<Outcome>, String> {
+    let half =
+        |system| ran.iter().find(|o| o.system == system && o.load == "saturation").map(|o| o.sustained_rate() / 2.0);
+    let (Some(relay), Some(nats)) = (half("relay"), half("nats")) else { return Ok(Vec::new()) };
+    let (duration, in_flight, frame_size, log_bytes) = (load.duration, load.in_flight, load.frame_size, load.log_bytes);
+    let rate = Some(relay.min(nats));
+    let plan = Plan { subscribers, selective, rate, duration, in_flight, frame_size, log_bytes, load: "equal" };
+    Ok(vec![one("relay", &plan).await?, one("nats", &plan).await?])
 }
 
 /// A fresh server per run, so peak memory belongs to that run.
@@ -186,7 +226,11 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
     let origin = Instant::now();
     match system {
         "relay" => {
-            let server = relay::RelayServer::start()?;
+            let server = relay::RelayServer::start(plan.log_bytes)?;
+            if let Some(bytes) = plan.log_bytes {
+                let len = server.fill_log(bytes).await?;
+                eprintln!("relay log filled: {} MiB on disk", len >> 20);
+            }
             let mut streams = Vec::with_capacity(plan.subscribers);
             for i in 0..plan.subscribers {
                 streams.push(server.subscribe(plan.tenant_of(i), plan.frame_size).await?);
@@ -224,7 +268,7 @@ async fn idle(count: usize, connections: usize) -> Result<(), String> {
     println!("|---|---:|---:|---:|---:|---:|");
     let per_connection = count.div_ceil(connections);
     {
-        let server = relay::RelayServer::start()?;
+        let server = relay::RelayServer::start(None)?;
         let stats = ProcStats::new(server.pid());
         let before = settle(&stats).await;
         let mut streams: Vec<EventStream> = Vec::with_capacity(count);

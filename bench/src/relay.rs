@@ -2,15 +2,19 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use graph_relay_proto::v1::{fanout_client::FanoutClient, Filter, Notification, PublishRequest, SubscribeRequest};
+use prost::Message;
 use tonic::transport::Channel;
 
-use crate::workload::{EventStream, Sink};
+use crate::workload::{self, EventStream, Sink};
 
 const INGEST: &str = "bench-ingest-token-0123456789";
 const SUBSCRIBER: &str = "bench-subscriber-token-0123456789";
+/// How long `fill_log` may take (a 1 GiB log fills in well under a minute).
+const FILL_SECONDS_AT_MOST: u32 = 120;
 
 pub struct RelayServer {
     child: Child,
@@ -19,8 +23,9 @@ pub struct RelayServer {
 }
 
 impl RelayServer {
-    /// Starts `graph-relay serve` (next to this binary) on a free port.
-    pub fn start() -> Result<Self, String> {
+    /// Starts `graph-relay serve` (next to this binary) on a free port, with
+    /// its log's retention size set to `log_bytes` if given.
+    pub fn start(log_bytes: Option<u64>) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let binary = exe.with_file_name("graph-relay");
@@ -28,6 +33,7 @@ impl RelayServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--ingest-token", INGEST, "--subscriber-token", SUBSCRIBER])
             .arg("--data-dir")
             .arg(dir.path())
+            .args(log_bytes.map(|bytes| format!("--retention-max-bytes={bytes}")))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -40,6 +46,28 @@ impl RelayServer {
         BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
         let addr = line.trim().strip_prefix("graph-relay listening on ").ok_or(format!("unexpected: {line}"))?;
         Ok(Self { url: format!("http://{addr}"), child, _dir: dir })
+    }
+
+    /// Publishes until the log file has reached its retention size and
+    /// stopped growing: from then on each commit writes into pages that
+    /// retention freed, as in a relay that has run longer than its retention
+    /// (on ext4 a write into allocated blocks makes a cheaper fdatasync than
+    /// one that allocates). Returns the file's size.
+    pub async fn fill_log(&self, log_bytes: u64) -> Result<u64, String> {
+        let sink = RelaySink::connect(self.url.clone()).await?;
+        let file = self._dir.path().join("events.redb");
+        let per_notification = workload::notification(0).encoded_len() as u64;
+        let (mut stored, mut last_len) = (0, 0);
+        for _ in 0..FILL_SECONDS_AT_MOST {
+            let chunk = workload::publish(sink.clone(), None, Duration::from_secs(1), 32, Instant::now()).await?;
+            stored += chunk.notifications * per_notification;
+            let len = std::fs::metadata(&file).map_err(|e| format!("{}: {e}", file.display()))?.len();
+            if stored >= 2 * log_bytes && len <= last_len {
+                return Ok(len);
+            }
+            last_len = len;
+        }
+        Err(format!("the relay's log did not settle at {log_bytes} bytes in {FILL_SECONDS_AT_MOST} s"))
     }
 
     pub fn pid(&self) -> u32 {

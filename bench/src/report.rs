@@ -30,8 +30,8 @@ pub fn print_row(o: &Outcome) {
 /// Delivered/s at saturation: relay / NATS and relay / JetStream.
 pub fn print_ratios(outcomes: &[Outcome]) {
     println!();
-    println!("| subscribers | filter | relay delivered/s | ÷ NATS core | ÷ JetStream |");
-    println!("|---:|---|---:|---:|---:|");
+    println!("| subscribers | filter | relay delivered/s | ÷ NATS core | ÷ JetStream | p99 at equal load: relay / NATS core |");
+    println!("|---:|---|---:|---:|---:|---|");
     for relay in outcomes.iter().filter(|o| o.system == "relay" && o.load == "saturation") {
         let ratio = |system| {
             find(outcomes, system, relay.round, (relay.subscribers, relay.selectivity), relay.load)
@@ -39,14 +39,27 @@ pub fn print_ratios(outcomes: &[Outcome]) {
                 .unwrap_or_else(|| "-".into())
         };
         println!(
-            "| {} | {} | {:.0} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} | {} |",
             relay.subscribers,
             relay.selectivity,
             relay.delivered_per_second(),
             ratio("nats"),
-            ratio("jetstream")
+            ratio("jetstream"),
+            equal_p99s(outcomes, relay.round, (relay.subscribers, relay.selectivity)).unwrap_or_else(|| "-".into())
         );
     }
+}
+
+/// "relay / NATS ms at N delivered/s" from one round's equal-load runs.
+fn equal_p99s(outcomes: &[Outcome], round: usize, configuration: (usize, &str)) -> Option<String> {
+    let relay = find(outcomes, "relay", round, configuration, "equal")?;
+    let nats = find(outcomes, "nats", round, configuration, "equal")?;
+    Some(format!(
+        "{:.2} / {:.2} ms at {:.0}/s",
+        relay.p99_us as f64 / 1000.0,
+        nats.p99_us as f64 / 1000.0,
+        relay.delivered_per_second()
+    ))
 }
 
 /// Every outcome, for the plot (`scripts/plot-bench.py`).
@@ -83,8 +96,8 @@ pub fn print_rounds(outcomes: &[Outcome], rounds: usize) {
         return;
     }
     println!();
-    println!("| subscribers | filter | ÷ NATS core, per round | median | relay p99 at 50%, per round | under 5 ms | NATS p99 at 50%, per round |");
-    println!("|---:|---|---|---:|---|---:|---|");
+    println!("| subscribers | filter | ÷ NATS core, per round | median | relay p99 at 50%, per round | under 5 ms | NATS p99 at 50%, per round | p99 at equal load, relay / NATS, per round |");
+    println!("|---:|---|---|---:|---|---:|---|---|");
     let mut configurations: Vec<(usize, &str)> = Vec::new();
     for o in outcomes.iter().filter(|o| o.system == "relay") {
         if !configurations.contains(&(o.subscribers, o.selectivity)) {
@@ -96,6 +109,7 @@ pub fn print_rounds(outcomes: &[Outcome], rounds: usize) {
             |system: &str, load: &str, round: usize| find(outcomes, system, round, (subscribers, selectivity), load);
         let mut ratios = Vec::new();
         let (mut relay_p99, mut nats_p99, mut under) = (Vec::new(), Vec::new(), 0);
+        let mut equal = Vec::new();
         for round in 1..=rounds {
             if let (Some(relay), Some(nats)) = (of("relay", "saturation", round), of("nats", "saturation", round)) {
                 ratios.push(relay.delivered_per_second() / nats.delivered_per_second());
@@ -107,15 +121,19 @@ pub fn print_rounds(outcomes: &[Outcome], rounds: usize) {
             if let Some(nats) = of("nats", "50%", round) {
                 nats_p99.push(format!("{:.2}", nats.p99_us as f64 / 1000.0));
             }
+            if let (Some(relay), Some(nats)) = (of("relay", "equal", round), of("nats", "equal", round)) {
+                equal.push(format!("{:.2} / {:.2}", relay.p99_us as f64 / 1000.0, nats.p99_us as f64 / 1000.0));
+            }
         }
         let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "| {subscribers} | {selectivity} | {} | {} | {} ms | {under} of {} | {} ms |",
+            "| {subscribers} | {selectivity} | {} | {} | {} ms | {under} of {} | {} ms | {} ms |",
             listed.join(", "),
             median(&mut ratios).map_or("-".into(), |m| format!("{m:.2}")),
             relay_p99.join(", "),
             relay_p99.len(),
             nats_p99.join(", "),
+            equal.join(", "),
         );
     }
     let _ = std::io::stdout().flush();

@@ -20,6 +20,8 @@ pub struct Plan {
     pub in_flight: usize,
     /// The relay subscribers' HTTP/2 max frame size; `None`: tonic's default.
     pub frame_size: Option<u32>,
+    /// The relay's log held at this retention size; `None`: a fresh log.
+    pub log_bytes: Option<u64>,
     /// What the table calls this load: "saturation", "50%", "fixed".
     pub load: &'static str,
 }
