@@ -147,6 +147,16 @@ struct Load {
     log_bytes: Option<u64>,
 }
 
+impl Load {
+    /// One run of a configuration under this load, at `rate` (`None`:
+    /// saturation), called `label` in the tables.
+    fn plan(&self, subscribers: usize, selective: bool, rate: Option<f64>, label: &'static str) -> Plan {
+        let (duration, in_flight, frame_size, log_bytes) =
+            (self.duration, self.in_flight, self.frame_size, self.log_bytes);
+        Plan { subscribers, selective, rate, duration, in_flight, frame_size, log_bytes, load: label }
+    }
+}
+
 async fn fanout(
     counts: &[usize],
     systems: &[String],
@@ -193,15 +203,12 @@ async fn fanout(
 /// One system in one configuration: at `rate` when given, else at
 /// saturation and then at half of what that delivered.
 async fn configuration(system: &str, subscribers: usize, selective: bool, load: &Load) -> Result<Vec<Outcome>, String> {
-    let (duration, in_flight, frame_size, log_bytes) = (load.duration, load.in_flight, load.frame_size, load.log_bytes);
-    let plan =
-        Plan { subscribers, selective, rate: None, duration, in_flight, frame_size, log_bytes, load: "saturation" };
     if load.rate.is_some() {
-        return Ok(vec![one(system, &Plan { rate: load.rate, load: "fixed", ..plan }).await?]);
+        return Ok(vec![one(system, &load.plan(subscribers, selective, load.rate, "fixed")).await?]);
     }
-    let saturated = one(system, &plan).await?;
+    let saturated = one(system, &load.plan(subscribers, selective, None, "saturation")).await?;
     let half = saturated.sustained_rate() / 2.0;
-    let relaxed = one(system, &Plan { rate: Some(half), load: "50%", ..plan }).await?;
+    let relaxed = one(system, &load.plan(subscribers, selective, Some(half), "50%")).await?;
     Ok(vec![saturated, relaxed])
 }
 
@@ -215,9 +222,7 @@ async fn equal_load(ran: &[Outcome], subscribers: usize, selective: bool, load: 
     let half =
         |system| ran.iter().find(|o| o.system == system && o.load == "saturation").map(|o| o.sustained_rate() / 2.0);
     let (Some(relay), Some(nats)) = (half("relay"), half("nats")) else { return Ok(Vec::new()) };
-    let (duration, in_flight, frame_size, log_bytes) = (load.duration, load.in_flight, load.frame_size, load.log_bytes);
-    let rate = Some(relay.min(nats));
-    let plan = Plan { subscribers, selective, rate, duration, in_flight, frame_size, log_bytes, load: "equal" };
+    let plan = load.plan(subscribers, selective, Some(relay.min(nats)), "equal");
     Ok(vec![one("relay", &plan).await?, one("nats", &plan).await?])
 }
 

@@ -19,7 +19,8 @@ const FILL_SECONDS_AT_MOST: u32 = 120;
 pub struct RelayServer {
     child: Child,
     pub url: String,
-    _dir: tempfile::TempDir,
+    /// The server's data directory: removed on drop, read by `fill_log`.
+    dir: tempfile::TempDir,
 }
 
 impl RelayServer {
@@ -45,7 +46,7 @@ impl RelayServer {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
         let addr = line.trim().strip_prefix("graph-relay listening on ").ok_or(format!("unexpected: {line}"))?;
-        Ok(Self { url: format!("http://{addr}"), child, _dir: dir })
+        Ok(Self { url: format!("http://{addr}"), child, dir })
     }
 
     /// Publishes until the log file has reached its retention size and
@@ -55,7 +56,7 @@ impl RelayServer {
     /// one that allocates). Returns the file's size.
     pub async fn fill_log(&self, log_bytes: u64) -> Result<u64, String> {
         let sink = RelaySink::connect(self.url.clone()).await?;
-        let file = self._dir.path().join("events.redb");
+        let file = self.dir.path().join("events.redb");
         let per_notification = workload::notification(0).encoded_len() as u64;
         let (mut stored, mut last_len) = (0, 0);
         for _ in 0..FILL_SECONDS_AT_MOST {
