@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fails when the built worker outgrows its budget: gzip size of
-# edge/build/index_bg.wasm must stay under WASM_GZIP_BUDGET bytes (500 KB).
+# edge/build/index_bg.wasm must stay under WASM_GZIP_BUDGET bytes (500 KB, decimal, as
+# issue 5 states it; 471 KB in session 5).
 # Cloudflare's own limit is 3 MB compressed on the free plan; the budget keeps
 # startup time and deploys fast, and makes growth a decision, not an accident.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-budget=${WASM_GZIP_BUDGET:-512000}
+budget=${WASM_GZIP_BUDGET:-500000}
 wasm=edge/build/index_bg.wasm
 raw=$(stat -c %s "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)
