@@ -9,6 +9,7 @@ use tonic::metadata::MetadataMap;
 use tonic::Status;
 
 /// One accepted bearer token, e.g. the edge's ingest token.
+#[derive(Clone)]
 pub struct BearerToken {
     /// Digest of the token; the token itself is not kept in memory.
     digest: [u8; 32],

@@ -181,6 +181,7 @@ async fn start(dir: &tempfile::TempDir, key: Option<&str>) -> Result<BenchServer
     access.add_full_access("bench", TOKEN);
     let mut config = ServeConfig {
         listen: listener.local_addr()?,
+        ingest_listen: None,
         ingest_token: BearerToken::new(TOKEN)?,
         access,
         keyring: Default::default(),
@@ -204,7 +205,7 @@ async fn start(dir: &tempfile::TempDir, key: Option<&str>) -> Result<BenchServer
         let stop = async move {
             let _ = stopped.await;
         };
-        if let Err(e) = server::run(listener, serving, config, stop).await {
+        if let Err(e) = server::run(server::Listeners { main: listener, ingest: None }, serving, config, stop).await {
             eprintln!("bench server failed: {e}");
         }
     });

@@ -170,6 +170,10 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "GRAPH_RELAY_LISTEN", default_value = "127.0.0.1:50051")]
     pub(crate) listen: SocketAddr,
+    /// A second address, for the edge's Publish calls only, served on a thread of its own so
+    /// the edge's acks never wait behind subscriber streams (Subscribe is refused there).
+    #[arg(long, env = "GRAPH_RELAY_INGEST_LISTEN")]
+    pub(crate) ingest_listen: Option<SocketAddr>,
     /// Bearer token the edge must present to Publish (at least 16 characters).
     #[arg(long, env = "GRAPH_RELAY_INGEST_TOKEN", hide_env_values = true)]
     pub(crate) ingest_token: String,

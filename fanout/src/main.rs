@@ -123,6 +123,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = server::ServeConfig {
         listen: args.listen,
+        ingest_listen: args.ingest_listen,
         ingest_token,
         access,
         keyring,

@@ -1,5 +1,14 @@
 //! Running the fan-out: one port serving gRPC (HTTP/2) and gRPC-Web
-//! (HTTP/1.1, for the Worker, which cannot speak HTTP/2 outbound).
+//! (HTTP/1.1, for the Worker, which cannot speak HTTP/2 outbound), and
+//! optionally an ingest port for the edge's `Publish` calls.
+//!
+//! The ingest port is served by a runtime on a thread of its own. On the
+//! main runtime a publish takes its turn behind every subscriber stream
+//! with work at each of its steps (request in, hand-off to the writer,
+//! answer out), so under heavy delivery the edge's acknowledgement waited
+//! ~7 ms at p50; on its own thread it is woken at once. The price: ingest
+//! no longer slows down when delivery cannot keep up (README, "The ingest
+//! port"; BENCHMARKS.md, "Session 11").
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,6 +37,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    /// The ingest port (`--ingest-listen`), if any: Publish on its own thread.
+    pub ingest_listen: Option<SocketAddr>,
     pub ingest_token: BearerToken,
     /// Who may subscribe, and to what.
     pub access: Access,
@@ -75,9 +86,24 @@ pub async fn serve(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = config;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let ingest_listener = match config.ingest_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
     let store = open_store(&mut config)?;
     println!("graph-relay listening on {}", listener.local_addr()?);
-    run(listener, store, config, stop).await
+    if let Some(ingest) = &ingest_listener {
+        println!("graph-relay ingest listening on {}", ingest.local_addr()?);
+    }
+    run(Listeners { main: listener, ingest: ingest_listener }, store, config, stop).await
+}
+
+/// The bound ports `run` serves.
+pub struct Listeners {
+    /// Subscribers and publishers.
+    pub main: tokio::net::TcpListener,
+    /// Publishers only, served on a thread of its own.
+    pub ingest: Option<tokio::net::TcpListener>,
 }
 
 /// Opens the durable log (before the port is announced: a bad data dir or
@@ -92,12 +118,12 @@ pub fn open_store(config: &mut ServeConfig) -> Result<Arc<Store>, Box<dyn std::e
 /// Serves on `listener` until `stop` resolves, then ends every stream and
 /// drains open connections for at most [`DRAIN_TIMEOUT`].
 pub async fn run(
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     store: Arc<Store>,
     config: ServeConfig,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let local = listener.local_addr()?;
+    let local = listeners.main.local_addr()?;
     let head = store.next_sequence()? - 1;
     let hub = Hub::new(head, config.subscriber_buffer);
     let ingest = Ingest::start(store.clone(), hub.clone())?;
@@ -119,7 +145,13 @@ pub async fn run(
         directory,
     });
     tracing::info!(data_dir = %config.data_dir.display(), head, "log opened");
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let tls = config.tls.as_ref().map(TlsFiles::server_config).transpose()?;
+    // Dropped when `run` returns, which stops the ingest port too.
+    let (_stop_ingest, ingest_stopped) = tokio::sync::watch::channel(());
+    if let Some(listener) = listeners.ingest {
+        serve_ingest_port(listener, service.for_ingest_port(), tls.clone(), ingest_stopped)?;
+    }
+    let incoming = TcpIncoming::from(listeners.main).with_nodelay(Some(true));
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = {
         let hub = hub.clone();
@@ -131,13 +163,10 @@ pub async fn run(
         }
     };
     tracing::info!(%local, "serving gRPC and gRPC-Web");
-    let mut builder = Server::builder();
-    if let Some(tls) = &config.tls {
-        builder = builder.tls_config(tls.server_config()?)?;
-        tracing::info!(mutual = tls.client_ca.is_some(), "TLS on");
+    if let Some(files) = &config.tls {
+        tracing::info!(mutual = files.client_ca.is_some(), "TLS on");
     }
-    let server = builder
-        .accept_http1(true)
+    let server = server_builder(tls)?
         .layer(GrpcWebLayer::new())
         .add_service(FanoutServer::new(service))
         .serve_with_incoming_shutdown(incoming, shutdown);
@@ -153,5 +182,49 @@ pub async fn run(
     if let Some(task) = reconciler {
         task.abort();
     }
+    Ok(())
+}
+
+/// gRPC and gRPC-Web (HTTP/1.1, for the Worker), with TLS if configured.
+fn server_builder(tls: Option<ServerTlsConfig>) -> Result<Server, Box<dyn std::error::Error>> {
+    let mut builder = Server::builder().accept_http1(true);
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    Ok(builder)
+}
+
+/// Serves `service` on `listener` from a single-threaded runtime on the
+/// `graph-relay-ingest` thread, until `stop`'s sender is dropped; in-flight
+/// publishes finish first.
+fn serve_ingest_port(
+    listener: tokio::net::TcpListener,
+    service: FanoutService,
+    tls: Option<ServerTlsConfig>,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let local = listener.local_addr()?;
+    let listener = listener.into_std()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let builder = server_builder(tls)?;
+    std::thread::Builder::new().name("graph-relay-ingest".into()).spawn(move || {
+        runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => listener,
+                Err(e) => return tracing::error!(%local, "ingest port: {e}"),
+            };
+            tracing::info!(%local, "serving Publish on the ingest port");
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let stopped = async move { while stop.changed().await.is_ok() {} };
+            let served = builder
+                .layer(GrpcWebLayer::new())
+                .add_service(FanoutServer::new(service))
+                .serve_with_incoming_shutdown(incoming, stopped)
+                .await;
+            if let Err(e) = served {
+                tracing::error!(%local, "ingest port stopped: {e}");
+            }
+        })
+    })?;
     Ok(())
 }

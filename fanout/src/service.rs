@@ -27,8 +27,9 @@ pub struct FanoutService {
     access: Arc<Access>,
     /// Private keys for rich notifications, by certificate id.
     keyring: Arc<Keyring>,
-    /// Rich notifications that could not be decrypted (delivered encrypted).
-    decryption_failures: AtomicU64,
+    /// Rich notifications that could not be decrypted (delivered encrypted);
+    /// shared by both ports' services so the logged total is the server's.
+    decryption_failures: Arc<AtomicU64>,
     store: Arc<Store>,
     hub: Arc<Hub>,
     ingest: Ingest,
@@ -36,12 +37,42 @@ pub struct FanoutService {
     ingest_token: BearerToken,
     /// The reconciler's subscriptions, to give Graph's lifecycle items their resource.
     directory: Option<Directory>,
+    /// False on the ingest port (`--ingest-listen`): its thread is kept for
+    /// the edge's publishes, so subscriber streams must not land there.
+    takes_subscribers: bool,
 }
 
 impl FanoutService {
     pub fn new(parts: ServiceParts) -> Self {
         let ServiceParts { access, keyring, store, hub, ingest, ingest_token, directory } = parts;
-        Self { access, keyring, decryption_failures: AtomicU64::new(0), store, hub, ingest, ingest_token, directory }
+        let decryption_failures = Arc::new(AtomicU64::new(0));
+        Self {
+            access,
+            keyring,
+            decryption_failures,
+            store,
+            hub,
+            ingest,
+            ingest_token,
+            directory,
+            takes_subscribers: true,
+        }
+    }
+
+    /// The same service for the ingest port: it publishes, and refuses
+    /// subscribers.
+    pub fn for_ingest_port(&self) -> Self {
+        Self {
+            access: self.access.clone(),
+            keyring: self.keyring.clone(),
+            decryption_failures: self.decryption_failures.clone(),
+            store: self.store.clone(),
+            hub: self.hub.clone(),
+            ingest: self.ingest.clone(),
+            ingest_token: self.ingest_token.clone(),
+            directory: self.directory.clone(),
+            takes_subscribers: false,
+        }
     }
 
     /// Graph's lifecycle items rarely name their resource; without one, resource
@@ -93,13 +124,16 @@ pub struct ServiceParts {
     pub directory: Option<Directory>,
 }
 
-impl FanoutService {}
-
 #[tonic::async_trait]
 impl Fanout for FanoutService {
     type SubscribeStream = subscriber::Batches;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        if !self.takes_subscribers {
+            return Err(Status::failed_precondition(
+                "this is the fan-out's ingest port (--ingest-listen), kept for Publish: subscribe on its main port",
+            ));
+        }
         let scope = self.access.authenticate(request.metadata())?;
         let request = request.into_inner();
         let mut requested = request.filter.unwrap_or_default();

@@ -10,6 +10,8 @@ use crate::process::Process;
 pub struct Fanout {
     process: Option<Process>,
     pub addr: SocketAddr,
+    /// The ingest port, when started with `--ingest-listen`.
+    pub ingest_addr: Option<SocketAddr>,
     /// Logs (one file per start) and the durable data directory.
     dir: tempfile::TempDir,
     starts: usize,
@@ -41,7 +43,14 @@ impl Fanout {
     pub async fn start_with(extra_args: &[&str]) -> Fanout {
         let dir = tempfile::tempdir().expect("temp dir");
         let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
-        let mut fanout = Fanout { process: None, addr: "127.0.0.1:0".parse().unwrap(), dir, starts: 0, extra_args };
+        let mut fanout = Fanout {
+            process: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            ingest_addr: None,
+            dir,
+            starts: 0,
+            extra_args,
+        };
         fanout.launch().await;
         fanout
     }
@@ -50,11 +59,21 @@ impl Fanout {
         format!("http://{}", self.addr)
     }
 
+    /// The ingest port's URL; the fan-out must run with `--ingest-listen`.
+    pub fn ingest_url(&self) -> String {
+        format!("http://{}", self.ingest_addr.expect("started with --ingest-listen"))
+    }
+
     /// SIGKILL: the process dies as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {
             process.kill();
         }
+    }
+
+    /// SIGTERM: a graceful stop; the exit status, unless `grace` passed first.
+    pub fn stop(&mut self, grace: std::time::Duration) -> Option<std::process::ExitStatus> {
+        self.process.take().and_then(|mut process| process.stop(grace))
     }
 
     /// Starts again on the same address (after [`Fanout::kill`]).
@@ -108,6 +127,10 @@ impl Fanout {
         let mut process = Process::spawn("fan-out", command, &log);
         let addr = process.wait_for_line("graph-relay listening on ").await;
         self.addr = addr.parse().expect("fan-out printed its address");
+        if self.extra_args.iter().any(|arg| arg == "--ingest-listen") {
+            let ingest = process.wait_for_line("graph-relay ingest listening on ").await;
+            self.ingest_addr = Some(ingest.parse().expect("fan-out printed its ingest address"));
+        }
         self.process = Some(process);
     }
 }
