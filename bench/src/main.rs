@@ -71,6 +71,12 @@ enum Command {
         /// retention. Without it each run starts on an empty, growing log.
         #[arg(long, value_parser = clap::value_parser!(u64).range(16..=65_536))]
         log_at_retention: Option<u64>,
+        /// The relay's publisher calls its ingest port (`--ingest-listen`, a
+        /// thread of its own) instead of the port the subscribers share.
+        /// BENCHMARKS.md, "Session 11": faster answers, and at saturation the
+        /// publisher then outruns live delivery.
+        #[arg(long)]
+        relay_ingest_port: bool,
     },
     /// Server memory per idle subscriber.
     Idle {
@@ -97,6 +103,7 @@ async fn main() -> std::process::ExitCode {
             rounds,
             subscriber_frame_size,
             log_at_retention,
+            relay_ingest_port,
         } => {
             let selective = filters.iter().map(|f| selective(f)).collect::<Result<Vec<_>, _>>();
             let duration = Duration::from_secs(seconds);
@@ -107,6 +114,7 @@ async fn main() -> std::process::ExitCode {
                 rounds: rounds.max(1),
                 frame_size: subscriber_frame_size,
                 log_bytes: log_at_retention.map(|mib| mib << 20),
+                ingest_port: relay_ingest_port,
             };
             match selective {
                 Ok(selective) => fanout(&subscribers, &systems, &selective, load, csv).await,
@@ -145,15 +153,17 @@ struct Load {
     frame_size: Option<u32>,
     /// The relay's log held at this retention size; `None`: a fresh log.
     log_bytes: Option<u64>,
+    /// The relay's publisher uses its ingest port.
+    ingest_port: bool,
 }
 
 impl Load {
     /// One run of a configuration under this load, at `rate` (`None`:
     /// saturation), called `label` in the tables.
     fn plan(&self, subscribers: usize, selective: bool, rate: Option<f64>, label: &'static str) -> Plan {
-        let (duration, in_flight, frame_size, log_bytes) =
-            (self.duration, self.in_flight, self.frame_size, self.log_bytes);
-        Plan { subscribers, selective, rate, duration, in_flight, frame_size, log_bytes, load: label }
+        let (duration, in_flight, frame_size, log_bytes, ingest_port) =
+            (self.duration, self.in_flight, self.frame_size, self.log_bytes, self.ingest_port);
+        Plan { subscribers, selective, rate, duration, in_flight, frame_size, log_bytes, ingest_port, load: label }
     }
 }
 
@@ -172,6 +182,9 @@ async fn fanout(
     }
     if let Some(bytes) = load.log_bytes {
         println!("Relay log held at its retention size: {} MiB.\n", bytes >> 20);
+    }
+    if load.ingest_port {
+        println!("Relay publisher on the ingest port (--ingest-listen).\n");
     }
     println!("| system | subscribers | filter | load | delivered/s | p50 | p99 | p99.9 | publish answered p50 / p99 | delivered/expected | server CPU | server peak RSS |");
     println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -240,7 +253,8 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
             for i in 0..plan.subscribers {
                 streams.push(server.subscribe(plan.tenant_of(i), plan.frame_size).await?);
             }
-            let connect = relay::RelaySink::connect(server.url.clone());
+            let url = if plan.ingest_port { &server.ingest_url } else { &server.url };
+            let connect = relay::RelaySink::connect(url.clone());
             runner::run("relay", plan, connect, streams, &ProcStats::new(server.pid()), origin).await
         }
         "nats" => {

@@ -18,7 +18,11 @@ const FILL_SECONDS_AT_MOST: u32 = 120;
 
 pub struct RelayServer {
     child: Child,
+    /// Where subscribers connect.
     pub url: String,
+    /// The ingest port (`--ingest-listen`), for `--relay-ingest-port`
+    /// runs and for `fill_log`.
+    pub ingest_url: String,
     /// The server's data directory: removed on drop, read by `fill_log`.
     dir: tempfile::TempDir,
 }
@@ -31,7 +35,8 @@ impl RelayServer {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let binary = exe.with_file_name("graph-relay");
         let mut child = Command::new(&binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--ingest-token", INGEST, "--subscriber-token", SUBSCRIBER])
+            .args(["serve", "--listen", "127.0.0.1:0", "--ingest-listen", "127.0.0.1:0"])
+            .args(["--ingest-token", INGEST, "--subscriber-token", SUBSCRIBER])
             .arg("--data-dir")
             .arg(dir.path())
             .args(log_bytes.map(|bytes| format!("--retention-max-bytes={bytes}")))
@@ -44,9 +49,14 @@ impl RelayServer {
             })?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
         let addr = line.trim().strip_prefix("graph-relay listening on ").ok_or(format!("unexpected: {line}"))?;
-        Ok(Self { url: format!("http://{addr}"), child, dir })
+        let url = format!("http://{addr}");
+        line.clear();
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        let addr = line.trim().strip_prefix("graph-relay ingest listening on ").ok_or(format!("unexpected: {line}"))?;
+        Ok(Self { url, ingest_url: format!("http://{addr}"), child, dir })
     }
 
     /// Publishes until the log file has reached its retention size and
@@ -55,7 +65,7 @@ impl RelayServer {
     /// (on ext4 a write into allocated blocks makes a cheaper fdatasync than
     /// one that allocates). Returns the file's size.
     pub async fn fill_log(&self, log_bytes: u64) -> Result<u64, String> {
-        let sink = RelaySink::connect(self.url.clone()).await?;
+        let sink = RelaySink::connect(self.ingest_url.clone()).await?;
         let file = self.dir.path().join("events.redb");
         let per_notification = workload::notification(0).encoded_len() as u64;
         let (mut stored, mut last_len) = (0, 0);

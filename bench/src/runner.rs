@@ -22,6 +22,8 @@ pub struct Plan {
     pub frame_size: Option<u32>,
     /// The relay's log held at this retention size; `None`: a fresh log.
     pub log_bytes: Option<u64>,
+    /// The relay's publisher calls its ingest port, not the main one.
+    pub ingest_port: bool,
     /// What the table calls this load: "saturation", "50%", "fixed".
     pub load: &'static str,
 }
