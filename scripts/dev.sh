@@ -10,6 +10,7 @@ cd "$root"
 
 EDGE_PORT=${EDGE_PORT:-8787}
 FANOUT_PORT=${FANOUT_PORT:-50051}
+INGEST_PORT=${INGEST_PORT:-50052}   # the edge publishes here (--ingest-listen)
 CLIENT_STATES=${CLIENT_STATES:-dev-client-state}
 INGEST_TOKEN=${INGEST_TOKEN:-dev-ingest-token-change-me}
 ADMIN_TOKEN=${ADMIN_TOKEN:-dev-admin-token-change-me}
@@ -39,7 +40,7 @@ setsid target/debug/graph-relay emulate --listen "127.0.0.1:$EMULATOR_PORT" \
   --client-secret "$GRAPH_CLIENT_SECRET" >"$logs/emulator.log" 2>&1 &
 pids+=($!)
 # The reconciler retries the handshake with backoff until the edge is up.
-setsid target/debug/graph-relay serve --listen "127.0.0.1:$FANOUT_PORT" \
+setsid target/debug/graph-relay serve --listen "127.0.0.1:$FANOUT_PORT" --ingest-listen "127.0.0.1:$INGEST_PORT" \
   --ingest-token "$INGEST_TOKEN" --data-dir "$DATA_DIR" --subscriber-token "$SUBSCRIBER_TOKEN" \
   --subscriptions-file "$SUBSCRIPTIONS" >"$logs/fanout.log" 2>&1 &
 pids+=($!)
@@ -52,7 +53,7 @@ for name in GRAPH_JWKS_URL GRAPH_APP_IDS ALLOWED_TENANT_IDS; do
 done
 setsid node_modules/.bin/wrangler dev --config wrangler.toml --ip 127.0.0.1 --port "$EDGE_PORT" \
   --show-interactive-dev-session=false --persist-to "$logs/wrangler-state" \
-  --var "FANOUT_URL:http://127.0.0.1:$FANOUT_PORT" --var "CLIENT_STATES:$CLIENT_STATES" \
+  --var "FANOUT_URL:http://127.0.0.1:$INGEST_PORT" --var "CLIENT_STATES:$CLIENT_STATES" \
   --var "FANOUT_TOKEN:$INGEST_TOKEN" --var "ADMIN_TOKEN:$ADMIN_TOKEN" "${rich_vars[@]}" >"$logs/edge.log" 2>&1 &
 pids+=($!)
 
@@ -73,6 +74,7 @@ wait_for "edge" curl -sf "http://127.0.0.1:$EDGE_PORT/healthz"
 
 cat <<MSG
 dev: fan-out  grpc://127.0.0.1:$FANOUT_PORT   (log: $logs/fanout.log, data: $DATA_DIR)
+dev: ingest   grpc://127.0.0.1:$INGEST_PORT   (the edge's Publish calls)
 dev: edge     http://127.0.0.1:$EDGE_PORT     (log: $logs/edge.log)
 dev: Graph emulator http://127.0.0.1:$EMULATOR_PORT (log: $logs/emulator.log, state: /emulator/state)
 dev: subscriptions from $SUBSCRIPTIONS: graph-relay subscriptions list --data-dir $DATA_DIR
