@@ -1,30 +1,15 @@
 //! The ingest port (`--ingest-listen`): the edge publishes there, on a
 //! thread of its own; subscribers stay on the main port.
 
-use graph_relay_proto::v1::{
-    fanout_client::FanoutClient, notification::Kind, ChangeNotification, Filter, Notification, PublishRequest,
-    SubscribeRequest,
-};
+use graph_relay_proto::v1::{fanout_client::FanoutClient, Filter, PublishRequest, SubscribeRequest};
 use graph_relay_tests::edge::{Edge, EdgeConfig, Mode};
+use graph_relay_tests::publisher::{change, Publisher};
 use graph_relay_tests::subscriber::{subscribe, subscription_id, try_subscribe};
-use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE, INGEST_TOKEN};
+use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE};
 use tonic::{Code, Request};
 
 async fn with_ingest_port() -> Fanout {
     Fanout::start_with(&["--ingest-listen", "127.0.0.1:0"]).await
-}
-
-fn publish(subscription_id: &str, token: &str) -> Request<PublishRequest> {
-    let change = ChangeNotification {
-        subscription_id: subscription_id.into(),
-        resource: "r".into(),
-        change_type: "created".into(),
-        ..Default::default()
-    };
-    let notification = Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 };
-    let mut request = Request::new(PublishRequest { notifications: vec![notification] });
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 #[tokio::test]
@@ -50,10 +35,11 @@ async fn the_ingest_port_refuses_subscribers_and_checks_the_ingest_token() {
     assert!(refused.message().contains("main port"), "says where to go: {}", refused.message());
 
     let mut subscriber = subscribe(&fanout.url(), Filter::default()).await;
+    let mut intruder = Request::new(PublishRequest { notifications: vec![change("intruder", 1)] });
+    intruder.metadata_mut().insert("authorization", "Bearer wrong-token-0123456789".parse().unwrap());
     let mut client = FanoutClient::connect(fanout.ingest_url()).await.unwrap();
-    let denied = client.publish(publish("intruder", "wrong-token-0123456789")).await.unwrap_err();
-    assert_eq!(denied.code(), Code::Unauthenticated);
-    let stored = client.publish(publish("edge", INGEST_TOKEN)).await.unwrap().into_inner();
+    assert_eq!(client.publish(intruder).await.unwrap_err().code(), Code::Unauthenticated);
+    let stored = Publisher::connect(&fanout.ingest_url()).await.publish(vec![change("edge", 2)]).await.unwrap();
     assert_eq!(stored.stored, 1);
     let event = subscriber.next().await;
     assert_eq!((subscription_id(&event), event.sequence), ("edge", stored.first_sequence), "nothing from the intruder");
@@ -62,13 +48,13 @@ async fn the_ingest_port_refuses_subscribers_and_checks_the_ingest_token() {
 #[tokio::test]
 async fn both_ports_share_one_log_and_one_sequence() {
     let fanout = with_ingest_port().await;
-    let mut main = FanoutClient::connect(fanout.url()).await.unwrap();
-    let mut ingest = FanoutClient::connect(fanout.ingest_url()).await.unwrap();
+    let mut main = Publisher::connect(&fanout.url()).await;
+    let mut ingest = Publisher::connect(&fanout.ingest_url()).await;
     let mut last = 0;
     for round in 0..5 {
-        for (client, port) in [(&mut main, "main"), (&mut ingest, "ingest")] {
+        for (publisher, port) in [(&mut main, "main"), (&mut ingest, "ingest")] {
             let id = format!("{port}-{round}");
-            let stored = client.publish(publish(&id, INGEST_TOKEN)).await.unwrap().into_inner();
+            let stored = publisher.publish(vec![change(&id, round)]).await.unwrap();
             assert_eq!(stored.first_sequence, last + 1, "{id}: the next sequence of the one log");
             last = stored.first_sequence;
         }
@@ -85,8 +71,8 @@ async fn both_ports_share_one_log_and_one_sequence() {
 #[tokio::test]
 async fn a_stop_ends_both_ports_cleanly_with_a_publisher_connected() {
     let mut fanout = with_ingest_port().await;
-    let mut client = FanoutClient::connect(fanout.ingest_url()).await.unwrap();
-    client.publish(publish("before-stop", INGEST_TOKEN)).await.unwrap();
+    let mut publisher = Publisher::connect(&fanout.ingest_url()).await;
+    publisher.publish(vec![change("before-stop", 1)]).await.unwrap();
     // Under the fan-out's own 10 s drain limit: nothing was left hanging.
     let status = fanout.stop(std::time::Duration::from_secs(8)).expect("exited within 8 s");
     assert!(status.success(), "{status}");
