@@ -45,6 +45,9 @@ pub type Keyed = (Notification, [u8; 32]);
 
 pub type Result<T> = std::result::Result<T, redb::Error>;
 
+/// Subscribers' page reads at once (`Store::read_turn`).
+const READERS_AT_ONCE: usize = 4;
+
 /// How long events and dedup keys are kept, and how much memory the log's
 /// page cache may use.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +102,8 @@ pub struct Store {
     /// Seal the groups this store writes and open sealed ones; `None`: groups
     /// are stored as they are, and a sealed one does not open.
     log_keys: Option<LogKeys>,
+    /// Turns for subscribers reading pages (see `read_turn`).
+    readers: tokio::sync::Semaphore,
 }
 
 impl Store {
@@ -129,7 +134,8 @@ impl Store {
         let dedup = rebuild_dedup(&db, log_keys.as_ref(), retention.dedup_window_ms, now_ms)?;
         tracing::debug!(keys = dedup.len(), "dedup index rebuilt from the log");
         let cache = GroupCache::new(retention.shared_groups_bytes);
-        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup), cache, log_keys })
+        let readers = tokio::sync::Semaphore::new(READERS_AT_ONCE);
+        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup), cache, log_keys, readers })
     }
 
     fn dedup(&self) -> MutexGuard<'_, Dedup> {
@@ -209,6 +215,14 @@ impl Store {
         pending.commit_into(&mut dedup, now_ms);
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok((outcomes, stored))
+    }
+
+    /// Waits for a turn to read a page for a subscriber: with 1000
+    /// subscribers catching up at once, unbounded readers each held a page
+    /// and the groups it copied, and peak memory was ~25% higher at the same
+    /// throughput (BENCHMARKS.md, "Session 11"). Turns are given in order.
+    pub async fn read_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.readers.acquire().await.ok()
     }
 
     /// Durable append transactions committed since opening.

@@ -121,7 +121,10 @@ impl State {
     /// advances the cursor; `true` once the log has nothing more.
     async fn read_page(&mut self, mut cursor: u64) -> Result<bool, Status> {
         let store = self.store.clone();
-        let page = match tokio::task::spawn_blocking(move || store.read_after(cursor, PAGE)).await {
+        let turn = self.store.read_turn().await;
+        let read = tokio::task::spawn_blocking(move || store.read_after(cursor, PAGE)).await;
+        drop(turn);
+        let page = match read {
             Ok(Ok(page)) => page,
             Ok(Err(e)) => return Err(Status::internal(format!("reading the log: {e}"))),
             Err(e) => return Err(Status::internal(format!("reading the log: {e}"))),
