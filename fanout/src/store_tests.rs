@@ -360,3 +360,19 @@ fn a_group_that_does_not_open_inside_the_dedup_window_does_not_stop_the_start() 
     assert_eq!(outcomes[0].duplicates, 1, "group 1's keys were remembered");
     assert_eq!((outcomes[1].duplicates, outcomes[1].first_sequence), (0, 4), "group 2's could not be: stored again");
 }
+
+#[tokio::test]
+async fn page_reads_take_turns_a_few_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
+    let mut turns = Vec::new();
+    for _ in 0..READERS_AT_ONCE {
+        turns.push(store.read_turn().await.expect("a turn"));
+    }
+    let next = store.read_turn();
+    tokio::pin!(next);
+    use futures_util::FutureExt;
+    assert!(next.as_mut().now_or_never().is_none(), "all {READERS_AT_ONCE} turns are taken: the next reader waits");
+    turns.pop();
+    assert!(next.await.is_some(), "a returned turn goes to the reader waiting");
+}
