@@ -22,6 +22,8 @@ use crate::subscriber;
 /// Graph batch (≤ 1 MiB); this bounds the work of a single call.
 pub const MAX_PUBLISH_NOTIFICATIONS: usize = 10_000;
 
+/// Cheap to clone: its parts are shared handles.
+#[derive(Clone)]
 pub struct FanoutService {
     /// Subscriber tokens and their scopes.
     access: Arc<Access>,
@@ -62,17 +64,7 @@ impl FanoutService {
     /// The same service for the ingest port: it publishes, and refuses
     /// subscribers.
     pub fn for_ingest_port(&self) -> Self {
-        Self {
-            access: self.access.clone(),
-            keyring: self.keyring.clone(),
-            decryption_failures: self.decryption_failures.clone(),
-            store: self.store.clone(),
-            hub: self.hub.clone(),
-            ingest: self.ingest.clone(),
-            ingest_token: self.ingest_token.clone(),
-            directory: self.directory.clone(),
-            takes_subscribers: false,
-        }
+        Self { takes_subscribers: false, ..self.clone() }
     }
 
     /// Graph's lifecycle items rarely name their resource; without one, resource
