@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use measure::{Outcome, ProcStats};
-use runner::Plan;
+use runner::{Plan, Setup};
 use workload::EventStream;
 
 #[derive(Parser)]
@@ -107,15 +107,14 @@ async fn main() -> std::process::ExitCode {
         } => {
             let selective = filters.iter().map(|f| selective(f)).collect::<Result<Vec<_>, _>>();
             let duration = Duration::from_secs(seconds);
-            let load = Load {
+            let setup = Setup {
                 duration,
                 in_flight,
-                rate,
-                rounds: rounds.max(1),
                 frame_size: subscriber_frame_size,
                 log_bytes: log_at_retention.map(|mib| mib << 20),
                 ingest_port: relay_ingest_port,
             };
+            let load = Load { rate, rounds: rounds.max(1), setup };
             match selective {
                 Ok(selective) => fanout(&subscribers, &systems, &selective, load, csv).await,
                 Err(e) => Err(e),
@@ -143,27 +142,19 @@ fn selective(filter: &str) -> Result<bool, String> {
 
 /// How hard and how long the publisher pushes.
 struct Load {
-    duration: Duration,
-    in_flight: usize,
     /// A fixed offered load (notifications/s) instead of saturation + 50%.
     rate: Option<f64>,
     /// Repetitions of the whole plan.
     rounds: usize,
-    /// The relay subscribers' HTTP/2 max frame size; `None`: tonic's default.
-    frame_size: Option<u32>,
-    /// The relay's log held at this retention size; `None`: a fresh log.
-    log_bytes: Option<u64>,
-    /// The relay's publisher uses its ingest port.
-    ingest_port: bool,
+    /// What every run shares.
+    setup: Setup,
 }
 
 impl Load {
     /// One run of a configuration under this load, at `rate` (`None`:
     /// saturation), called `label` in the tables.
     fn plan(&self, subscribers: usize, selective: bool, rate: Option<f64>, label: &'static str) -> Plan {
-        let (duration, in_flight, frame_size, log_bytes, ingest_port) =
-            (self.duration, self.in_flight, self.frame_size, self.log_bytes, self.ingest_port);
-        Plan { subscribers, selective, rate, duration, in_flight, frame_size, log_bytes, ingest_port, load: label }
+        Plan { subscribers, selective, rate, setup: self.setup, load: label }
     }
 }
 
@@ -177,13 +168,13 @@ async fn fanout(
     if let Some(rate) = load.rate {
         println!("Offered load: {rate:.0} notifications/s for every system.\n");
     }
-    if let Some(size) = load.frame_size {
+    if let Some(size) = load.setup.frame_size {
         println!("Relay subscribers' HTTP/2 max frame size: {size} bytes.\n");
     }
-    if let Some(bytes) = load.log_bytes {
+    if let Some(bytes) = load.setup.log_bytes {
         println!("Relay log held at its retention size: {} MiB.\n", bytes >> 20);
     }
-    if load.ingest_port {
+    if load.setup.ingest_port {
         println!("Relay publisher on the ingest port (--ingest-listen).\n");
     }
     println!("| system | subscribers | filter | load | delivered/s | p50 | p99 | p99.9 | publish answered p50 / p99 | delivered/expected | server CPU | server peak RSS |");
@@ -244,16 +235,16 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
     let origin = Instant::now();
     match system {
         "relay" => {
-            let server = relay::RelayServer::start(plan.log_bytes)?;
-            if let Some(bytes) = plan.log_bytes {
+            let server = relay::RelayServer::start(plan.setup.log_bytes)?;
+            if let Some(bytes) = plan.setup.log_bytes {
                 let len = server.fill_log(bytes).await?;
                 eprintln!("relay log filled: {} MiB on disk", len >> 20);
             }
             let mut streams = Vec::with_capacity(plan.subscribers);
             for i in 0..plan.subscribers {
-                streams.push(server.subscribe(plan.tenant_of(i), plan.frame_size).await?);
+                streams.push(server.subscribe(plan.tenant_of(i), plan.setup.frame_size).await?);
             }
-            let url = if plan.ingest_port { &server.ingest_url } else { &server.url };
+            let url = if plan.setup.ingest_port { &server.ingest_url } else { &server.url };
             let connect = relay::RelaySink::connect(url.clone());
             runner::run("relay", plan, connect, streams, &ProcStats::new(server.pid()), origin).await
         }

@@ -9,12 +9,9 @@ use std::time::{Duration, Instant};
 use crate::measure::{self, Outcome, ProcStats};
 use crate::workload::{self, EventStream, Sink, TENANTS};
 
-pub struct Plan {
-    pub subscribers: usize,
-    /// Each subscriber filters one tenant of ten (10% of the traffic).
-    pub selective: bool,
-    /// Notifications per second; `None` = as fast as the system takes them.
-    pub rate: Option<f64>,
+/// What every run of one bench command shares, whatever its configuration.
+#[derive(Clone, Copy)]
+pub struct Setup {
     pub duration: Duration,
     /// Publish calls the one publisher keeps outstanding.
     pub in_flight: usize,
@@ -24,6 +21,15 @@ pub struct Plan {
     pub log_bytes: Option<u64>,
     /// The relay's publisher calls its ingest port, not the main one.
     pub ingest_port: bool,
+}
+
+pub struct Plan {
+    pub subscribers: usize,
+    /// Each subscriber filters one tenant of ten (10% of the traffic).
+    pub selective: bool,
+    /// Notifications per second; `None` = as fast as the system takes them.
+    pub rate: Option<f64>,
+    pub setup: Setup,
     /// What the table calls this load: "saturation", "50%", "fixed".
     pub load: &'static str,
 }
@@ -46,14 +52,14 @@ pub async fn run<S: Sink>(
     origin: Instant,
 ) -> Result<Outcome, String> {
     let expected = Arc::new(AtomicU64::new(u64::MAX));
-    let deadline = Instant::now() + plan.duration + Duration::from_secs(30);
+    let deadline = Instant::now() + plan.setup.duration + Duration::from_secs(30);
     let consumers: Vec<_> = streams
         .into_iter()
         .map(|stream| tokio::spawn(workload::consume(stream, expected.clone(), deadline, origin)))
         .collect();
     let cpu_before = server.cpu();
     let start = Instant::now();
-    let (rate, duration, in_flight) = (plan.rate, plan.duration, plan.in_flight);
+    let (rate, duration, in_flight) = (plan.rate, plan.setup.duration, plan.setup.in_flight);
     let workload::Published { notifications: published, answers } = apart(async move {
         let sink = connect.await?;
         workload::publish(sink, rate, duration, in_flight, origin).await
