@@ -6,7 +6,9 @@
 //! - [`runner`]: one configuration against one system.
 //! - [`relay`], [`nats`]: starting and driving each system.
 //! - [`measure`]: latency histograms, server CPU and memory from /proc.
+//! - [`idle`]: memory per waiting subscriber.
 
+mod idle;
 mod measure;
 mod nats;
 mod relay;
@@ -20,7 +22,6 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use measure::{Outcome, ProcStats};
 use runner::{Plan, Setup};
-use workload::EventStream;
 
 #[derive(Parser)]
 #[command(name = "graph-relay-bench")]
@@ -78,13 +79,17 @@ enum Command {
         #[arg(long)]
         relay_ingest_port: bool,
     },
-    /// Server memory per idle subscriber.
+    /// Server memory per idle subscriber, connected and after a burst.
     Idle {
         #[arg(long, default_value_t = 10_000)]
         subscribers: usize,
         /// Subscriptions share this many connections.
         #[arg(long, default_value_t = 100)]
         connections: usize,
+        /// Notifications every subscriber takes before the last reading
+        /// (0: no burst).
+        #[arg(long, default_value_t = 1000)]
+        burst: u64,
     },
 }
 
@@ -120,7 +125,9 @@ async fn main() -> std::process::ExitCode {
                 Err(e) => Err(e),
             }
         }
-        Command::Idle { subscribers, connections } => idle(subscribers, connections).await,
+        Command::Idle { subscribers, connections, burst } => {
+            idle::run(idle::Idle { subscribers, connections, burst }).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -269,66 +276,4 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
         }
         other => Err(format!("unknown system {other:?}: relay, nats or jetstream")),
     }
-}
-
-/// Server memory per idle subscriber: RSS before and after `count`
-/// subscriptions spread over `connections` connections.
-async fn idle(count: usize, connections: usize) -> Result<(), String> {
-    println!("| system | idle subscribers | connections | server RSS before | after | per subscriber |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    let per_connection = count.div_ceil(connections);
-    {
-        let server = relay::RelayServer::start(None)?;
-        let stats = ProcStats::new(server.pid());
-        let before = settle(&stats).await;
-        let mut streams: Vec<EventStream> = Vec::with_capacity(count);
-        for _ in 0..connections {
-            let channel = tonic::transport::Channel::from_shared(server.url.clone()).map_err(|e| e.to_string())?;
-            let channel = channel.connect().await.map_err(|e| e.to_string())?;
-            for _ in 0..per_connection {
-                streams.push(server.subscribe_on(channel.clone(), None).await?);
-            }
-        }
-        print_idle("relay", count, connections, before, settle(&stats).await);
-    }
-    {
-        let server = nats::NatsServer::start().await?;
-        let stats = ProcStats::new(server.pid());
-        let before = settle(&stats).await;
-        let mut streams: Vec<EventStream> = Vec::with_capacity(count);
-        let mut clients = Vec::new();
-        for _ in 0..connections {
-            let client = async_nats::connect(&server.url).await.map_err(|e| e.to_string())?;
-            for _ in 0..per_connection {
-                streams.push(server.core_subscribe_on(&client, None).await?);
-            }
-            clients.push(client);
-        }
-        print_idle("nats", count, connections, before, settle(&stats).await);
-    }
-    Ok(())
-}
-
-/// RSS once it has stopped moving (allocations settle after registration).
-async fn settle(stats: &ProcStats) -> u64 {
-    let mut last = stats.status_kb("VmRSS");
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = stats.status_kb("VmRSS");
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    last
-}
-
-fn print_idle(system: &str, count: usize, connections: usize, before_kb: u64, after_kb: u64) {
-    let per = after_kb.saturating_sub(before_kb) as f64 * 1024.0 / count as f64;
-    println!(
-        "| {system} | {count} | {connections} | {:.1} MB | {:.1} MB | {:.1} KB |",
-        before_kb as f64 / 1024.0,
-        after_kb as f64 / 1024.0,
-        per / 1024.0
-    );
 }
