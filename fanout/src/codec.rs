@@ -1,9 +1,9 @@
 //! The gRPC codec of the fan-out's server: prost, with one difference.
 //!
 //! tonic encodes each response into a buffer that starts at 8 KiB and grows
-//! as bytes are written, so a 256-event `EventBatch` (~270 KB) was copied
-//! again at every doubling: measured at 7% of the server's CPU with 100
-//! subscribers taking everything. This encoder reserves the message's exact
+//! as bytes are written, so a full `EventBatch` (then ~270 KB; now at most
+//! ~64 KiB, `wire::MAX_BATCH_BYTES`) was copied again at every doubling:
+//! measured at 7% of the server's CPU with 100 subscribers taking everything. This encoder reserves the message's exact
 //! size first, so each byte is copied into the buffer once. Decoding is
 //! prost's, unchanged. Every Subscribe and Publish in the test suite goes through
 //! it over a real socket.

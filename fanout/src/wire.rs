@@ -56,9 +56,16 @@ pub fn redacted(event: &Event) -> Option<EncodedEvent> {
 
 /// Up to this many events go in one batch...
 pub const MAX_BATCH_EVENTS: usize = 256;
-/// ...or up to about this many bytes (a bigger single event goes alone), far
-/// below gRPC clients' usual 4 MiB message limit.
-pub const MAX_BATCH_BYTES: usize = 1 << 20;
+/// ...or up to about this many bytes (a bigger single event goes alone).
+///
+/// This bounds what a busy subscriber holds on the server. tonic encodes each
+/// batch into a buffer its stream keeps for as long as the subscriber stays
+/// connected, grown (by doubling) to fit the biggest batch so far, and HTTP/2
+/// holds the encoded batch until the connection has written it. At 1 MiB
+/// (256 notifications of ~1 KB filled a batch) 1000 subscribers at saturation
+/// peaked at 0.6–1.3 GB; at 64 KiB (~58 of them) at 0.3–0.8 GB, with the same
+/// deliveries per second (BENCHMARKS.md, "Session 12").
+pub const MAX_BATCH_BYTES: usize = 64 << 10;
 
 /// A `graphrelay.v1.EventBatch` made of already encoded events.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -225,6 +232,17 @@ mod tests {
         batch.push(EncodedEvent::from_stored(1, Bytes::from(vec![0; MAX_BATCH_BYTES])));
         assert!(batch.is_full(), "one huge event fills a batch alone");
         assert!(batch.take().events().len() == 1 && batch.is_empty());
+    }
+
+    #[test]
+    fn notifications_of_a_kilobyte_fill_a_batch_by_bytes_long_before_the_event_limit() {
+        let mut batch = EncodedBatch::default();
+        let notification = EncodedEvent::from_stored(1, Bytes::from(vec![0; 1024]));
+        while !batch.is_full() {
+            batch.push(notification.clone());
+        }
+        assert_eq!(batch.events().len(), MAX_BATCH_BYTES / 1024);
+        assert!(batch.events().len() < MAX_BATCH_EVENTS / 2, "the byte limit is what bounds a busy stream");
     }
 
     #[test]
