@@ -34,6 +34,7 @@ test: setup edge fanout lint
 bench: bench-setup
 	cargo run --release -p graph-relay-fanout -- bench durable
 	cargo bench -p graph-relay-tests --bench edge_core
+	cargo bench -p graph-relay-tests --bench catch_up
 	scripts/edge-wasm-bench.sh
 	cargo bench -p graph-relay-tests --bench edge_load
 	cargo build --release -p graph-relay-fanout -p graph-relay-bench

@@ -9,6 +9,8 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use graph_relay_proto::v1::{self as pb, event::Payload};
 use thiserror::Error;
 
+use crate::route::{Kind, Route};
+
 /// Bounds a subscriber's filter so one client cannot make matching expensive.
 pub const MAX_VALUES_PER_FIELD: usize = 256;
 
@@ -56,23 +58,25 @@ impl Filter {
         Self { scope: Some(Box::new(scope)), ..self }
     }
 
-    /// Whether a subscriber with this filter gets the event. A `Gap` always
-    /// passes: a subscriber must learn about what it cannot be given.
+    /// Whether a subscriber with this filter gets the event.
     pub fn matches(&self, payload: &Payload) -> bool {
-        let (subscription_id, tenant_id, resource, kind_ok) = match payload {
-            Payload::Change(c) => {
-                (&c.subscription_id, &c.tenant_id, &c.resource, any(&self.change_types, &c.change_type))
-            }
-            Payload::Lifecycle(l) => {
-                (&l.subscription_id, &l.tenant_id, &l.resource, any(&self.lifecycle_events, &l.lifecycle_event))
-            }
-            Payload::Gap(_) => return true,
+        self.admits(&Route::of(payload))
+    }
+
+    /// Whether a subscriber with this filter gets an event with this route.
+    /// A `Gap` always passes: a subscriber must learn about what it cannot be
+    /// given.
+    pub fn admits(&self, route: &Route<'_>) -> bool {
+        let kind_ok = match route.kind {
+            Kind::Change(change_type) => any(&self.change_types, change_type),
+            Kind::Lifecycle(lifecycle_event) => any(&self.lifecycle_events, lifecycle_event),
+            Kind::Gap => return true,
         };
         kind_ok
-            && any(&self.subscription_ids, subscription_id)
-            && any(&self.tenant_ids, tenant_id)
-            && self.resource_matches(resource)
-            && self.scope.as_ref().is_none_or(|scope| scope.matches(payload))
+            && any(&self.subscription_ids, route.subscription_id)
+            && any(&self.tenant_ids, route.tenant_id)
+            && self.resource_matches(route.resource)
+            && self.scope.as_ref().is_none_or(|scope| scope.admits(route))
     }
 
     /// Whether every event matches (no criterion here nor in the scope): a

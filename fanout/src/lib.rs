@@ -15,6 +15,7 @@
 //! - [`hub`]: live feeds with bounded buffers.
 //! - [`subscriber`]: one subscriber's stream: log replay, live, gaps.
 //! - [`filter`]: compiled subscriber filters.
+//! - [`route`]: what a filter reads of an event, read alone from stored bytes.
 //! - [`wire`]: events encoded once for every subscriber.
 //! - [`auth`]: the ingest bearer token, in constant time.
 //! - [`access`]: subscriber tokens and their scopes.
@@ -40,6 +41,7 @@ mod group;
 pub mod hub;
 pub mod ingest;
 mod legacy;
+pub mod route;
 pub mod seal;
 pub mod server;
 pub mod service;

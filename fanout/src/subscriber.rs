@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use graph_relay_proto::v1::Event;
 use prost::Message;
 use tokio_stream::Stream;
@@ -24,6 +25,7 @@ use tonic::Status;
 
 use crate::filter::Filter;
 use crate::hub::{Feed, Hub, Join};
+use crate::route::{RouteError, StoredRoute};
 use crate::store::Store;
 use crate::wire::{self, EncodedBatch, EncodedEvent};
 
@@ -147,14 +149,13 @@ impl State {
                 self.add(&mut batch, EncodedEvent::from_stored(sequence, bytes));
                 continue;
             }
-            let Ok(event) = Event::decode(bytes.as_ref()) else {
-                tracing::error!(sequence, "stored event does not decode; the subscriber gets a gap");
-                self.add(&mut batch, wire::gap(sequence, sequence, "stored event is unreadable"));
-                continue;
-            };
-            if event.payload.as_ref().is_some_and(|payload| self.filter.matches(payload)) {
-                let redacted = if self.decrypted { None } else { wire::redacted(&event) };
-                self.add(&mut batch, redacted.unwrap_or_else(|| EncodedEvent::from_stored(sequence, bytes)));
+            match self.filtered(sequence, bytes) {
+                Ok(Some(event)) => self.add(&mut batch, event),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(sequence, error = %e, "the subscriber gets a gap");
+                    self.add(&mut batch, wire::gap(sequence, sequence, "stored event is unreadable"));
+                }
             }
         }
         if !batch.is_empty() {
@@ -162,6 +163,21 @@ impl State {
         }
         self.cursor = Some(cursor);
         Ok(caught_up)
+    }
+
+    /// The stored event as this subscriber gets it, if its filter takes it.
+    /// Only the route is read to decide; a taken event goes out as stored,
+    /// unless it must be redacted for this subscriber.
+    fn filtered(&self, sequence: u64, bytes: Bytes) -> Result<Option<EncodedEvent>, RouteError> {
+        let stored = StoredRoute::read(bytes.clone())?;
+        if !stored.route()?.is_some_and(|route| self.filter.admits(&route)) {
+            return Ok(None);
+        }
+        if self.decrypted || !stored.carries_decrypted_data() {
+            return Ok(Some(EncodedEvent::from_stored(sequence, bytes)));
+        }
+        let event = Event::decode(bytes)?;
+        Ok(Some(wire::redacted(&event).unwrap_or_else(|| EncodedEvent::from_event(&event))))
     }
 
     /// Adds `event` to `batch`, queueing the batch first if it is full.
