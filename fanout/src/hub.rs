@@ -20,10 +20,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use graph_relay_proto::v1::event::Payload;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::filter::Filter;
+use crate::route::{Kind, Route};
 use crate::store::Stored;
 use crate::wire::EncodedEvent;
 
@@ -114,16 +114,17 @@ impl Hub {
             let sequence = stored.encoded.sequence();
             state.head = state.head.max(sequence);
             let Some(payload) = stored.event.payload.as_ref() else { continue };
+            let route = Route::of(payload);
             candidates.clear();
-            if let Some(tenant) = tenant_of(payload) {
-                if let Some(ids) = state.by_tenant.get(&tenant.to_ascii_lowercase()) {
+            if route.kind != Kind::Gap {
+                if let Some(ids) = state.by_tenant.get(&route.tenant_id.to_ascii_lowercase()) {
                     candidates.extend_from_slice(ids);
                 }
             }
             candidates.extend_from_slice(&state.any_tenant);
             for id in &candidates {
                 let Some(live) = state.feeds.get(id) else { continue };
-                if sequence <= live.skip_through || !live.filter.matches(payload) {
+                if sequence <= live.skip_through || !live.filter.admits(&route) {
                     continue;
                 }
                 let event = match &stored.redacted {
@@ -212,14 +213,6 @@ impl State {
 
     fn count(&self) {
         self.live.store(self.feeds.len(), Ordering::Relaxed);
-    }
-}
-
-fn tenant_of(payload: &Payload) -> Option<&str> {
-    match payload {
-        Payload::Change(change) => Some(&change.tenant_id),
-        Payload::Lifecycle(lifecycle) => Some(&lifecycle.tenant_id),
-        Payload::Gap(_) => None,
     }
 }
 

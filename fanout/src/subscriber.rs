@@ -176,8 +176,8 @@ impl State {
         if self.decrypted || !stored.carries_decrypted_data() {
             return Ok(Some(EncodedEvent::from_stored(sequence, bytes)));
         }
-        let event = Event::decode(bytes)?;
-        Ok(Some(wire::redacted(&event).unwrap_or_else(|| EncodedEvent::from_event(&event))))
+        let event = Event::decode(bytes.as_ref())?;
+        Ok(Some(wire::redacted(&event).unwrap_or_else(|| EncodedEvent::from_stored(sequence, bytes))))
     }
 
     /// Adds `event` to `batch`, queueing the batch first if it is full.
