@@ -28,7 +28,7 @@ dev: setup edge fanout
 
 test: setup edge fanout lint
 	scripts/check-wasm-size.sh
-	cargo test --workspace --exclude graph-relay-bench
+	cargo test --workspace
 
 ## Measurements (BENCHMARKS.md); not part of `make test`.
 bench: bench-setup

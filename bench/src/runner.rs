@@ -65,6 +65,15 @@ pub async fn run<S: Sink>(
         workload::publish(sink, rate, duration, in_flight, origin).await
     })
     .await?;
+    if let Some(rate) = plan.rate {
+        let offered = rate * plan.setup.duration.as_secs_f64();
+        if (published as f64) < 0.95 * offered {
+            eprintln!(
+                "{system}: offered {rate:.0} notifications/s, took {:.0}/s: this run is at its saturation, not at the offered load",
+                published as f64 / plan.setup.duration.as_secs_f64()
+            );
+        }
+    }
     let share = if plan.selective { published / TENANTS } else { published };
     expected.store(share, Ordering::Release);
     let mut latencies = measure::histogram();

@@ -85,8 +85,12 @@ pub async fn publish<S: Sink>(
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 match rate {
                     Some(rate) => {
+                        // A system slower than `rate` is behind schedule: it
+                        // stops at the end of `duration` too, having taken
+                        // less than was offered, rather than running on until
+                        // the whole offer is published.
                         let due = Duration::from_secs_f64((index * BATCH) as f64 / rate);
-                        if due >= duration {
+                        if due >= duration || start.elapsed() >= duration {
                             return Ok((published, answers_us));
                         }
                         tokio::time::sleep_until((start + due).into()).await;
@@ -170,4 +174,50 @@ pub async fn consume(mut events: EventStream, expected: Arc<AtomicU64>, deadline
         let _ = latencies.record(us as u64);
     }
     Seen { delivered, latencies, last_at }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A system that answers each call after `delay`, counting what it took.
+    #[derive(Clone)]
+    struct SlowSink {
+        delay: Duration,
+        taken: Arc<AtomicU64>,
+    }
+
+    impl Sink for SlowSink {
+        async fn send(&self, batch: Vec<Notification>) -> Result<(), String> {
+            tokio::time::sleep(self.delay).await;
+            self.taken.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    /// An offer far beyond what the system takes ends with the duration, and
+    /// reports what was taken, not what was offered. (Before, the publisher
+    /// kept going until the whole offer, here 10^9 notifications, was sent.)
+    #[tokio::test]
+    async fn a_rate_the_system_cannot_take_stops_at_the_duration() {
+        let taken = Arc::new(AtomicU64::new(0));
+        let sink = SlowSink { delay: Duration::from_millis(20), taken: taken.clone() };
+        let duration = Duration::from_millis(200);
+        let published = publish(sink, Some(1e10), duration, 2, Instant::now()).await.expect("a sink that never fails");
+        // 2 callers, one call per 20 ms each, for 200 ms: about 20 calls.
+        assert!(published.notifications <= 30 * BATCH, "published {}", published.notifications);
+        assert!(published.notifications >= BATCH);
+        assert_eq!(published.notifications, taken.load(Ordering::Relaxed));
+        assert_eq!(published.answers.len(), published.notifications / BATCH);
+    }
+
+    /// At a rate the system keeps up with, exactly the offer is published.
+    #[tokio::test]
+    async fn a_rate_the_system_takes_is_published_in_full() {
+        let taken = Arc::new(AtomicU64::new(0));
+        let sink = SlowSink { delay: Duration::ZERO, taken: taken.clone() };
+        let published = publish(sink, Some(1000.0), Duration::from_millis(300), 4, Instant::now()).await.expect("ok");
+        assert_eq!(published.notifications, 300);
+        assert_eq!(taken.load(Ordering::Relaxed), 300);
+    }
 }
