@@ -109,13 +109,12 @@ mod tests {
     use super::*;
     use crate::filter::Filter;
     use crate::hub::{Feed, Join};
-    use crate::wire::{self, EncodedEvent};
+    use crate::prepared::Prepared;
     use graph_relay_proto::v1::{notification::Kind, ChangeNotification, Notification};
 
     fn stored(sequence: u64) -> Stored {
         let change = ChangeNotification { tenant_id: "t".into(), ..Default::default() };
-        let event = wire::to_event(sequence, Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 });
-        Stored { encoded: EncodedEvent::from_event(&event), redacted: None, event }
+        Prepared::of(&Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 }).into_stored(sequence)
     }
 
     fn group(sequence: u64) -> Vec<Stored> {

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::filter::Filter;
-use crate::route::{Kind, Route};
+use crate::route::{Kind, StoredRoute};
 use crate::store::Stored;
 use crate::wire::EncodedEvent;
 
@@ -107,14 +107,34 @@ impl Hub {
 
     /// Delivers events just committed to the log, in sequence order.
     pub fn dispatch(&self, events: &[Stored]) {
+        // Read outside the lock; the route's fields are slices of the bytes.
+        let routes: Vec<_> = events.iter().map(|stored| StoredRoute::read(stored.encoded.bytes().clone())).collect();
         let mut state = self.lock();
         let mut gone = Vec::new();
         let mut candidates = Vec::new();
-        for stored in events {
+        for (stored, read) in events.iter().zip(&routes) {
             let sequence = stored.encoded.sequence();
             state.head = state.head.max(sequence);
-            let Some(payload) = stored.event.payload.as_ref() else { continue };
-            let route = Route::of(payload);
+            let route = match read
+                .as_ref()
+                .map_err(ToString::to_string)
+                .and_then(|r| r.route().map_err(|e| e.to_string()))
+            {
+                Ok(Some(route)) => route,
+                Ok(None) => continue,
+                Err(error) => {
+                    // These bytes were encoded by this process, so only a bug
+                    // gets here. Rather than let anyone miss the event
+                    // silently, every feed goes back to the log, whose reader
+                    // reports an unreadable event as a gap.
+                    tracing::error!(sequence, %error, "a stored event's route does not read; live feeds continue from the log");
+                    gone.extend(state.feeds.keys().copied());
+                    for id in gone.drain(..) {
+                        state.remove(id);
+                    }
+                    continue;
+                }
+            };
             candidates.clear();
             if route.kind != Kind::Gap {
                 if let Some(ids) = state.by_tenant.get(&route.tenant_id.to_ascii_lowercase()) {

@@ -1,12 +1,11 @@
 use super::*;
 use graph_relay_proto::v1::{self as pb, notification::Kind, ChangeNotification, Notification};
 
-use crate::wire;
+use crate::prepared::Prepared;
 
 fn stored(sequence: u64, tenant: &str) -> Stored {
     let change = ChangeNotification { tenant_id: tenant.into(), resource: "users/u".into(), ..Default::default() };
-    let event = wire::to_event(sequence, Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 });
-    Stored { encoded: EncodedEvent::from_event(&event), redacted: None, event }
+    Prepared::of(&Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 }).into_stored(sequence)
 }
 
 fn tenant(tenant: &str) -> Arc<Filter> {
@@ -114,4 +113,42 @@ fn a_dropped_or_lagging_feed_leaves_the_tenant_index() {
     hub.dispatch(&[stored(3, "a")]);
     assert_eq!(drain(&mut fresh), [3], "a new feed of the same tenant is indexed again");
     assert!(hub.lock().by_tenant.get("a").is_some_and(|ids| ids.len() == 1));
+}
+
+#[test]
+fn an_event_whose_route_does_not_read_sends_every_feed_back_to_the_log() {
+    let hub = Hub::new(0, 16);
+    let mut a = live(hub.join(None, tenant("a"), true));
+    let mut b = live(hub.join(None, tenant("b"), true));
+    let unreadable =
+        Stored { encoded: EncodedEvent::from_stored(2, bytes::Bytes::from_static(b"\x12\xff")), redacted: None };
+    hub.dispatch(&[stored(1, "a"), unreadable, stored(3, "b")]);
+    assert_eq!(drain(&mut a), [1], "what came before is delivered");
+    assert!(a.receiver.is_closed() && b.receiver.is_closed(), "no feed goes on past the event it cannot be told about");
+    assert_eq!(drain(&mut b), Vec::<u64>::new());
+    assert_eq!(hub.live_count(), 0);
+    assert_eq!(hub.join(None, tenant("b"), true).0, 3, "the head still moved on: the log has them all");
+}
+
+#[test]
+fn decrypted_data_goes_only_to_feeds_allowed_to_see_it() {
+    let hub = Hub::new(0, 16);
+    let mut allowed = live(hub.join(None, tenant("a"), true));
+    let mut not_allowed = live(hub.join(None, tenant("a"), false));
+    let change = ChangeNotification {
+        tenant_id: "a".into(),
+        decrypted_resource_data_json: r#"{"subject":"secret"}"#.into(),
+        ..Default::default()
+    };
+    hub.dispatch(&[
+        Prepared::of(&Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 }).into_stored(1)
+    ]);
+    let decrypted = |feed: &mut Feed| {
+        let event = feed.receiver.try_recv().expect("delivered");
+        let event = <pb::Event as prost::Message>::decode(event.bytes().as_ref()).expect("an event");
+        let Some(pb::event::Payload::Change(change)) = event.payload else { panic!("a change") };
+        change.decrypted_resource_data_json
+    };
+    assert_eq!(decrypted(&mut allowed), r#"{"subject":"secret"}"#);
+    assert_eq!(decrypted(&mut not_allowed), "");
 }

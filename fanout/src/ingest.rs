@@ -20,7 +20,8 @@ use tonic::Status;
 
 use crate::dispatch::{self, Dispatcher};
 use crate::hub::Hub;
-use crate::store::{Appended, Keyed, Store};
+use crate::prepared::Prepared;
+use crate::store::{Appended, Store};
 
 /// Publish requests one commit may take; bounds commit latency under load.
 const MAX_GROUP: usize = 512;
@@ -39,7 +40,7 @@ const QUEUE: usize = 4096;
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 enum Command {
-    Append { notifications: Vec<Keyed>, reply: oneshot::Sender<Result<Appended, String>> },
+    Append { notifications: Vec<Prepared>, reply: oneshot::Sender<Result<Appended, String>> },
     Prune,
 }
 
@@ -72,7 +73,7 @@ impl Ingest {
     }
 
     /// Stores `notifications` durably; returns once they are on disk.
-    pub async fn publish(&self, notifications: Vec<Keyed>) -> Result<Appended, Status> {
+    pub async fn publish(&self, notifications: Vec<Prepared>) -> Result<Appended, Status> {
         let (reply, answer) = oneshot::channel();
         let unavailable = || Status::unavailable("the log writer has stopped");
         self.commands.send(Command::Append { notifications, reply }).await.map_err(|_| unavailable())?;

@@ -41,6 +41,7 @@ mod group;
 pub mod hub;
 pub mod ingest;
 mod legacy;
+pub mod prepared;
 pub mod route;
 pub mod seal;
 pub mod server;

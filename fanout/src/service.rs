@@ -15,7 +15,8 @@ use crate::graph::reconciler::Directory;
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::pb::fanout_server::Fanout;
-use crate::store::{self, Store};
+use crate::prepared;
+use crate::store::Store;
 use crate::subscriber;
 
 /// Most notifications one `Publish` may carry. The edge sends at most one
@@ -167,8 +168,9 @@ impl Fanout for FanoutService {
         }
         let mut notifications = self.decrypt(notifications).await?;
         self.add_resources(&mut notifications);
-        // Hashing here runs on every core; the single writer only stores.
-        let appended = self.ingest.publish(store::keyed(notifications)).await?;
+        // Encoding and hashing here run on every core; the single writer only
+        // numbers and stores.
+        let appended = self.ingest.publish(prepared::prepare(notifications)).await?;
         tracing::debug!(?appended, "published");
         Ok(Response::new(PublishResponse {
             first_sequence: appended.first_sequence,

@@ -26,22 +26,17 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use graph_relay_proto::v1::{Event, Notification};
-use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use sha2::{Digest, Sha256};
 
 use crate::cache::GroupCache;
 use crate::dedup::{self, Dedup, Pending};
 use crate::group;
+use crate::prepared::Prepared;
 use crate::seal::{self, LogKeys};
-use crate::wire::{self, EncodedEvent};
+use crate::wire::EncodedEvent;
 
 pub(crate) const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-
-/// A notification with its dedup key, computed before it reaches the writer.
-pub type Keyed = (Notification, [u8; 32]);
 
 pub type Result<T> = std::result::Result<T, redb::Error>;
 
@@ -62,9 +57,9 @@ pub struct Retention {
     pub shared_groups_bytes: usize,
 }
 
-/// An event the log stored, with its decoded form for filter matching.
+/// An event the log stored, as every subscriber gets it (the hub reads its
+/// route from the bytes).
 pub struct Stored {
-    pub event: Event,
     pub encoded: EncodedEvent,
     /// The same event without decrypted resource data, for subscribers not
     /// allowed to see it; `None` when there is nothing to hide.
@@ -152,7 +147,7 @@ impl Store {
     /// Appends the notifications of several publish requests in ONE durable
     /// transaction (group commit). Duplicates within the dedup window, even
     /// inside the same group, are recognised and not stored again.
-    pub fn append(&self, requests: Vec<Vec<Keyed>>, now_ms: u64) -> Result<(Vec<Appended>, Vec<Stored>)> {
+    pub fn append(&self, requests: Vec<Vec<Prepared>>, now_ms: u64) -> Result<(Vec<Appended>, Vec<Stored>)> {
         let mut dedup = self.dedup();
         let mut pending = Pending::default();
         let txn = self.db.begin_write()?;
@@ -169,7 +164,8 @@ impl Store {
             let mut group_first = next;
             for notifications in requests {
                 let mut outcome = Appended::default();
-                for (notification, identity) in notifications {
+                for prepared in notifications {
+                    let identity = *prepared.key();
                     let key = dedup::key_of(&identity);
                     if pending.is_duplicate(&dedup, &key, now_ms) {
                         outcome.duplicates += 1;
@@ -178,19 +174,17 @@ impl Store {
                     pending.add(key);
                     let sequence = next;
                     next += 1;
-                    let event = wire::to_event(sequence, notification);
-                    let encoded = EncodedEvent::from_event(&event);
+                    let event = prepared.into_stored(sequence);
                     if group.len() >= group::MAX_BYTES {
                         self.put_group(&mut groups, group_first, &group, &mut written)?;
                         group.clear();
                         group_first = sequence;
                     }
-                    group::push(&mut group, now_ms, &identity, encoded.bytes());
+                    group::push(&mut group, now_ms, &identity, event.encoded.bytes());
                     outcome.first_sequence = if outcome.stored == 0 { sequence } else { outcome.first_sequence };
                     outcome.last_sequence = sequence;
                     outcome.stored += 1;
-                    let redacted = wire::redacted(&event);
-                    stored.push(Stored { event, encoded, redacted });
+                    stored.push(event);
                 }
                 outcomes.push(outcome);
             }
@@ -297,28 +291,6 @@ fn push_records(events: &mut Vec<(u64, Bytes)>, first: u64, group: &Bytes, wante
         let offset = record.event().as_ptr() as usize - group.as_ptr() as usize;
         events.push((record.sequence, group.slice(offset..offset + record.event().len())));
     }
-}
-
-/// A notification's identity: every Graph field but clientState (already
-/// gone) and the edge's receive time, which differs between Graph's retries.
-pub fn dedup_key(notification: &Notification) -> [u8; 32] {
-    let mut identity = Vec::with_capacity(notification.encoded_len());
-    if let Some(kind) = &notification.kind {
-        kind.encode(&mut identity);
-    }
-    Sha256::digest(identity).into()
-}
-
-/// Pairs each notification with its dedup key (done by the publish handler,
-/// in parallel, so the single writer does not).
-pub fn keyed(notifications: Vec<Notification>) -> Vec<Keyed> {
-    notifications
-        .into_iter()
-        .map(|n| {
-            let key = dedup_key(&n);
-            (n, key)
-        })
-        .collect()
 }
 
 /// The dedup index of the records stored within the window before `now_ms`.

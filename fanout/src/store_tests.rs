@@ -1,5 +1,9 @@
 use super::*;
-use graph_relay_proto::v1::{event::Payload, notification::Kind, ChangeNotification};
+use graph_relay_proto::v1::{event::Payload, notification::Kind, ChangeNotification, Event, Notification};
+use prost::Message;
+
+use crate::prepared::{prepare, Prepared};
+use crate::wire;
 use redb::{ReadableTableMetadata, TableHandle};
 
 const DAY: u64 = 86_400_000;
@@ -34,7 +38,7 @@ fn appends_in_one_group_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), retention(), None).unwrap();
     let (outcomes, stored) =
-        store.append(vec![keyed(vec![note("a"), note("b")]), keyed(vec![note("c")])], 1_000).unwrap();
+        store.append(vec![prepare(vec![note("a"), note("b")]), prepare(vec![note("c")])], 1_000).unwrap();
     assert_eq!(outcomes[0], Appended { first_sequence: 1, last_sequence: 2, stored: 2, duplicates: 0 });
     assert_eq!(outcomes[1], Appended { first_sequence: 3, last_sequence: 3, stored: 1, duplicates: 0 });
     assert_eq!(stored.iter().map(|s| s.encoded.sequence()).collect::<Vec<_>>(), [1, 2, 3]);
@@ -52,11 +56,11 @@ fn duplicates_inside_the_window_are_recognised_even_within_one_group() {
     let store = Store::open(dir.path(), retention(), None).unwrap();
     let mut retried = note("a");
     retried.received_at_unix_ms = 999; // Graph's retry arrives later.
-    let (outcomes, _) = store.append(vec![keyed(vec![note("a")]), keyed(vec![retried, note("b")])], 1_000).unwrap();
+    let (outcomes, _) = store.append(vec![prepare(vec![note("a")]), prepare(vec![retried, note("b")])], 1_000).unwrap();
     assert_eq!(outcomes[1], Appended { first_sequence: 2, last_sequence: 2, stored: 1, duplicates: 1 });
-    let (outcomes, _) = store.append(vec![keyed(vec![note("b")])], 1_000 + DAY - 1).unwrap();
+    let (outcomes, _) = store.append(vec![prepare(vec![note("b")])], 1_000 + DAY - 1).unwrap();
     assert_eq!(outcomes[0].duplicates, 1, "still inside the window");
-    let (outcomes, _) = store.append(vec![keyed(vec![note("b")])], 1_000 + DAY + 1).unwrap();
+    let (outcomes, _) = store.append(vec![prepare(vec![note("b")])], 1_000 + DAY + 1).unwrap();
     assert_eq!((outcomes[0].stored, outcomes[0].duplicates), (1, 0), "the window has passed");
 }
 
@@ -64,8 +68,8 @@ fn duplicates_inside_the_window_are_recognised_even_within_one_group() {
 fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), retention(), None).unwrap();
-    store.append(vec![keyed(vec![note("old")])], 0).unwrap();
-    store.append(vec![keyed(vec![note("new")])], 7 * DAY).unwrap();
+    store.append(vec![prepare(vec![note("old")])], 0).unwrap();
+    store.append(vec![prepare(vec![note("new")])], 7 * DAY).unwrap();
     assert_eq!(store.prune(7 * DAY + 1).unwrap(), 1);
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["new"]);
 
@@ -74,7 +78,7 @@ fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
     let small = Store { retention: Retention { max_bytes: one_group * 2, ..retention() }, ..store };
     assert_eq!(small.commits(), 2);
     for id in ["x", "y", "z"] {
-        small.append(vec![keyed(vec![note(id)])], 7 * DAY).unwrap();
+        small.append(vec![prepare(vec![note(id)])], 7 * DAY).unwrap();
     }
     let page = small.read_after(0, 10).unwrap();
     assert_eq!(ids(&page), ["y", "z"], "size retention keeps the newest");
@@ -97,7 +101,7 @@ fn a_commit_bigger_than_a_group_is_split_and_reads_resume_mid_group() {
         n
     };
     let names: Vec<String> = (0..6).map(|i| format!("n{i}")).collect();
-    store.append(vec![keyed(names.iter().map(|n| big(n)).collect())], 1_000).unwrap();
+    store.append(vec![prepare(names.iter().map(|n| big(n)).collect())], 1_000).unwrap();
     let txn = store.db.begin_read().unwrap();
     let groups = txn.open_table(GROUPS).unwrap().len().unwrap();
     assert!(groups >= 2, "{groups} groups of at most ~{} bytes", group::MAX_BYTES);
@@ -114,13 +118,13 @@ fn reopening_rebuilds_the_dedup_index_from_the_records_inside_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_at(dir.path(), retention(), None, 0).unwrap();
     for (i, at) in [0, DAY / 2, DAY, DAY + DAY / 2].into_iter().enumerate() {
-        store.append(vec![keyed(vec![note(&format!("n{i}"))])], at).unwrap();
+        store.append(vec![prepare(vec![note(&format!("n{i}"))])], at).unwrap();
     }
     drop(store);
     // At 2 DAY the window starts at DAY: n2 and n3 are inside, n0 and n1 not.
     let now = 2 * DAY;
     let store = Store::open_at(dir.path(), retention(), None, now).unwrap();
-    let (outcomes, _) = store.append(vec![keyed(vec![note("n0"), note("n1"), note("n2"), note("n3")])], now).unwrap();
+    let (outcomes, _) = store.append(vec![prepare(vec![note("n0"), note("n1"), note("n2"), note("n3")])], now).unwrap();
     assert_eq!((outcomes[0].stored, outcomes[0].duplicates), (2, 2));
     assert_eq!(outcomes[0].first_sequence, 5, "n0 and n1 are stored again");
 }
@@ -128,7 +132,7 @@ fn reopening_rebuilds_the_dedup_index_from_the_records_inside_the_window() {
 /// Writes a log of the earlier layout holding `notes` at sequences 3..:
 /// one entry per event (stored at + dedup key + event), as if 1..=2 had
 /// been pruned, and the on-disk dedup index of the time.
-fn write_earlier_layout(dir: &tempfile::TempDir, notes: &[Keyed]) {
+fn write_earlier_layout(dir: &tempfile::TempDir, notes: &[Notification]) {
     let records: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
     let old_dedup: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
     let db = Database::create(dir.path().join("events.redb")).unwrap();
@@ -136,15 +140,16 @@ fn write_earlier_layout(dir: &tempfile::TempDir, notes: &[Keyed]) {
     {
         let mut table = txn.open_table(records).unwrap();
         let mut bytes = 0;
-        for (i, (notification, key)) in notes.iter().enumerate() {
+        for (i, notification) in notes.iter().enumerate() {
             let sequence = 3 + i as u64;
             let event = wire::to_event(sequence, notification.clone());
+            let key = *Prepared::of(notification).key();
             let mut record = 1_000u64.to_be_bytes().to_vec();
-            record.extend_from_slice(key);
+            record.extend_from_slice(&key);
             record.extend_from_slice(&event.encode_to_vec());
             bytes += record.len() as u64;
             table.insert(sequence, record.as_slice()).unwrap();
-            txn.open_table(old_dedup).unwrap().insert(*key, sequence).unwrap();
+            txn.open_table(old_dedup).unwrap().insert(key, sequence).unwrap();
         }
         let mut meta = txn.open_table(META).unwrap();
         meta.insert("next_sequence", 3 + notes.len() as u64).unwrap();
@@ -157,13 +162,13 @@ fn write_earlier_layout(dir: &tempfile::TempDir, notes: &[Keyed]) {
 #[test]
 fn a_log_of_the_earlier_layout_is_upgraded_and_reads_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let notes: Vec<Keyed> = keyed((1..=5).map(|i| note(&format!("old{i}"))).collect());
+    let notes: Vec<Notification> = (1..=5).map(|i| note(&format!("old{i}"))).collect();
     write_earlier_layout(&dir, &notes);
     let store = Store::open_at(dir.path(), retention(), None, 2_000).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old1", "old2", "old3", "old4", "old5"]);
     assert_eq!(store.read_after(4, 10).unwrap().events[0].0, 5);
     assert_eq!(store.next_sequence().unwrap(), 8);
-    let (outcomes, _) = store.append(vec![vec![notes[1].clone()], keyed(vec![note("new")])], 2_000).unwrap();
+    let (outcomes, _) = store.append(vec![prepare(vec![notes[1].clone()]), prepare(vec![note("new")])], 2_000).unwrap();
     assert_eq!(outcomes[0].duplicates, 1, "dedup keys came along");
     assert_eq!(outcomes[1].first_sequence, 8);
     let txn = store.db.begin_read().unwrap();
@@ -175,7 +180,7 @@ fn a_log_of_the_earlier_layout_is_upgraded_and_reads_the_same() {
 #[test]
 fn a_log_of_the_earlier_layout_upgraded_with_a_key_is_sealed() {
     let dir = tempfile::tempdir().unwrap();
-    let notes: Vec<Keyed> = keyed((1..=3).map(|i| rich(&format!("old{i}"))).collect());
+    let notes: Vec<Notification> = (1..=3).map(|i| rich(&format!("old{i}"))).collect();
     write_earlier_layout(&dir, &notes);
     let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
     let stored: Vec<Vec<u8>> = {
@@ -198,8 +203,8 @@ fn a_log_of_the_earlier_layout_upgraded_with_a_key_is_sealed() {
 fn appends_enforce_the_size_limit_and_leave_age_to_the_periodic_prune() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), retention(), None).unwrap();
-    store.append(vec![keyed(vec![note("old")])], 0).unwrap();
-    store.append(vec![keyed(vec![note("new")])], 8 * DAY).unwrap();
+    store.append(vec![prepare(vec![note("old")])], 0).unwrap();
+    store.append(vec![prepare(vec![note("new")])], 8 * DAY).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old", "new"], "no group read per commit for age");
     assert_eq!(store.prune(8 * DAY).unwrap(), 1);
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["new"]);
@@ -211,7 +216,7 @@ fn reads_from_shared_copies_match_reads_from_the_log_and_skip_what_retention_rem
     let store = Store::open(dir.path(), retention(), None).unwrap();
     for commit in 0..5 {
         let notes = (0..3).map(|i| note(&format!("c{commit}-{i}"))).collect();
-        store.append(vec![keyed(notes)], 1_000 + commit).unwrap();
+        store.append(vec![prepare(notes)], 1_000 + commit).unwrap();
     }
     // Warm: every group came from the writer's commits, so reads are served from memory.
     let warm: Vec<_> = (0..15u64).map(|cursor| ids(&store.read_after(cursor, 4).unwrap())).collect();
@@ -224,7 +229,7 @@ fn reads_from_shared_copies_match_reads_from_the_log_and_skip_what_retention_rem
     // Now cached by that read, then removed by retention: never served again.
     let aged = Store { retention: Retention { max_age_ms: 1, ..retention() }, ..store };
     assert_eq!(aged.read_after(0, 100).unwrap().events.len(), 15);
-    aged.append(vec![keyed(vec![note("late")])], 10_000).unwrap();
+    aged.append(vec![prepare(vec![note("late")])], 10_000).unwrap();
     assert_eq!(aged.prune(10_001).unwrap(), 15);
     assert_eq!(ids(&aged.read_after(0, 100).unwrap()), ["late"]);
 }
@@ -251,13 +256,13 @@ fn file_holds(dir: &tempfile::TempDir, needle: &str) -> bool {
 fn a_sealed_log_holds_no_plaintext_and_reads_back_with_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
-    store.append(vec![keyed(vec![rich("a"), rich("b")])], 1_000).unwrap();
+    store.append(vec![prepare(vec![rich("a"), rich("b")])], 1_000).unwrap();
     drop(store);
     assert!(!file_holds(&dir, "confidential-"), "decrypted data is sealed on disk");
     assert!(!file_holds(&dir, "users/u/messages/"), "and so is the rest of each event");
     let store = Store::open_at(dir.path(), retention(), log_key(7), 2_000).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["a", "b"]);
-    let (outcomes, _) = store.append(vec![keyed(vec![rich("b")])], 2_000).unwrap();
+    let (outcomes, _) = store.append(vec![prepare(vec![rich("b")])], 2_000).unwrap();
     assert_eq!(outcomes[0].duplicates, 1, "the dedup index was rebuilt from sealed groups");
     assert_eq!(store.prune(1_000 + 8 * DAY).unwrap(), 2, "retention reads sealed groups too");
 }
@@ -265,7 +270,7 @@ fn a_sealed_log_holds_no_plaintext_and_reads_back_with_its_key() {
 #[test]
 fn a_sealed_log_does_not_open_without_its_key_or_with_another() {
     let dir = tempfile::tempdir().unwrap();
-    Store::open(dir.path(), retention(), log_key(7)).unwrap().append(vec![keyed(vec![rich("a")])], 1_000).unwrap();
+    Store::open(dir.path(), retention(), log_key(7)).unwrap().append(vec![prepare(vec![rich("a")])], 1_000).unwrap();
     let no_key = Store::open(dir.path(), retention(), None).err().unwrap().to_string();
     assert!(no_key.contains("sealed and no log key is set"), "{no_key}");
     let other = Store::open(dir.path(), retention(), log_key(8)).err().unwrap().to_string();
@@ -276,9 +281,9 @@ fn a_sealed_log_does_not_open_without_its_key_or_with_another() {
 #[test]
 fn groups_stored_before_a_key_was_set_stay_readable_and_new_ones_are_sealed() {
     let dir = tempfile::tempdir().unwrap();
-    Store::open(dir.path(), retention(), None).unwrap().append(vec![keyed(vec![rich("old")])], 1_000).unwrap();
+    Store::open(dir.path(), retention(), None).unwrap().append(vec![prepare(vec![rich("old")])], 1_000).unwrap();
     let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
-    store.append(vec![keyed(vec![rich("new")])], 1_000).unwrap();
+    store.append(vec![prepare(vec![rich("new")])], 1_000).unwrap();
     drop(store);
     assert!(file_holds(&dir, "confidential-old") && !file_holds(&dir, "confidential-new"));
     let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
@@ -290,9 +295,9 @@ fn a_rotated_key_seals_new_groups_and_the_old_one_is_needed_until_its_groups_are
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = ("aa".repeat(32), "bb".repeat(32));
     let keys = |text: &str| Some(LogKeys::parse(text).unwrap());
-    Store::open(dir.path(), retention(), keys(&a)).unwrap().append(vec![keyed(vec![rich("old")])], 1_000).unwrap();
+    Store::open(dir.path(), retention(), keys(&a)).unwrap().append(vec![prepare(vec![rich("old")])], 1_000).unwrap();
     let store = Store::open(dir.path(), retention(), keys(&format!("{b}\n{a}"))).unwrap();
-    store.append(vec![keyed(vec![rich("new")])], 2 * DAY).unwrap();
+    store.append(vec![prepare(vec![rich("new")])], 2 * DAY).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old", "new"]);
     drop(store);
     let early = Store::open(dir.path(), retention(), keys(&b)).err().unwrap().to_string();
@@ -308,12 +313,16 @@ fn a_rotated_key_seals_new_groups_and_the_old_one_is_needed_until_its_groups_are
 /// sealed with key a, group 2 with key c, which is then dropped from the key
 /// file. With the keys returned (a alone) the start check, which reads the
 /// oldest and the newest group, passes, and group 2 does not open.
-fn log_whose_middle_group_lost_its_key(dir: &tempfile::TempDir, notes: &[Keyed], at: [u64; 3]) -> Option<LogKeys> {
+fn log_whose_middle_group_lost_its_key(
+    dir: &tempfile::TempDir,
+    notes: &[Notification],
+    at: [u64; 3],
+) -> Option<LogKeys> {
     let (a, c) = ("aa".repeat(32), "cc".repeat(32));
     let key_files = [a.clone(), format!("{c}\n{a}"), format!("{a}\n{c}")];
     for ((note, at), key_file) in notes.iter().zip(at).zip(key_files) {
         let store = Store::open_at(dir.path(), retention(), Some(LogKeys::parse(&key_file).unwrap()), at).unwrap();
-        store.append(vec![vec![note.clone()]], at).unwrap();
+        store.append(vec![prepare(vec![note.clone()])], at).unwrap();
     }
     Some(LogKeys::parse(&a).unwrap())
 }
@@ -321,7 +330,7 @@ fn log_whose_middle_group_lost_its_key(dir: &tempfile::TempDir, notes: &[Keyed],
 #[test]
 fn retention_removes_a_group_that_does_not_open_when_it_is_due_instead_of_stopping() {
     let dir = tempfile::tempdir().unwrap();
-    let notes = keyed(vec![rich("g1"), rich("g2"), rich("g3")]);
+    let notes = vec![rich("g1"), rich("g2"), rich("g3")];
     let key_a = log_whose_middle_group_lost_its_key(&dir, &notes, [1_000, 2_000, 3 * DAY]);
     let store = Store::open(dir.path(), retention(), key_a).unwrap();
     let unreadable = store.read_after(1, 10).err().unwrap().to_string();
@@ -339,13 +348,13 @@ fn retention_removes_a_group_that_does_not_open_when_it_is_due_instead_of_stoppi
 #[test]
 fn appends_over_the_size_limit_succeed_when_the_oldest_group_does_not_open() {
     let dir = tempfile::tempdir().unwrap();
-    let notes = keyed(vec![rich("g1"), rich("g2"), rich("g3")]);
+    let notes = vec![rich("g1"), rich("g2"), rich("g3")];
     let key_a = log_whose_middle_group_lost_its_key(&dir, &notes, [1_000; 3]);
     let store = Store::open(dir.path(), retention(), key_a).unwrap();
     let size = store.db.begin_read().unwrap().open_table(META).unwrap().get("bytes").unwrap().unwrap().value();
     // Room for about two groups: appending a fourth removes 1 and 2.
     let small = Store { retention: Retention { max_bytes: size * 3 / 4, ..retention() }, ..store };
-    let (outcomes, _) = small.append(vec![keyed(vec![rich("g4")])], 1_000).unwrap();
+    let (outcomes, _) = small.append(vec![prepare(vec![rich("g4")])], 1_000).unwrap();
     assert_eq!(outcomes[0].first_sequence, 4);
     assert_eq!(ids(&small.read_after(0, 10).unwrap()), ["g3", "g4"]);
 }
@@ -353,10 +362,11 @@ fn appends_over_the_size_limit_succeed_when_the_oldest_group_does_not_open() {
 #[test]
 fn a_group_that_does_not_open_inside_the_dedup_window_does_not_stop_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let notes = keyed(vec![rich("g1"), rich("g2"), rich("g3")]);
+    let notes = vec![rich("g1"), rich("g2"), rich("g3")];
     let key_a = log_whose_middle_group_lost_its_key(&dir, &notes, [1_000; 3]);
     let store = Store::open_at(dir.path(), retention(), key_a, 1_000).unwrap();
-    let (outcomes, _) = store.append(vec![vec![notes[0].clone()], vec![notes[1].clone()]], 2_000).unwrap();
+    let (outcomes, _) =
+        store.append(vec![prepare(vec![notes[0].clone()]), prepare(vec![notes[1].clone()])], 2_000).unwrap();
     assert_eq!(outcomes[0].duplicates, 1, "group 1's keys were remembered");
     assert_eq!((outcomes[1].duplicates, outcomes[1].first_sequence), (0, 4), "group 2's could not be: stored again");
 }

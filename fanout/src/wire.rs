@@ -33,6 +33,76 @@ pub fn to_event(sequence: u64, notification: Notification) -> Event {
     }
 }
 
+/// `Event.sequence`, `Event.received_at_unix_ms`, `Event.payload.change`,
+/// `Event.payload.lifecycle`, and the kinds' fields in `Notification.kind`.
+const SEQUENCE_FIELD: u32 = 1;
+const RECEIVED_AT_FIELD: u32 = 4;
+const EVENT_CHANGE: u32 = 2;
+const EVENT_LIFECYCLE: u32 = 3;
+const KIND_CHANGE: u32 = 1;
+const KIND_LIFECYCLE: u32 = 2;
+/// Room kept in front of an [`EventBody`] for the sequence field: its key
+/// (1 byte) and a varint of up to 10.
+const SEQUENCE_ROOM: usize = 11;
+
+/// A notification's `graphrelay.v1.Event`, encoded once before it has a
+/// sequence. The publish handlers prepare it in parallel, so the single
+/// writer only puts the sequence in front: before, the handler encoded the
+/// notification to compute its dedup key and the writer encoded it again.
+///
+/// # Layout
+/// `[SEQUENCE_ROOM spare bytes][payload field][received_at field]`. prost
+/// encodes an `Event`'s fields in tag order (sequence 1, payload 2 or 3,
+/// received_at 4), so the finished bytes are exactly `Event::encode`'s.
+pub struct EventBody {
+    /// The spare room, then the fields after the sequence.
+    buf: Vec<u8>,
+    /// Where the payload's message is (after its key and length): what the
+    /// notification's identity is read from.
+    message: std::ops::Range<usize>,
+    /// The payload's field number in `Notification.kind`, 0 without one.
+    kind_field: u32,
+}
+
+impl EventBody {
+    pub fn of(notification: &Notification) -> Self {
+        let mut buf = Vec::with_capacity(SEQUENCE_ROOM + notification.encoded_len());
+        buf.resize(SEQUENCE_ROOM, 0);
+        let (kind_field, message_at) = match &notification.kind {
+            Some(Kind::Change(change)) => (KIND_CHANGE, put_message(&mut buf, EVENT_CHANGE, change)),
+            Some(Kind::Lifecycle(lifecycle)) => (KIND_LIFECYCLE, put_message(&mut buf, EVENT_LIFECYCLE, lifecycle)),
+            None => (0, buf.len()),
+        };
+        let message_end = buf.len();
+        if notification.received_at_unix_ms != 0 {
+            prost::encoding::int64::encode(RECEIVED_AT_FIELD, &notification.received_at_unix_ms, &mut buf);
+        }
+        Self { buf, message: message_at..message_end, kind_field }
+    }
+
+    /// `Notification.kind` as prost encodes it, in two parts (the field's
+    /// key and length, then the message): the identity the dedup key hashes,
+    /// the same whatever the stored layout.
+    pub fn kind_encoding(&self) -> (Vec<u8>, &[u8]) {
+        let message = self.buf.get(self.message.clone()).unwrap_or_default();
+        let mut header = Vec::with_capacity(SEQUENCE_ROOM);
+        if self.kind_field != 0 {
+            prost::encoding::encode_key(self.kind_field, WireType::LengthDelimited, &mut header);
+            prost::encoding::encode_varint(message.len() as u64, &mut header);
+        }
+        (header, message)
+    }
+}
+
+/// Appends `message` as field `field`; returns where its bytes start.
+fn put_message(buf: &mut Vec<u8>, field: u32, message: &impl Message) -> usize {
+    prost::encoding::encode_key(field, WireType::LengthDelimited, buf);
+    prost::encoding::encode_varint(message.encoded_len() as u64, buf);
+    let message_at = buf.len();
+    message.encode_raw(buf);
+    message_at
+}
+
 /// The event telling a subscriber that `from..=to` are gone for it.
 pub fn gap(from_sequence: u64, to_sequence: u64, reason: &str) -> EncodedEvent {
     EncodedEvent::from_event(&Event {
@@ -140,6 +210,21 @@ impl EncodedEvent {
         let mut bytes = BytesMut::with_capacity(event.encoded_len());
         event.encode_raw(&mut bytes);
         Self { bytes: bytes.freeze(), sequence: event.sequence }
+    }
+
+    /// `body` as event `sequence`. The sequence goes into the body's spare
+    /// room, so its bytes are not copied.
+    pub fn sequenced(sequence: u64, body: EventBody) -> Self {
+        let mut field = [0u8; SEQUENCE_ROOM];
+        let mut unused = &mut field[..];
+        if sequence != 0 {
+            prost::encoding::encode_key(SEQUENCE_FIELD, WireType::Varint, &mut unused);
+            prost::encoding::encode_varint(sequence, &mut unused);
+        }
+        let start = unused.len();
+        let mut buf = body.buf;
+        buf[start..SEQUENCE_ROOM].copy_from_slice(&field[..SEQUENCE_ROOM - start]);
+        Self { bytes: Bytes::from(buf).slice(start..), sequence }
     }
 
     /// Bytes read back from the log for `sequence`.

@@ -25,7 +25,8 @@ use super::REAUTHORIZE_WINDOW_MS;
 use crate::filter::Filter;
 use crate::hub::Hub;
 use crate::ingest::{now_ms, Ingest};
-use crate::store::{self, Store};
+use crate::prepared;
+use crate::store::Store;
 use crate::wire::EncodedEvent;
 
 /// The event consumers get when they must run a delta query.
@@ -219,7 +220,7 @@ fn resync_needed(
 }
 
 async fn publish(publisher: &Ingest, notification: Notification) {
-    match publisher.publish(store::keyed(vec![notification])).await {
+    match publisher.publish(prepared::prepare(vec![notification])).await {
         Ok(appended) => tracing::info!(?appended, "resyncNeeded published"),
         Err(e) => tracing::error!("publishing resyncNeeded failed: {e}"),
     }
