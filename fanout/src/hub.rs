@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::filter::Filter;
-use crate::route::{Kind, StoredRoute};
+use crate::route::{Kind, RouteError, StoredRoute};
 use crate::store::Stored;
 use crate::wire::EncodedEvent;
 
@@ -115,23 +115,15 @@ impl Hub {
         for (stored, read) in events.iter().zip(&routes) {
             let sequence = stored.encoded.sequence();
             state.head = state.head.max(sequence);
-            let route = match read
-                .as_ref()
-                .map_err(ToString::to_string)
-                .and_then(|r| r.route().map_err(|e| e.to_string()))
-            {
-                Ok(Some(route)) => route,
-                Ok(None) => continue,
+            let route = match read.as_ref().map(StoredRoute::route) {
+                Ok(Ok(Some(route))) => route,
+                Ok(Ok(None)) => continue,
+                Ok(Err(error)) => {
+                    state.send_every_feed_back(sequence, &error);
+                    continue;
+                }
                 Err(error) => {
-                    // These bytes were encoded by this process, so only a bug
-                    // gets here. Rather than let anyone miss the event
-                    // silently, every feed goes back to the log, whose reader
-                    // reports an unreadable event as a gap.
-                    tracing::error!(sequence, %error, "a stored event's route does not read; live feeds continue from the log");
-                    gone.extend(state.feeds.keys().copied());
-                    for id in gone.drain(..) {
-                        state.remove(id);
-                    }
+                    state.send_every_feed_back(sequence, error);
                     continue;
                 }
             };
@@ -192,6 +184,18 @@ impl Hub {
 
 /// A live feed; leaves the hub when dropped.
 impl State {
+    /// For an event whose route does not read. Its bytes were encoded by
+    /// this process, so only a bug gets here; rather than let anyone miss
+    /// the event silently, every feed goes back to the log, whose reader
+    /// reports an unreadable event as a gap.
+    fn send_every_feed_back(&mut self, sequence: u64, error: &RouteError) {
+        tracing::error!(sequence, %error, "a stored event's route does not read; live feeds continue from the log");
+        let ids: Vec<u64> = self.feeds.keys().copied().collect();
+        for id in ids {
+            self.remove(id);
+        }
+    }
+
     fn add(&mut self, id: u64, live: Live) {
         match live.filter.tenants() {
             Some(tenants) => {
