@@ -11,6 +11,7 @@
 use graph_relay_proto::v1::{notification::Kind, Notification};
 use sha2::{Digest, Sha256};
 
+use crate::group;
 use crate::store::Stored;
 use crate::wire::{EncodedEvent, EventBody};
 
@@ -41,6 +42,12 @@ impl Prepared {
 
     pub fn key(&self) -> &[u8; 32] {
         &self.key
+    }
+
+    /// The bytes its record takes in a log group, at most (the sequence
+    /// takes up to 11 bytes; the body keeps room for all of them).
+    pub fn record_len(&self) -> usize {
+        group::FRAME_OVERHEAD + group::PREFIX + self.body.len_at_most()
     }
 
     /// The stored event this becomes as `sequence`.

@@ -93,3 +93,15 @@ fn decrypted_data_is_left_out_of_the_redacted_copy_only() {
     assert_eq!((redacted.sequence, redacted.received_at_unix_ms), (42, 1));
     assert!(Prepared::of(&change("b", 1)).into_stored(1).redacted.is_none(), "nothing to hide, no copy");
 }
+
+#[test]
+fn a_record_takes_at_most_its_announced_length_and_no_more_than_10_bytes_less() {
+    for sequence in [1, 128, u64::MAX] {
+        for notification in [change("a", 1), lifecycle(), Notification::default()] {
+            let announced = Prepared::of(&notification).record_len();
+            let stored = Prepared::of(&notification).into_stored(sequence);
+            let actual = crate::group::FRAME_OVERHEAD + crate::group::PREFIX + stored.encoded.bytes().len();
+            assert!(actual <= announced && announced - actual <= 10, "sequence {sequence}: {actual} of {announced}");
+        }
+    }
+}

@@ -160,14 +160,19 @@ impl Store {
             let mut next = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
             let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
             let mut groups = txn.open_table(GROUPS)?;
-            let mut group = Vec::new();
+            // What the records still to come take at most: each group's
+            // buffer is sized from it, so it is not regrown as it fills.
+            let mut left: usize = requests.iter().flatten().map(Prepared::record_len).sum();
+            let mut group = group_buffer(left);
             let mut group_first = next;
             for notifications in requests {
                 let mut outcome = Appended::default();
                 for prepared in notifications {
+                    let record_len = prepared.record_len();
                     let identity = *prepared.key();
                     let key = dedup::key_of(&identity);
                     if pending.is_duplicate(&dedup, &key, now_ms) {
+                        left = left.saturating_sub(record_len);
                         outcome.duplicates += 1;
                         continue;
                     }
@@ -176,11 +181,12 @@ impl Store {
                     next += 1;
                     let event = prepared.into_stored(sequence);
                     if group.len() >= group::MAX_BYTES {
-                        self.put_group(&mut groups, group_first, &group, &mut written)?;
-                        group.clear();
+                        let full = std::mem::replace(&mut group, group_buffer(left));
+                        self.put_group(&mut groups, group_first, full, &mut written)?;
                         group_first = sequence;
                     }
                     group::push(&mut group, now_ms, &identity, event.encoded.bytes());
+                    left = left.saturating_sub(record_len);
                     outcome.first_sequence = if outcome.stored == 0 { sequence } else { outcome.first_sequence };
                     outcome.last_sequence = sequence;
                     outcome.stored += 1;
@@ -189,7 +195,7 @@ impl Store {
                 outcomes.push(outcome);
             }
             if !group.is_empty() {
-                self.put_group(&mut groups, group_first, &group, &mut written)?;
+                self.put_group(&mut groups, group_first, group, &mut written)?;
             }
             bytes += written.iter().map(|(_, _, stored)| stored).sum::<u64>();
             meta.insert("next_sequence", next)?;
@@ -268,20 +274,31 @@ impl Store {
 }
 
 impl Store {
-    /// Stores one group of a commit (sealed, with a key), and keeps a copy
-    /// of it for the cache with the size it takes in the log.
+    /// Stores one group of a commit (sealed, with a key), and hands the
+    /// buffer itself on to the cache, with the size it takes in the log.
     fn put_group(
         &self,
         groups: &mut redb::Table<'_, u64, &'static [u8]>,
         first: u64,
-        group: &[u8],
+        group: Vec<u8>,
         written: &mut Vec<(u64, Bytes, u64)>,
     ) -> Result<()> {
-        let stored = seal::seal_if(self.log_keys.as_ref(), first, group)?;
-        groups.insert(first, stored.as_ref())?;
-        written.push((first, Bytes::copy_from_slice(group), stored.len() as u64));
+        let stored_len = {
+            let stored = seal::seal_if(self.log_keys.as_ref(), first, &group)?;
+            groups.insert(first, stored.as_ref())?;
+            stored.len() as u64
+        };
+        written.push((first, Bytes::from(group), stored_len));
         Ok(())
     }
+}
+
+/// A buffer for a new group: room for what is left of the commit (`left`
+/// bytes at most), up to a full group and a record of up to 16 KiB past it,
+/// since a group closes once it has reached `group::MAX_BYTES`. The cache
+/// keeps the buffer, so room the group does not use would be held unseen.
+fn group_buffer(left: usize) -> Vec<u8> {
+    Vec::with_capacity(left.min(group::MAX_BYTES + (16 << 10)))
 }
 
 /// Appends the events of `group` (starting at `first`) from `wanted` on, as

@@ -80,6 +80,11 @@ impl EventBody {
         Self { buf, message: message_at..message_end, kind_field }
     }
 
+    /// The encoded event's length with the longest sequence: an upper bound.
+    pub fn len_at_most(&self) -> usize {
+        self.buf.len()
+    }
+
     /// `Notification.kind` as prost encodes it, in two parts (the field's
     /// key and length, then the message): the identity the dedup key hashes,
     /// the same whatever the stored layout.
