@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::group;
 use crate::store::Stored;
-use crate::wire::{EncodedEvent, EventBody};
+use crate::wire::{self, EncodedEvent, EventBody};
 
 pub struct Prepared {
     /// The event, without its sequence.
@@ -30,11 +30,8 @@ impl Prepared {
         let body = EventBody::of(notification);
         let key = identity(&body);
         let redacted = match &notification.kind {
-            Some(Kind::Change(change)) if !change.decrypted_resource_data_json.is_empty() => {
-                let mut change = change.clone();
-                change.decrypted_resource_data_json.clear();
-                Some(EventBody::of(&Notification { kind: Some(Kind::Change(change)), ..*notification }))
-            }
+            Some(Kind::Change(change)) => wire::without_decrypted_data(change)
+                .map(|change| EventBody::of(&Notification { kind: Some(Kind::Change(change)), ..*notification })),
             _ => None,
         };
         Self { body, redacted, key }

@@ -8,7 +8,7 @@
 //! bytes, so batching costs no re-encoding either.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use graph_relay_proto::v1::{event::Payload, notification::Kind, Event, Gap, Notification};
+use graph_relay_proto::v1::{event::Payload, notification::Kind, ChangeNotification, Event, Gap, Notification};
 use prost::encoding::{DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
@@ -119,14 +119,21 @@ pub fn gap(from_sequence: u64, to_sequence: u64, reason: &str) -> EncodedEvent {
 
 /// The encoding of `event` without decrypted resource data, if it has any.
 pub fn redacted(event: &Event) -> Option<EncodedEvent> {
-    match &event.payload {
-        Some(Payload::Change(change)) if !change.decrypted_resource_data_json.is_empty() => {
-            let mut change = change.clone();
-            change.decrypted_resource_data_json.clear();
-            Some(EncodedEvent::from_event(&Event { payload: Some(Payload::Change(change)), ..event.clone() }))
-        }
-        _ => None,
+    let Some(Payload::Change(change)) = &event.payload else { return None };
+    let change = without_decrypted_data(change)?;
+    Some(EncodedEvent::from_event(&Event { payload: Some(Payload::Change(change)), ..event.clone() }))
+}
+
+/// `change` without what Graph's encrypted content decrypted to, for
+/// subscribers not allowed to see it; `None` when it carries none. The one
+/// place that knows which fields that is, for live and replayed events.
+pub fn without_decrypted_data(change: &ChangeNotification) -> Option<ChangeNotification> {
+    if change.decrypted_resource_data_json.is_empty() {
+        return None;
     }
+    let mut change = change.clone();
+    change.decrypted_resource_data_json.clear();
+    Some(change)
 }
 
 /// Up to this many events go in one batch...
