@@ -46,9 +46,15 @@ enum Command {
         /// Seconds of publishing per run.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
-        /// Publish calls the one publisher keeps outstanding (all systems).
-        #[arg(long, default_value_t = 32)]
-        in_flight: usize,
+        /// Publish calls the one publisher keeps outstanding, the same depths
+        /// for every system. Saturation tries them in turn and keeps the run
+        /// that delivered most, stopping once a deeper one adds under 5%: a
+        /// publisher that waits for each answer (the relay's fsync, JetStream's
+        /// ack) delivers at most depth ÷ answer time (Little's law), so a
+        /// single shallow depth can measure the publisher's window instead of
+        /// the system. Paced runs allow the depth that saturated.
+        #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
+        in_flight: Vec<usize>,
         /// Where to write every outcome as CSV (for the plot).
         #[arg(long)]
         csv: Option<PathBuf>,
@@ -112,14 +118,17 @@ async fn main() -> std::process::ExitCode {
         } => {
             let selective = filters.iter().map(|f| selective(f)).collect::<Result<Vec<_>, _>>();
             let duration = Duration::from_secs(seconds);
+            let mut depths: Vec<usize> = in_flight.into_iter().filter(|&depth| depth > 0).collect();
+            depths.sort_unstable();
+            depths.dedup();
             let setup = Setup {
                 duration,
-                in_flight,
+                in_flight: depths.last().copied().unwrap_or(32),
                 frame_size: subscriber_frame_size,
                 log_bytes: log_at_retention.map(|mib| mib << 20),
                 ingest_port: relay_ingest_port,
             };
-            let load = Load { rate, rounds: rounds.max(1), setup };
+            let load = Load { rate, rounds: rounds.max(1), depths, setup };
             match selective {
                 Ok(selective) => fanout(&subscribers, &systems, &selective, load, csv).await,
                 Err(e) => Err(e),
@@ -153,15 +162,25 @@ struct Load {
     rate: Option<f64>,
     /// Repetitions of the whole plan.
     rounds: usize,
-    /// What every run shares.
+    /// Publisher depths saturation tries, shallowest first (`--in-flight`).
+    depths: Vec<usize>,
+    /// What every run shares (its `in_flight`: the deepest depth, which a
+    /// fixed `--rate` run allows).
     setup: Setup,
 }
 
 impl Load {
     /// One run of a configuration under this load, at `rate` (`None`:
-    /// saturation), called `label` in the tables.
-    fn plan(&self, subscribers: usize, selective: bool, rate: Option<f64>, label: &'static str) -> Plan {
-        Plan { subscribers, selective, rate, setup: self.setup, load: label }
+    /// saturation) with `in_flight` calls allowed, called `label` in the tables.
+    fn plan(
+        &self,
+        subscribers: usize,
+        selective: bool,
+        rate: Option<f64>,
+        in_flight: usize,
+        label: &'static str,
+    ) -> Plan {
+        Plan { subscribers, selective, rate, setup: Setup { in_flight, ..self.setup }, load: label }
     }
 }
 
@@ -184,8 +203,8 @@ async fn fanout(
     if load.setup.ingest_port {
         println!("Relay publisher on the ingest port (--ingest-listen).\n");
     }
-    println!("| system | subscribers | filter | load | delivered/s | p50 | p99 | p99.9 | publish answered p50 / p99 | delivered/expected | server CPU | server peak RSS |");
-    println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| system | subscribers | filter | load | calls in flight | delivered/s | p50 | p99 | p99.9 | publish answered p50 / p99 | delivered/expected | server CPU | server peak RSS |");
+    println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut outcomes = Vec::new();
     for round in 1..=load.rounds {
         for &subscribers in counts {
@@ -215,12 +234,49 @@ async fn fanout(
 /// saturation and then at half of what that delivered.
 async fn configuration(system: &str, subscribers: usize, selective: bool, load: &Load) -> Result<Vec<Outcome>, String> {
     if load.rate.is_some() {
-        return Ok(vec![one(system, &load.plan(subscribers, selective, load.rate, "fixed")).await?]);
+        let plan = load.plan(subscribers, selective, load.rate, load.setup.in_flight, "fixed");
+        return Ok(vec![one(system, &plan).await?]);
     }
-    let saturated = one(system, &load.plan(subscribers, selective, None, "saturation")).await?;
+    let saturated = saturate(system, subscribers, selective, load).await?;
     let half = saturated.sustained_rate() / 2.0;
-    let relaxed = one(system, &load.plan(subscribers, selective, Some(half), "50%")).await?;
+    let relaxed = one(system, &load.plan(subscribers, selective, Some(half), saturated.in_flight, "50%")).await?;
     Ok(vec![saturated, relaxed])
+}
+
+/// A deeper publisher must deliver this much more to count as not saturated.
+const DEEPER_GAINS: f64 = 1.05;
+
+/// The system's saturation: the run that delivered most over the publisher
+/// depths tried (shallowest first), stopping at the first depth that no
+/// longer gains `DEEPER_GAINS`. Each depth tried is reported on stderr.
+async fn saturate(system: &str, subscribers: usize, selective: bool, load: &Load) -> Result<Outcome, String> {
+    let mut best: Option<Outcome> = None;
+    for &depth in &load.depths {
+        let outcome = one(system, &load.plan(subscribers, selective, None, depth, "saturation")).await?;
+        eprintln!(
+            "{system} × {subscribers} {}: {depth} calls in flight delivered {:.0}/s",
+            outcome.selectivity,
+            outcome.delivered_per_second()
+        );
+        let Some(previous) = best.take() else {
+            best = Some(outcome);
+            continue;
+        };
+        let (kept, go_deeper) = keep_deeper(previous, outcome);
+        best = Some(kept);
+        if !go_deeper {
+            break;
+        }
+    }
+    best.ok_or_else(|| "no publisher depth to try (--in-flight)".to_string())
+}
+
+/// Of a saturation run and the next deeper one: the run that delivered
+/// more, and whether the deeper one gained enough to try deeper still.
+fn keep_deeper(previous: Outcome, deeper: Outcome) -> (Outcome, bool) {
+    let gained = deeper.delivered_per_second() >= previous.delivered_per_second() * DEEPER_GAINS;
+    let kept = if deeper.delivered_per_second() > previous.delivered_per_second() { deeper } else { previous };
+    (kept, gained)
 }
 
 /// The relay and NATS core again, each at the same offered load: the lower
@@ -233,7 +289,10 @@ async fn equal_load(ran: &[Outcome], subscribers: usize, selective: bool, load: 
     let half =
         |system| ran.iter().find(|o| o.system == system && o.load == "saturation").map(|o| o.sustained_rate() / 2.0);
     let (Some(relay), Some(nats)) = (half("relay"), half("nats")) else { return Ok(Vec::new()) };
-    let plan = load.plan(subscribers, selective, Some(relay.min(nats)), "equal");
+    // The same publisher for both: the deeper of the two saturating depths.
+    let depth =
+        ran.iter().filter(|o| o.load == "saturation").map(|o| o.in_flight).max().unwrap_or(load.setup.in_flight);
+    let plan = load.plan(subscribers, selective, Some(relay.min(nats)), depth, "equal");
     Ok(vec![one("relay", &plan).await?, one("nats", &plan).await?])
 }
 
@@ -275,5 +334,52 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
             runner::run("jetstream", plan, connect, streams, &ProcStats::new(server.pid()), origin).await
         }
         other => Err(format!("unknown system {other:?}: relay, nats or jetstream")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn saturated(in_flight: usize, delivered: u64) -> Outcome {
+        Outcome {
+            system: "relay",
+            round: 1,
+            subscribers: 100,
+            selectivity: "10%",
+            load: "saturation",
+            in_flight,
+            published: delivered / 10,
+            delivered,
+            expected: delivered,
+            elapsed: Duration::from_secs(1),
+            p50_us: 1,
+            p99_us: 1,
+            p999_us: 1,
+            answer_p50_us: 1,
+            answer_p99_us: 1,
+            server_cpu: 1.0,
+            server_peak_rss_mb: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_deeper_publisher_that_delivers_clearly_more_is_kept_and_deeper_is_tried() {
+        let (kept, go_deeper) = keep_deeper(saturated(32, 400_000), saturated(64, 450_000));
+        assert_eq!((kept.in_flight, go_deeper), (64, true));
+    }
+
+    #[test]
+    fn a_small_gain_is_kept_but_ends_the_search() {
+        let (kept, go_deeper) = keep_deeper(saturated(32, 400_000), saturated(64, 410_000));
+        assert_eq!((kept.in_flight, go_deeper), (64, false));
+    }
+
+    #[test]
+    fn a_deeper_publisher_that_delivers_less_leaves_the_shallower_run() {
+        let (kept, go_deeper) = keep_deeper(saturated(64, 450_000), saturated(128, 430_000));
+        assert_eq!((kept.in_flight, go_deeper), (64, false));
     }
 }

@@ -18,6 +18,8 @@ pub struct Outcome {
     pub subscribers: usize,
     pub selectivity: &'static str,
     pub load: &'static str,
+    /// Publish calls the publisher could keep outstanding in this run.
+    pub in_flight: usize,
     pub published: u64,
     pub delivered: u64,
     pub expected: u64,

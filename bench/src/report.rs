@@ -8,11 +8,12 @@ use crate::measure::Outcome;
 /// One outcome as a table row.
 pub fn print_row(o: &Outcome) {
     println!(
-        "| {} | {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} ms | {}/{} | {:.2} | {:.0} MB |",
+        "| {} | {} | {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} ms | {}/{} | {:.2} | {:.0} MB |",
         o.system,
         o.subscribers,
         o.selectivity,
         o.load,
+        o.in_flight,
         o.delivered_per_second(),
         o.p50_us as f64 / 1000.0,
         o.p99_us as f64 / 1000.0,
@@ -65,11 +66,11 @@ fn equal_p99s(outcomes: &[Outcome], round: usize, configuration: (usize, &str)) 
 /// Every outcome, for the plot (`scripts/plot-bench.py`).
 pub fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<(), String> {
     let mut text = String::from(
-        "round,system,subscribers,filter,load,delivered_per_s,p50_us,p99_us,p999_us,server_cpu,peak_rss_mb,answer_p50_us,answer_p99_us\n",
+        "round,system,subscribers,filter,load,delivered_per_s,p50_us,p99_us,p999_us,server_cpu,peak_rss_mb,answer_p50_us,answer_p99_us,in_flight\n",
     );
     for o in outcomes {
         text.push_str(&format!(
-            "{},{},{},{},{},{:.0},{},{},{},{:.3},{:.1},{},{}\n",
+            "{},{},{},{},{},{:.0},{},{},{},{:.3},{:.1},{},{},{}\n",
             o.round,
             o.system,
             o.subscribers,
@@ -82,7 +83,8 @@ pub fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<(), String> {
             o.server_cpu,
             o.server_peak_rss_mb,
             o.answer_p50_us,
-            o.answer_p99_us
+            o.answer_p99_us,
+            o.in_flight
         ));
     }
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))

@@ -92,6 +92,7 @@ pub async fn run<S: Sink>(
         subscribers: plan.subscribers,
         selectivity: if plan.selective { "10%" } else { "all" },
         load: plan.load,
+        in_flight: plan.setup.in_flight,
         published,
         delivered,
         expected: share * plan.subscribers as u64,
