@@ -52,7 +52,9 @@ enum Command {
         /// publisher that waits for each answer (the relay's fsync, JetStream's
         /// ack) delivers at most depth ÷ answer time (Little's law), so a
         /// single shallow depth can measure the publisher's window instead of
-        /// the system. Paced runs allow the depth that saturated.
+        /// the system. A deeper run counts only if every subscriber got all it
+        /// published before the deadline. Paced runs allow the depth that
+        /// saturated.
         #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
         in_flight: Vec<usize>,
         /// Where to write every outcome as CSV (for the plot).
@@ -272,8 +274,14 @@ async fn saturate(system: &str, subscribers: usize, selective: bool, load: &Load
 }
 
 /// Of a saturation run and the next deeper one: the run that delivered
-/// more, and whether the deeper one gained enough to try deeper still.
+/// more, and whether the deeper one gained enough to try deeper still. A
+/// deeper run whose subscribers had not received everything published by
+/// the run's deadline does not count: the system took more than it could
+/// deliver, and its rate is that of a backlog being drained, cut short.
 fn keep_deeper(previous: Outcome, deeper: Outcome) -> (Outcome, bool) {
+    if deeper.delivered < deeper.expected {
+        return (previous, false);
+    }
     let gained = deeper.delivered_per_second() >= previous.delivered_per_second() * DEEPER_GAINS;
     let kept = if deeper.delivered_per_second() > previous.delivered_per_second() { deeper } else { previous };
     (kept, gained)
@@ -375,6 +383,14 @@ mod tests {
     fn a_small_gain_is_kept_but_ends_the_search() {
         let (kept, go_deeper) = keep_deeper(saturated(32, 400_000), saturated(64, 410_000));
         assert_eq!((kept.in_flight, go_deeper), (64, false));
+    }
+
+    #[test]
+    fn a_deeper_run_cut_short_by_its_deadline_does_not_count() {
+        let mut cut_short = saturated(64, 770_000);
+        cut_short.expected = 4 * cut_short.delivered;
+        let (kept, go_deeper) = keep_deeper(saturated(32, 620_000), cut_short);
+        assert_eq!((kept.in_flight, go_deeper), (32, false));
     }
 
     #[test]
