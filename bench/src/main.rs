@@ -14,6 +14,7 @@ mod nats;
 mod relay;
 mod report;
 mod runner;
+mod saturation;
 mod workload;
 
 use std::path::PathBuf;
@@ -245,12 +246,9 @@ async fn configuration(system: &str, subscribers: usize, selective: bool, load: 
     Ok(vec![saturated, relaxed])
 }
 
-/// A deeper publisher must deliver this much more to count as not saturated.
-const DEEPER_GAINS: f64 = 1.05;
-
 /// The system's saturation: the run that delivered most over the publisher
-/// depths tried (shallowest first), stopping at the first depth that no
-/// longer gains `DEEPER_GAINS`. Each depth tried is reported on stderr.
+/// depths tried (shallowest first), stopping as `saturation::keep_deeper`
+/// says. Each depth tried is reported on stderr.
 async fn saturate(system: &str, subscribers: usize, selective: bool, load: &Load) -> Result<Outcome, String> {
     let mut best: Option<Outcome> = None;
     for &depth in &load.depths {
@@ -264,27 +262,13 @@ async fn saturate(system: &str, subscribers: usize, selective: bool, load: &Load
             best = Some(outcome);
             continue;
         };
-        let (kept, go_deeper) = keep_deeper(previous, outcome);
+        let (kept, go_deeper) = saturation::keep_deeper(previous, outcome);
         best = Some(kept);
         if !go_deeper {
             break;
         }
     }
     best.ok_or_else(|| "no publisher depth to try (--in-flight)".to_string())
-}
-
-/// Of a saturation run and the next deeper one: the run that delivered
-/// more, and whether the deeper one gained enough to try deeper still. A
-/// deeper run whose subscribers had not received everything published by
-/// the run's deadline does not count: the system took more than it could
-/// deliver, and its rate is that of a backlog being drained, cut short.
-fn keep_deeper(previous: Outcome, deeper: Outcome) -> (Outcome, bool) {
-    if deeper.delivered < deeper.expected {
-        return (previous, false);
-    }
-    let gained = deeper.delivered_per_second() >= previous.delivered_per_second() * DEEPER_GAINS;
-    let kept = if deeper.delivered_per_second() > previous.delivered_per_second() { deeper } else { previous };
-    (kept, gained)
 }
 
 /// The relay and NATS core again, each at the same offered load: the lower
@@ -297,9 +281,13 @@ async fn equal_load(ran: &[Outcome], subscribers: usize, selective: bool, load: 
     let half =
         |system| ran.iter().find(|o| o.system == system && o.load == "saturation").map(|o| o.sustained_rate() / 2.0);
     let (Some(relay), Some(nats)) = (half("relay"), half("nats")) else { return Ok(Vec::new()) };
-    // The same publisher for both: the deeper of the two saturating depths.
-    let depth =
-        ran.iter().filter(|o| o.load == "saturation").map(|o| o.in_flight).max().unwrap_or(load.setup.in_flight);
+    // The same publisher for both: the deeper of their two saturating depths.
+    let depth = ran
+        .iter()
+        .filter(|o| o.load == "saturation" && (o.system == "relay" || o.system == "nats"))
+        .map(|o| o.in_flight)
+        .max()
+        .unwrap_or(load.setup.in_flight);
     let plan = load.plan(subscribers, selective, Some(relay.min(nats)), depth, "equal");
     Ok(vec![one("relay", &plan).await?, one("nats", &plan).await?])
 }
@@ -342,60 +330,5 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
             runner::run("jetstream", plan, connect, streams, &ProcStats::new(server.pid()), origin).await
         }
         other => Err(format!("unknown system {other:?}: relay, nats or jetstream")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    fn saturated(in_flight: usize, delivered: u64) -> Outcome {
-        Outcome {
-            system: "relay",
-            round: 1,
-            subscribers: 100,
-            selectivity: "10%",
-            load: "saturation",
-            in_flight,
-            published: delivered / 10,
-            delivered,
-            expected: delivered,
-            elapsed: Duration::from_secs(1),
-            p50_us: 1,
-            p99_us: 1,
-            p999_us: 1,
-            answer_p50_us: 1,
-            answer_p99_us: 1,
-            server_cpu: 1.0,
-            server_peak_rss_mb: 1.0,
-        }
-    }
-
-    #[test]
-    fn a_deeper_publisher_that_delivers_clearly_more_is_kept_and_deeper_is_tried() {
-        let (kept, go_deeper) = keep_deeper(saturated(32, 400_000), saturated(64, 450_000));
-        assert_eq!((kept.in_flight, go_deeper), (64, true));
-    }
-
-    #[test]
-    fn a_small_gain_is_kept_but_ends_the_search() {
-        let (kept, go_deeper) = keep_deeper(saturated(32, 400_000), saturated(64, 410_000));
-        assert_eq!((kept.in_flight, go_deeper), (64, false));
-    }
-
-    #[test]
-    fn a_deeper_run_cut_short_by_its_deadline_does_not_count() {
-        let mut cut_short = saturated(64, 770_000);
-        cut_short.expected = 4 * cut_short.delivered;
-        let (kept, go_deeper) = keep_deeper(saturated(32, 620_000), cut_short);
-        assert_eq!((kept.in_flight, go_deeper), (32, false));
-    }
-
-    #[test]
-    fn a_deeper_publisher_that_delivers_less_leaves_the_shallower_run() {
-        let (kept, go_deeper) = keep_deeper(saturated(64, 450_000), saturated(128, 430_000));
-        assert_eq!((kept.in_flight, go_deeper), (64, false));
     }
 }
