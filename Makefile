@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 EDGE_SOURCES := $(shell find edge/src proto -type f) edge/Cargo.toml Cargo.lock
 
-.PHONY: help setup dev test edge fanout lint bench bench-setup clean
+.PHONY: help setup dev test edge fanout lint bench bench-setup profile clean
 
 help:
 	@echo "make dev   - run fan-out + edge (wrangler dev) locally, tail notifications"
@@ -41,6 +41,14 @@ bench: bench-setup
 	target/release/graph-relay-bench fanout --csv target/bench-fanout.csv
 	target/release/graph-relay-bench idle
 	python3 scripts/plot-bench.py target/bench-fanout.csv docs/bench-fanout.png
+
+## Flamegraphs of the relay and NATS core at 50% of the relay's saturation,
+## 100 subscribers (BENCHMARKS.md, "Session 16"); writes docs/flamegraph-*.svg.
+profile: bench-setup
+	scripts/profile-fanout.sh relay 10% 26500
+	scripts/profile-fanout.sh nats 10% 26500
+	scripts/profile-fanout.sh relay all 3850
+	scripts/profile-fanout.sh nats all 3850
 
 ## What only the benchmarks need: nats-server and wrk (Debian), matplotlib (PyPI).
 bench-setup: setup edge
