@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Plots scripts/latency-curve.sh's CSV: p50 and p99 against delivered
+notifications/s at 100 subscribers, one panel per filter, every round's point
+drawn and the median over rounds joined, with issue 5's 5 ms p99 target.
+
+Also prints, per system and filter, the median p99 at each offered load."""
+import csv
+import statistics
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+P99_TARGET_MS = 5
+COLOURS = {"relay": "tab:purple", "nats": "tab:green"}
+
+
+def main(source: str, target: str) -> None:
+    rows = list(csv.DictReader(open(source)))
+    fig, panels = plt.subplots(1, 2, figsize=(12, 4.5))
+    for panel, selectivity in zip(panels, ("all", "10%")):
+        for system in ("relay", "nats"):
+            points = defaultdict(list)
+            for r in rows:
+                if r["system"] == system and r["filter"] == selectivity:
+                    points[int(r["offered"])].append(r)
+            if not points:
+                continue
+            colour = COLOURS[system]
+            for quantile, style in (("p99_us", "-"), ("p50_us", ":")):
+                xs, ys = [], []
+                for offered in sorted(points):
+                    runs = points[offered]
+                    delivered = [float(r["delivered_per_s"]) for r in runs]
+                    values = [float(r[quantile]) / 1000 for r in runs]
+                    panel.scatter(delivered, values, color=colour, s=10, alpha=0.5)
+                    xs.append(statistics.median(delivered))
+                    ys.append(statistics.median(values))
+                name = "p99" if quantile == "p99_us" else "p50"
+                panel.plot(xs, ys, style, color=colour, label=f"{system} {name} (median)")
+                if quantile == "p99_us":
+                    print(f"{system} {selectivity}: " + ", ".join(
+                        f"{int(x / 1000)}k/s {y:.2f} ms" for x, y in zip(xs, ys)))
+        panel.axhline(P99_TARGET_MS, color="grey", linewidth=0.8, linestyle="--")
+        panel.set(xlabel="delivered notifications/s", ylabel="latency, publish to deliver (ms)",
+                  title=f"100 subscribers, filter {selectivity}", yscale="log")
+        panel.legend(fontsize=8)
+        panel.grid(True, which="both", linewidth=0.3)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: plot-latency-curve.py CSV PNG")
+    main(sys.argv[1], sys.argv[2])
