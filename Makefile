@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 EDGE_SOURCES := $(shell find edge/src proto -type f) edge/Cargo.toml Cargo.lock
 
-.PHONY: help setup dev test edge fanout lint bench bench-setup profile clean
+.PHONY: help setup dev test edge fanout lint bench bench-setup profile latency-curve clean
 
 help:
 	@echo "make dev   - run fan-out + edge (wrangler dev) locally, tail notifications"
@@ -49,6 +49,11 @@ profile: bench-setup
 	scripts/profile-fanout.sh nats 10% 26500
 	scripts/profile-fanout.sh relay all 3850
 	scripts/profile-fanout.sh nats all 3850
+
+## p50/p99 against offered load, relay and NATS core, 100 subscribers, 5 rounds
+## (BENCHMARKS.md, "Latency against load"); writes docs/bench-latency-vs-load.png.
+latency-curve: bench-setup
+	scripts/latency-curve.sh 5
 
 ## What only the benchmarks need: nats-server and wrk (Debian), matplotlib (PyPI).
 bench-setup: setup edge

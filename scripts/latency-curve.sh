@@ -4,7 +4,7 @@
 # one point of this curve; the curve shows where each system's p99 crosses the
 # 5 ms target on this machine, and how far a run's noise moves it.
 #
-#   scripts/latency-curve.sh [ROUNDS]     (default 2; ~4 minutes per round)
+#   scripts/latency-curve.sh [ROUNDS]     (default 2; ~4 minutes per round; make latency-curve runs 5)
 #
 # Writes target/latency-curve.csv (graph-relay-bench's columns plus the
 # offered rate) and docs/bench-latency-vs-load.png.

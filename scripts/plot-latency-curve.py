@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 P99_TARGET_MS = 5
 COLOURS = {"relay": "tab:purple", "nats": "tab:green"}
@@ -47,6 +48,9 @@ def main(source: str, target: str) -> None:
         panel.axhline(P99_TARGET_MS, color="grey", linewidth=0.8, linestyle="--")
         panel.set(xlabel="delivered notifications/s", ylabel="latency, publish to deliver (ms)",
                   title=f"100 subscribers, filter {selectivity}", yscale="log")
+        panel.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        panel.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}" if v in (2, 3, 5, 20, 30) else ""))
+        panel.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
         panel.legend(fontsize=8)
         panel.grid(True, which="both", linewidth=0.3)
     fig.tight_layout()
