@@ -50,7 +50,7 @@ name="$system-${filter/\%/pct}"
 folded="target/profile-$name.folded"
 perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf >"$folded"
 mkdir -p docs
-inferno-flamegraph --minwidth 0.2 \
+inferno-flamegraph --minwidth 0.2 --countname "ns of CPU" \
     --title "$system, $subscribers subscribers, filter $filter, $rate notifications/s" \
     "$folded" >"docs/flamegraph-$name.svg"
 grep -A4 "^| system" "$work/bench.out" || true
