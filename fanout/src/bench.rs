@@ -4,7 +4,8 @@
 //! `durable`: Publish throughput and latency through the durable log with
 //! group commit, for several numbers of concurrent publishers, then the
 //! speed of replaying the whole log to a resuming subscriber, and of scanning
-//! it for a selective one (its filter takes a tenth of the publishers).
+//! it for a selective one (its filter takes a tenth of the publishers), and
+//! for a herd of selective ones resuming together, as after a restart.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ pub struct DurableBench {
     pub publishers: Vec<usize>,
     /// Seal the log with a fresh random key (what `--log-key-file` costs).
     pub sealed: bool,
+    /// Selective subscribers resuming from the start at once (0: none).
+    pub herd: usize,
 }
 
 /// One run's figures.
@@ -68,21 +71,38 @@ pub async fn durable(bench: DurableBench) -> Result<(), BoxError> {
         last = Some((dir, run.stored));
     }
     if let (Some((dir, stored)), Some(&publishers)) = (last, bench.publishers.last()) {
-        let (events, elapsed) = replay(&dir, Filter::default(), stored, key).await?;
+        let (events, elapsed) = replay(&dir, vec![(Filter::default(), stored)], key).await?;
         println!();
         println!(
             "replay of {events} stored events to one subscriber: {:.0} events/s",
             events as f64 / elapsed.as_secs_f64()
         );
         let chosen = (publishers / 10).max(1);
-        let expected = stored / publishers * chosen;
         let filter = Filter { subscription_ids: (0..chosen).map(subscription_id).collect(), ..Default::default() };
-        let (events, elapsed) = replay(&dir, filter, expected, key).await?;
+        let (events, elapsed) = replay(&dir, vec![(filter, stored / publishers * chosen)], key).await?;
         println!(
             "selective replay (the subscription ids of {chosen} of {publishers} publishers): \
              {events} of {stored} stored events delivered, {:.0} stored events scanned/s",
             stored as f64 / elapsed.as_secs_f64()
         );
+        if bench.herd > 0 {
+            // Each takes one publisher's subscription: 1/publishers of the log.
+            let herd = (0..bench.herd)
+                .map(|i| {
+                    let filter =
+                        Filter { subscription_ids: vec![subscription_id(i % publishers)], ..Default::default() };
+                    (filter, stored / publishers)
+                })
+                .collect();
+            let (events, elapsed) = replay(&dir, herd, key).await?;
+            println!(
+                "selective herd ({} subscribers resuming at once, each taking one publisher's subscription): \
+                 {events} events delivered in {:.2} s, {:.0} stored events scanned/s in all",
+                bench.herd,
+                elapsed.as_secs_f64(),
+                (stored * bench.herd) as f64 / elapsed.as_secs_f64()
+            );
+        }
     }
     Ok(())
 }
@@ -140,30 +160,43 @@ async fn publish_loop(
     Ok(latencies)
 }
 
-/// Restarts a server on the log of a finished run and reads back what
-/// `filter` takes of it, from the start: a resuming subscriber's catch-up,
-/// which scans every stored event whatever its filter takes.
+/// Restarts a server on the log of a finished run and has one subscriber per
+/// filter resume from the start, all at once, each on its own connection,
+/// until each has what its filter takes (`expected`): a restart's catch-up,
+/// in which every subscriber scans every stored event whatever it takes.
+/// Returns the events delivered and the time until the last one was done.
 async fn replay(
     dir: &tempfile::TempDir,
-    filter: Filter,
-    expected: usize,
+    subscribers: Vec<(Filter, usize)>,
     key: Option<&str>,
 ) -> Result<(usize, Duration), BoxError> {
     let server = start(dir, key).await?;
-    let mut client = FanoutClient::connect(server.url.clone()).await?;
+    let mut clients = Vec::new();
+    for _ in &subscribers {
+        clients.push(FanoutClient::connect(server.url.clone()).await?);
+    }
     let started = Instant::now();
-    let mut request = tonic::Request::new(SubscribeRequest { filter: Some(filter), after_sequence: Some(0) });
-    request.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().expect("ascii"));
-    let mut stream = client.subscribe(request).await?.into_inner();
+    let mut tasks = Vec::new();
+    for ((filter, expected), mut client) in subscribers.into_iter().zip(clients) {
+        tasks.push(tokio::spawn(async move {
+            let mut request = tonic::Request::new(SubscribeRequest { filter: Some(filter), after_sequence: Some(0) });
+            request.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().expect("ascii"));
+            let mut stream = client.subscribe(request).await?.into_inner();
+            let mut events = 0;
+            while events < expected {
+                match stream.message().await? {
+                    Some(batch) => events += batch.events.len(),
+                    None => break,
+                }
+            }
+            Ok::<usize, tonic::Status>(events)
+        }));
+    }
     let mut events = 0;
-    while events < expected {
-        match stream.message().await? {
-            Some(batch) => events += batch.events.len(),
-            None => break,
-        }
+    for task in tasks {
+        events += task.await??;
     }
     let elapsed = started.elapsed();
-    drop((stream, client));
     server.stop().await;
     Ok((events, elapsed))
 }

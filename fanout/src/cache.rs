@@ -26,11 +26,12 @@
 //!   skipped when popped, so a hit never searches a queue.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 
 use crate::group;
+use crate::index::GroupIndex;
 
 /// Protected groups may take this share of the budget (numerator / 4).
 const PROTECTED_QUARTERS: usize = 3;
@@ -41,6 +42,17 @@ pub(crate) struct Cached {
     pub(crate) bytes: Bytes,
     /// Records in it: the next group starts at first + count.
     pub(crate) count: u64,
+    /// Its records' routes, read by the first reader that needs them and
+    /// then shared (see `index`).
+    pub(crate) index: Arc<OnceLock<GroupIndex>>,
+}
+
+impl Cached {
+    /// A group's bytes as stored, in a buffer of their own.
+    pub(crate) fn new(bytes: Bytes) -> Self {
+        let count = group::records(0, &bytes).count() as u64;
+        Self { bytes, count, index: crate::index::unbuilt() }
+    }
 }
 
 struct Entry {
@@ -108,19 +120,17 @@ impl GroupCache {
         Self { inner: Mutex::new(Inner::default()), budget }
     }
 
-    /// Caches a group starting at `first` (its bytes as stored, in a buffer
-    /// of their own), on probation.
-    pub(crate) fn insert(&self, first: u64, bytes: Bytes) {
+    /// Caches the group starting at `first`, on probation.
+    pub(crate) fn insert(&self, first: u64, cached: Cached) {
         if self.budget == 0 {
             return;
         }
-        let count = group::records(first, &bytes).count() as u64;
         let mut inner = self.lock();
         if inner.removed_through.is_some_and(|through| first <= through) || inner.groups.contains_key(&first) {
             return;
         }
-        inner.bytes += bytes.len();
-        inner.groups.insert(first, Entry { cached: Cached { bytes, count }, protected: false });
+        inner.bytes += cached.bytes.len();
+        inner.groups.insert(first, Entry { cached, protected: false });
         inner.probation.push_back(first);
         while inner.bytes > self.budget && inner.groups.len() > 1 {
             let Some(oldest) = inner.pop_oldest(false).or_else(|| inner.pop_oldest(true)) else { break };
@@ -177,12 +187,12 @@ mod tests {
 
     const BUDGET_BYTES: usize = 32 << 20;
 
-    fn group_of(first: u64, count: u64) -> Bytes {
+    fn group_of(first: u64, count: u64) -> Cached {
         let mut group = Vec::new();
         for sequence in first..first + count {
             group::push(&mut group, 0, &[0; 32], format!("{sequence:08}").as_bytes());
         }
-        Bytes::from(group)
+        Cached::new(Bytes::from(group))
     }
 
     #[test]
@@ -200,7 +210,7 @@ mod tests {
     #[test]
     fn the_budget_forgets_the_first_cached_but_keeps_the_newest() {
         let group = group_of(1, 4);
-        let cache = GroupCache::new(group.len() + 1);
+        let cache = GroupCache::new(group.bytes.len() + 1);
         cache.insert(1, group);
         cache.insert(5, group_of(5, 4));
         assert!(cache.holding(1).is_none(), "the first was forgotten");
@@ -215,7 +225,7 @@ mod tests {
 
     #[test]
     fn one_deep_scan_does_not_push_out_the_groups_readers_share() {
-        let size = group_of(1, 4).len();
+        let size = group_of(1, 4).bytes.len();
         let cache = GroupCache::new(size * 8);
         let shared: Vec<u64> = (0..4).map(|i| 10_001 + 4 * i).collect();
         for &first in &shared {
@@ -235,7 +245,7 @@ mod tests {
 
     #[test]
     fn shared_groups_take_at_most_their_share_and_make_room_in_order() {
-        let size = group_of(1, 4).len();
+        let size = group_of(1, 4).bytes.len();
         let cache = GroupCache::new(size * 8);
         // Every group found again: protected tops out at 6 of 8, the oldest
         // drop back to probation and are the first to go.

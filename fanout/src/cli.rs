@@ -162,6 +162,9 @@ pub(crate) enum BenchCommand {
         /// Seal the log with a random log key (the cost of --log-key-file).
         #[arg(long)]
         sealed: bool,
+        /// Selective subscribers resuming from the start at once, after the runs (0: none).
+        #[arg(long, default_value_t = 100)]
+        herd: usize,
     },
 }
 

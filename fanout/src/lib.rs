@@ -10,6 +10,7 @@
 //! - `dedup`: the in-memory index of recently stored notifications.
 //! - `group`: several log records in one stored value.
 //! - `cache`: log groups shared by the subscribers reading them.
+//! - [`index`]: a group's records with their routes, read once per group.
 //! - `legacy`: upgrading logs written by earlier versions.
 //! - `retention` (inside `store`): which of the oldest groups go.
 //! - [`hub`]: live feeds with bounded buffers.
@@ -39,6 +40,7 @@ pub mod filter;
 pub mod graph;
 mod group;
 pub mod hub;
+pub mod index;
 pub mod ingest;
 mod legacy;
 pub mod prepared;

@@ -143,12 +143,13 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     match args.which {
-        BenchCommand::Durable { notifications, batch, publishers, sealed } => {
+        BenchCommand::Durable { notifications, batch, publishers, sealed, herd } => {
             graph_relay_fanout::bench::durable(graph_relay_fanout::bench::DurableBench {
                 notifications,
                 batch,
                 publishers,
                 sealed,
+                herd,
             })
             .await
             .map_err(|e| e.to_string().into())

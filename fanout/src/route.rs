@@ -20,6 +20,9 @@
 //!   length, and the fields kept are `bytes` slices of the stored buffer (no
 //!   copy). Tests below check it against the generated `Event` so the two
 //!   cannot drift apart unnoticed.
+//! - `RouteSpans`: where a read route's fields lie in the stored event, kept
+//!   by the log's group index (`index`) so the route is read once per event,
+//!   not once per subscriber scanning it.
 
 use bytes::Bytes;
 use graph_relay_proto::v1::event::Payload;
@@ -75,6 +78,9 @@ pub enum RouteError {
     Decode(#[from] prost::DecodeError),
     #[error("stored event has a field that is not UTF-8: {0}")]
     NotText(#[from] std::str::Utf8Error),
+    /// Only a change in how prost decodes `bytes` fields gets here.
+    #[error("a field of the stored event was not read as a slice of it")]
+    NotASlice,
 }
 
 /// A stored `graphrelay.v1.Event`, read for its route only.
@@ -160,6 +166,111 @@ impl StoredRoute {
     /// without the decrypted scope must get redacted (`wire::redacted`).
     pub fn carries_decrypted_data(&self) -> bool {
         matches!(&self.payload, Some(StoredPayload::Change(c)) if !c.decrypted_resource_data_json.is_empty())
+    }
+}
+
+/// A field's place in the stored event: offset and length.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// Where `field`, a slice of `event` as prost leaves it, lies in it.
+    fn of(field: &Bytes, event: &[u8]) -> Result<Self, RouteError> {
+        if field.is_empty() {
+            return Ok(Self::default());
+        }
+        let start = (field.as_ptr() as usize).wrapping_sub(event.as_ptr() as usize);
+        let inside = start.checked_add(field.len()).is_some_and(|end| end <= event.len());
+        match (inside, u32::try_from(start), u32::try_from(field.len())) {
+            (true, Ok(start), Ok(len)) => Ok(Self { start, len }),
+            _ => Err(RouteError::NotASlice),
+        }
+    }
+
+    fn text<'a>(&self, event: &'a [u8]) -> Result<&'a str, RouteError> {
+        let (start, len) = (self.start as usize, self.len as usize);
+        let field = event.get(start..start + len).ok_or(RouteError::NotASlice)?;
+        Ok(std::str::from_utf8(field)?)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SpanKind {
+    Change(Span),
+    Lifecycle(Span),
+    Gap,
+}
+
+/// A stored event's route as places in its bytes: read once (with
+/// `StoredRoute::spans`), it gives the `Route` again without decoding, and
+/// without holding a reference to the buffer (no shared counter touched).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteSpans {
+    kind: SpanKind,
+    subscription_id: Span,
+    tenant_id: Span,
+    resource: Span,
+    /// Whether the event carries decrypted resource data (`carries_decrypted_data`).
+    decrypted: bool,
+}
+
+impl RouteSpans {
+    /// The route, from the same bytes the spans were read from.
+    pub fn route<'a>(&self, event: &'a [u8]) -> Result<Route<'a>, RouteError> {
+        let kind = match self.kind {
+            SpanKind::Change(span) => Kind::Change(span.text(event)?),
+            SpanKind::Lifecycle(span) => Kind::Lifecycle(span.text(event)?),
+            SpanKind::Gap => return Ok(Route::GAP),
+        };
+        Ok(Route {
+            kind,
+            subscription_id: self.subscription_id.text(event)?,
+            tenant_id: self.tenant_id.text(event)?,
+            resource: self.resource.text(event)?,
+        })
+    }
+
+    pub fn carries_decrypted_data(&self) -> bool {
+        self.decrypted
+    }
+}
+
+impl StoredRoute {
+    /// Where this route's fields lie in `event`, the bytes it was read from;
+    /// `None` for an event without a payload. Fails on a field that is not
+    /// UTF-8, as `route` does.
+    pub fn spans(&self, event: &Bytes) -> Result<Option<RouteSpans>, RouteError> {
+        // Checks the fields are text, as a route read from them must be.
+        if self.route()?.is_none() {
+            return Ok(None);
+        }
+        let span = |field: &Bytes| Span::of(field, event);
+        Ok(Some(match &self.payload {
+            Some(StoredPayload::Change(c)) => RouteSpans {
+                kind: SpanKind::Change(span(&c.change_type)?),
+                subscription_id: span(&c.subscription_id)?,
+                tenant_id: span(&c.tenant_id)?,
+                resource: span(&c.resource)?,
+                decrypted: self.carries_decrypted_data(),
+            },
+            Some(StoredPayload::Lifecycle(l)) => RouteSpans {
+                kind: SpanKind::Lifecycle(span(&l.lifecycle_event)?),
+                subscription_id: span(&l.subscription_id)?,
+                tenant_id: span(&l.tenant_id)?,
+                resource: span(&l.resource)?,
+                decrypted: false,
+            },
+            Some(StoredPayload::Gap(_)) | None => RouteSpans {
+                kind: SpanKind::Gap,
+                subscription_id: Span::default(),
+                tenant_id: Span::default(),
+                resource: Span::default(),
+                decrypted: false,
+            },
+        }))
     }
 }
 

@@ -70,6 +70,35 @@ fn the_route_borrows_the_stored_buffer_instead_of_copying_it() {
     }
 }
 
+/// The spans kept by the group index give back the route read from the
+/// bytes, for every kind of event, and read nothing when there is no
+/// payload (this also fails if prost stops decoding fields as slices).
+#[test]
+fn spans_give_back_the_route_they_were_read_from() {
+    let gap = Event { sequence: 9, payload: Some(Payload::Gap(Gap::default())), received_at_unix_ms: 0 };
+    let empty = Event { sequence: 1, ..Default::default() };
+    for event in [change_event(""), change_event("{}"), lifecycle_event(), gap, empty] {
+        let bytes = stored(&event);
+        let read = StoredRoute::read(bytes.clone()).unwrap();
+        let spans = read.spans(&bytes).unwrap();
+        let route = spans.map(|spans| spans.route(&bytes).unwrap());
+        assert_eq!(route, read.route().unwrap(), "{event:?}");
+        let decrypted = spans.is_some_and(|spans| spans.carries_decrypted_data());
+        assert_eq!(decrypted, read.carries_decrypted_data(), "{event:?}");
+    }
+}
+
+#[test]
+fn spans_of_other_bytes_or_text_that_is_not_utf8_are_errors() {
+    let bytes = stored(&change_event(""));
+    let read = StoredRoute::read(bytes.clone()).unwrap();
+    let elsewhere = Bytes::from(bytes.to_vec());
+    assert!(matches!(read.spans(&elsewhere), Err(RouteError::NotASlice)), "fields are not slices of a copy");
+    let change = Bytes::from_static(&[0x12, 0x04, 0x32, 0x02, 0xff, 0xfe]);
+    let not_text = StoredRoute::read(change.clone()).unwrap().spans(&change).unwrap_err();
+    assert!(matches!(not_text, RouteError::NotText(_)), "{not_text}");
+}
+
 #[test]
 fn decrypted_data_is_noticed_so_it_can_be_redacted() {
     let read = |event: &Event| StoredRoute::read(stored(event)).unwrap().carries_decrypted_data();

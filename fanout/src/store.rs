@@ -28,9 +28,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::cache::GroupCache;
+use crate::cache::{Cached, GroupCache};
 use crate::dedup::{self, Dedup, Pending};
 use crate::group;
+use crate::index::PageGroup;
 use crate::prepared::Prepared;
 use crate::seal::{self, LogKeys};
 use crate::wire::EncodedEvent;
@@ -77,9 +78,25 @@ pub struct Appended {
 
 /// What a reader found after a cursor.
 pub struct Page {
-    pub events: Vec<(u64, Bytes)>,
+    /// The groups holding the events after the cursor, in order, each from
+    /// the first record wanted.
+    pub groups: Vec<PageGroup>,
     /// The sequence the next stored event will get (head + 1).
     pub next_sequence: u64,
+}
+
+impl Page {
+    /// Whether the cursor was at the end of the log.
+    pub fn is_empty(&self) -> bool {
+        self.groups.iter().all(|group| group.entries().is_empty())
+    }
+
+    /// Every event of the page with its sequence.
+    pub fn events(&self) -> Vec<(u64, Bytes)> {
+        let entries =
+            |group: &PageGroup| group.entries().iter().map(|e| (e.sequence, group.event(e))).collect::<Vec<_>>();
+        self.groups.iter().flat_map(entries).collect()
+    }
 }
 
 pub struct Store {
@@ -210,7 +227,7 @@ impl Store {
         txn.commit()?;
         // Subscribers just behind read these next: from memory.
         for (first, group, _) in written {
-            self.cache.insert(first, group);
+            self.cache.insert(first, Cached::new(group));
         }
         pending.commit_into(&mut dedup, now_ms);
         self.commits.fetch_add(1, Ordering::Relaxed);
@@ -240,36 +257,42 @@ impl Store {
     }
 
     /// Up to about `limit` stored events with sequence > `cursor`, oldest
-    /// first (whole groups are read, so a page may end a little later).
+    /// first (whole groups are read, so a page may end a little later), with
+    /// their routes read (see `index`).
     pub fn read_after(&self, cursor: u64, limit: usize) -> Result<Page> {
         let txn = self.db.begin_read()?;
         let next_sequence = txn.open_table(META)?.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
-        let mut wanted = cursor.saturating_add(1);
-        let mut events = Vec::new();
-        while events.len() < limit {
-            let Some((first, cached)) = self.cache.holding(wanted) else { break };
-            push_records(&mut events, first, &cached.bytes, wanted);
-            wanted = first + cached.count;
+        let wanted = cursor.saturating_add(1);
+        let (mut groups, mut events, mut next) = (Vec::new(), 0, wanted);
+        while events < limit {
+            let Some((first, cached)) = self.cache.holding(next) else { break };
+            let group = PageGroup::new(first, cached, next);
+            events += group.entries().len();
+            next = group.end();
+            groups.push(group);
         }
-        if events.len() >= limit {
-            return Ok(Page { events, next_sequence });
+        if events >= limit {
+            return Ok(Page { groups, next_sequence });
         }
-        let groups = txn.open_table(GROUPS)?;
-        // The group holding `wanted` starts at or before it.
-        let start = groups.range(..=wanted)?.next_back().transpose()?.map_or(wanted, |(k, _)| k.value());
-        for entry in groups.range(start..)? {
+        let stored = txn.open_table(GROUPS)?;
+        // The group holding `next` starts at or before it.
+        let start = stored.range(..=next)?.next_back().transpose()?.map_or(next, |(k, _)| k.value());
+        for entry in stored.range(start..)? {
             let (first, group) = entry?;
             let shared = match seal::open(self.log_keys.as_ref(), first.value(), group.value())? {
                 std::borrow::Cow::Borrowed(plain) => Bytes::copy_from_slice(plain),
                 std::borrow::Cow::Owned(opened) => Bytes::from(opened),
             };
-            push_records(&mut events, first.value(), &shared, wanted);
-            self.cache.insert(first.value(), shared);
-            if events.len() >= limit {
+            let cached = Cached::new(shared);
+            self.cache.insert(first.value(), cached.clone());
+            let group = PageGroup::new(first.value(), cached, next);
+            events += group.entries().len();
+            groups.push(group);
+            if events >= limit {
                 break;
             }
         }
-        Ok(Page { events, next_sequence })
+        Ok(Page { groups, next_sequence })
     }
 }
 
@@ -299,15 +322,6 @@ impl Store {
 /// keeps the buffer, so room the group does not use would be held unseen.
 fn group_buffer(left: usize) -> Vec<u8> {
     Vec::with_capacity(left.min(group::MAX_BYTES + (16 << 10)))
-}
-
-/// Appends the events of `group` (starting at `first`) from `wanted` on, as
-/// slices of its buffer.
-fn push_records(events: &mut Vec<(u64, Bytes)>, first: u64, group: &Bytes, wanted: u64) {
-    for record in group::records(first, group).filter(|r| r.sequence >= wanted) {
-        let offset = record.event().as_ptr() as usize - group.as_ptr() as usize;
-        events.push((record.sequence, group.slice(offset..offset + record.event().len())));
-    }
 }
 
 /// The dedup index of the records stored within the window before `now_ms`.

@@ -24,7 +24,7 @@ fn note(id: &str) -> Notification {
 }
 
 fn ids(page: &Page) -> Vec<String> {
-    page.events
+    page.events()
         .iter()
         .map(|(_, bytes)| match Event::decode(bytes.as_ref()).unwrap().payload {
             Some(Payload::Change(change)) => change.id,
@@ -74,7 +74,8 @@ fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["new"]);
 
     // Size retention removes whole groups (one per commit here) from the front.
-    let one_group = (group::FRAME_OVERHEAD + group::PREFIX + store.read_after(0, 1).unwrap().events[0].1.len()) as u64;
+    let one_group =
+        (group::FRAME_OVERHEAD + group::PREFIX + store.read_after(0, 1).unwrap().events()[0].1.len()) as u64;
     let small = Store { retention: Retention { max_bytes: one_group * 2, ..retention() }, ..store };
     assert_eq!(small.commits(), 2);
     for id in ["x", "y", "z"] {
@@ -82,10 +83,10 @@ fn retention_by_age_and_size_removes_the_oldest_and_keeps_sequences() {
     }
     let page = small.read_after(0, 10).unwrap();
     assert_eq!(ids(&page), ["y", "z"], "size retention keeps the newest");
-    assert_eq!(page.events[0].0, 4);
+    assert_eq!(page.events()[0].0, 4);
     small.prune(100 * DAY).unwrap();
     let empty = small.read_after(0, 10).unwrap();
-    assert!(empty.events.is_empty());
+    assert!(empty.is_empty());
     assert_eq!(empty.next_sequence, 6, "sequences never restart, even with an empty log");
 }
 
@@ -108,9 +109,9 @@ fn a_commit_bigger_than_a_group_is_split_and_reads_resume_mid_group() {
     for cursor in 0..6u64 {
         let page = store.read_after(cursor, 100).unwrap();
         assert_eq!(ids(&page), names[cursor as usize..], "after {cursor}");
-        assert_eq!(page.events[0].0, cursor + 1);
+        assert_eq!(page.events()[0].0, cursor + 1);
     }
-    assert_eq!(store.read_after(2, 1).unwrap().events[0].0, 3, "a small page still starts right after the cursor");
+    assert_eq!(store.read_after(2, 1).unwrap().events()[0].0, 3, "a small page still starts right after the cursor");
 }
 
 #[test]
@@ -166,7 +167,7 @@ fn a_log_of_the_earlier_layout_is_upgraded_and_reads_the_same() {
     write_earlier_layout(&dir, &notes);
     let store = Store::open_at(dir.path(), retention(), None, 2_000).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old1", "old2", "old3", "old4", "old5"]);
-    assert_eq!(store.read_after(4, 10).unwrap().events[0].0, 5);
+    assert_eq!(store.read_after(4, 10).unwrap().events()[0].0, 5);
     assert_eq!(store.next_sequence().unwrap(), 8);
     let (outcomes, _) = store.append(vec![prepare(vec![notes[1].clone()]), prepare(vec![note("new")])], 2_000).unwrap();
     assert_eq!(outcomes[0].duplicates, 1, "dedup keys came along");
@@ -228,7 +229,7 @@ fn reads_from_shared_copies_match_reads_from_the_log_and_skip_what_retention_rem
     assert_eq!(warm[4], ["c1-1", "c1-2", "c2-0", "c2-1", "c2-2"], "a page ends after the group that reaches the limit");
     // Now cached by that read, then removed by retention: never served again.
     let aged = Store { retention: Retention { max_age_ms: 1, ..retention() }, ..store };
-    assert_eq!(aged.read_after(0, 100).unwrap().events.len(), 15);
+    assert_eq!(aged.read_after(0, 100).unwrap().events().len(), 15);
     aged.append(vec![prepare(vec![note("late")])], 10_000).unwrap();
     assert_eq!(aged.prune(10_001).unwrap(), 15);
     assert_eq!(ids(&aged.read_after(0, 100).unwrap()), ["late"]);
@@ -341,7 +342,7 @@ fn retention_removes_a_group_that_does_not_open_when_it_is_due_instead_of_stoppi
     assert!(store.read_after(1, 10).is_err(), "group 2 is kept while it may be young");
     // Past group 3's first event: group 2 is certainly older; it goes.
     assert_eq!(store.prune(3 * DAY + 7 * DAY + 1).unwrap(), 2, "groups 2 and 3");
-    assert!(store.read_after(0, 10).unwrap().events.is_empty());
+    assert!(store.read_after(0, 10).unwrap().is_empty());
     assert_eq!(store.next_sequence().unwrap(), 4);
 }
 

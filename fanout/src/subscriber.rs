@@ -17,7 +17,6 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use graph_relay_proto::v1::Event;
 use prost::Message;
 use tokio_stream::Stream;
@@ -25,7 +24,8 @@ use tonic::Status;
 
 use crate::filter::Filter;
 use crate::hub::{Feed, Hub, Join};
-use crate::route::{RouteError, StoredRoute};
+use crate::index::{Entry, PageGroup};
+use crate::route::RouteError;
 use crate::store::Store;
 use crate::wire::{self, EncodedBatch, EncodedEvent};
 
@@ -132,7 +132,7 @@ impl State {
             Err(e) => return Err(Status::internal(format!("reading the log: {e}"))),
         };
         let mut batch = EncodedBatch::default();
-        let caught_up = page.events.is_empty();
+        let caught_up = page.is_empty();
         if caught_up {
             let last = page.next_sequence.saturating_sub(1);
             if last > cursor {
@@ -140,21 +140,24 @@ impl State {
                 cursor = last;
             }
         }
-        for (sequence, bytes) in page.events {
-            if sequence > cursor + 1 {
-                self.add(&mut batch, wire::gap(cursor + 1, sequence - 1, "removed by retention"));
-            }
-            cursor = sequence;
-            if self.takes_stored_bytes {
-                self.add(&mut batch, EncodedEvent::from_stored(sequence, bytes));
-                continue;
-            }
-            match self.filtered(sequence, bytes) {
-                Ok(Some(event)) => self.add(&mut batch, event),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(sequence, error = %e, "the subscriber gets a gap");
-                    self.add(&mut batch, wire::gap(sequence, sequence, "stored event is unreadable"));
+        for group in &page.groups {
+            for entry in group.entries() {
+                let sequence = entry.sequence;
+                if sequence > cursor + 1 {
+                    self.add(&mut batch, wire::gap(cursor + 1, sequence - 1, "removed by retention"));
+                }
+                cursor = sequence;
+                if self.takes_stored_bytes {
+                    self.add(&mut batch, EncodedEvent::from_stored(sequence, group.event(entry)));
+                    continue;
+                }
+                match self.filtered(group, entry) {
+                    Ok(Some(event)) => self.add(&mut batch, event),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(sequence, error = %e, "the subscriber gets a gap");
+                        self.add(&mut batch, wire::gap(sequence, sequence, "stored event is unreadable"));
+                    }
                 }
             }
         }
@@ -166,18 +169,18 @@ impl State {
     }
 
     /// The stored event as this subscriber gets it, if its filter takes it.
-    /// Only the route is read to decide; a taken event goes out as stored,
-    /// unless it must be redacted for this subscriber.
-    fn filtered(&self, sequence: u64, bytes: Bytes) -> Result<Option<EncodedEvent>, RouteError> {
-        let stored = StoredRoute::read(bytes.clone())?;
-        if !stored.route()?.is_some_and(|route| self.filter.admits(&route)) {
+    /// The route comes from the group's index; a taken event goes out as
+    /// stored, unless it must be redacted for this subscriber.
+    fn filtered(&self, group: &PageGroup, entry: &Entry) -> Result<Option<EncodedEvent>, RouteError> {
+        if !group.route(entry)?.is_some_and(|route| self.filter.admits(&route)) {
             return Ok(None);
         }
-        if self.decrypted || !stored.carries_decrypted_data() {
-            return Ok(Some(EncodedEvent::from_stored(sequence, bytes)));
+        let bytes = group.event(entry);
+        if self.decrypted || !entry.carries_decrypted_data() {
+            return Ok(Some(EncodedEvent::from_stored(entry.sequence, bytes)));
         }
         let event = Event::decode(bytes.as_ref())?;
-        Ok(Some(wire::redacted(&event).unwrap_or_else(|| EncodedEvent::from_stored(sequence, bytes))))
+        Ok(Some(wire::redacted(&event).unwrap_or_else(|| EncodedEvent::from_stored(entry.sequence, bytes))))
     }
 
     /// Adds `event` to `batch`, queueing the batch first if it is full.

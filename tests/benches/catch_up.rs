@@ -1,6 +1,8 @@
 //! CPU a subscriber catching up from the log spends deciding whether its
 //! filter takes a stored event (`make bench`): the whole `Event` decoded (as
-//! before session 13) against the route read alone (`route::StoredRoute`).
+//! before session 13), the route read alone (`route::StoredRoute`, sessions
+//! 13–16), and the route from the spans the log's group index keeps
+//! (`index`, since session 17: read once per group, not per subscriber).
 //! A selective subscriber pays this for every stored event it scans, most of
 //! which it then drops.
 
@@ -41,6 +43,10 @@ fn catch_up_filter(c: &mut Criterion) {
             let read = StoredRoute::read(black_box(stored.clone())).unwrap();
             read.route().unwrap().is_some_and(|route| filter.admits(&route))
         })
+    });
+    let spans = StoredRoute::read(stored.clone()).unwrap().spans(&stored).unwrap().unwrap();
+    group.bench_function("route from the group index", |b| {
+        b.iter(|| spans.route(black_box(&stored)).is_ok_and(|route| filter.admits(&route)))
     });
     group.finish();
 }
