@@ -107,6 +107,23 @@ impl PageGroup {
         self.first + self.cached.count
     }
 
+    /// How many records the reader wants from this group.
+    pub(crate) fn len(&self) -> usize {
+        self.end().saturating_sub(self.wanted.max(self.first)) as usize
+    }
+
+    /// The events wanted with their sequences, without their routes: for a
+    /// reader that takes every event as stored, which would pay for an index
+    /// it never reads.
+    pub fn stored_events(&self) -> impl Iterator<Item = (u64, Bytes)> + '_ {
+        let bytes = &self.cached.bytes;
+        group::records(self.first, bytes).filter(|record| record.sequence >= self.wanted).map(|record| {
+            let event = record.event();
+            let start = if event.is_empty() { 0 } else { event.as_ptr() as usize - bytes.as_ptr() as usize };
+            (record.sequence, bytes.slice(start..start + event.len()))
+        })
+    }
+
     /// The records wanted, their routes read on the first call for this
     /// group by anyone.
     pub fn entries(&self) -> &[Entry] {

@@ -79,6 +79,19 @@ fn a_reader_gets_the_records_from_the_one_it_wants() {
 }
 
 #[test]
+fn a_reader_taking_every_event_as_stored_gets_the_same_events_without_an_index() {
+    let events = mixed();
+    let (first, cached) = group_of(20, &events);
+    let page = PageGroup::new(first, cached.clone(), 22);
+    let stored: Vec<(u64, Bytes)> = page.stored_events().collect();
+    assert_eq!(stored.len(), page.len());
+    assert_eq!(stored.iter().map(|(sequence, _)| *sequence).collect::<Vec<_>>(), (22..26).collect::<Vec<_>>());
+    assert!(stored.iter().zip(&events[2..]).all(|((_, bytes), event)| bytes.as_ref() == event.as_slice()));
+    assert!(cached.index.get().is_none(), "no route was read");
+    assert_eq!(page.entries().len(), page.len(), "the index agrees on what the reader wants");
+}
+
+#[test]
 fn routes_are_read_once_per_group_and_shared_by_every_reader() {
     let (first, cached) = group_of(1, &mixed());
     assert!(cached.index.get().is_none(), "nothing read before a reader asks");

@@ -243,12 +243,12 @@ impl StoredRoute {
     /// `None` for an event without a payload. Fails on a field that is not
     /// UTF-8, as `route` does.
     pub fn spans(&self, event: &Bytes) -> Result<Option<RouteSpans>, RouteError> {
-        // Checks the fields are text, as a route read from them must be.
-        if self.route()?.is_none() {
-            return Ok(None);
-        }
-        let span = |field: &Bytes| Span::of(field, event);
+        let span = |field: &Bytes| {
+            text(field)?;
+            Span::of(field, event)
+        };
         Ok(Some(match &self.payload {
+            None => return Ok(None),
             Some(StoredPayload::Change(c)) => RouteSpans {
                 kind: SpanKind::Change(span(&c.change_type)?),
                 subscription_id: span(&c.subscription_id)?,
@@ -263,7 +263,7 @@ impl StoredRoute {
                 resource: span(&l.resource)?,
                 decrypted: false,
             },
-            Some(StoredPayload::Gap(_)) | None => RouteSpans {
+            Some(StoredPayload::Gap(_)) => RouteSpans {
                 kind: SpanKind::Gap,
                 subscription_id: Span::default(),
                 tenant_id: Span::default(),

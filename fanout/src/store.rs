@@ -88,14 +88,20 @@ pub struct Page {
 impl Page {
     /// Whether the cursor was at the end of the log.
     pub fn is_empty(&self) -> bool {
-        self.groups.iter().all(|group| group.entries().is_empty())
+        self.groups.iter().all(|group| group.len() == 0)
+    }
+
+    /// Reads the routes of the page's groups not read yet by any reader
+    /// (see `index`): on the reading thread, not on the runtime.
+    pub fn read_routes(&self) {
+        for group in &self.groups {
+            group.entries();
+        }
     }
 
     /// Every event of the page with its sequence.
     pub fn events(&self) -> Vec<(u64, Bytes)> {
-        let entries =
-            |group: &PageGroup| group.entries().iter().map(|e| (e.sequence, group.event(e))).collect::<Vec<_>>();
-        self.groups.iter().flat_map(entries).collect()
+        self.groups.iter().flat_map(PageGroup::stored_events).collect()
     }
 }
 
@@ -257,8 +263,8 @@ impl Store {
     }
 
     /// Up to about `limit` stored events with sequence > `cursor`, oldest
-    /// first (whole groups are read, so a page may end a little later), with
-    /// their routes read (see `index`).
+    /// first (whole groups are read, so a page may end a little later). Their
+    /// routes are read when a reader first asks (see `index`).
     pub fn read_after(&self, cursor: u64, limit: usize) -> Result<Page> {
         let txn = self.db.begin_read()?;
         let next_sequence = txn.open_table(META)?.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
@@ -267,7 +273,7 @@ impl Store {
         while events < limit {
             let Some((first, cached)) = self.cache.holding(next) else { break };
             let group = PageGroup::new(first, cached, next);
-            events += group.entries().len();
+            events += group.len();
             next = group.end();
             groups.push(group);
         }
@@ -286,7 +292,7 @@ impl Store {
             let cached = Cached::new(shared);
             self.cache.insert(first.value(), cached.clone());
             let group = PageGroup::new(first.value(), cached, next);
-            events += group.entries().len();
+            events += group.len();
             groups.push(group);
             if events >= limit {
                 break;

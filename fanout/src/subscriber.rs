@@ -124,7 +124,15 @@ impl State {
     async fn read_page(&mut self, mut cursor: u64) -> Result<bool, Status> {
         let store = self.store.clone();
         let turn = self.store.read_turn().await;
-        let read = tokio::task::spawn_blocking(move || store.read_after(cursor, PAGE)).await;
+        let with_routes = !self.takes_stored_bytes;
+        let read = tokio::task::spawn_blocking(move || {
+            let page = store.read_after(cursor, PAGE)?;
+            if with_routes {
+                page.read_routes();
+            }
+            Ok::<_, redb::Error>(page)
+        })
+        .await;
         drop(turn);
         let page = match read {
             Ok(Ok(page)) => page,
@@ -141,21 +149,21 @@ impl State {
             }
         }
         for group in &page.groups {
+            if self.takes_stored_bytes {
+                for (sequence, bytes) in group.stored_events() {
+                    self.pass(&mut batch, &mut cursor, sequence);
+                    self.add(&mut batch, EncodedEvent::from_stored(sequence, bytes));
+                }
+                continue;
+            }
             for entry in group.entries() {
-                let sequence = entry.sequence;
-                if sequence > cursor + 1 {
-                    self.add(&mut batch, wire::gap(cursor + 1, sequence - 1, "removed by retention"));
-                }
-                cursor = sequence;
-                if self.takes_stored_bytes {
-                    self.add(&mut batch, EncodedEvent::from_stored(sequence, group.event(entry)));
-                    continue;
-                }
+                self.pass(&mut batch, &mut cursor, entry.sequence);
                 match self.filtered(group, entry) {
                     Ok(Some(event)) => self.add(&mut batch, event),
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::error!(sequence, error = %e, "the subscriber gets a gap");
+                        tracing::error!(sequence = entry.sequence, error = %e, "the subscriber gets a gap");
+                        let sequence = entry.sequence;
                         self.add(&mut batch, wire::gap(sequence, sequence, "stored event is unreadable"));
                     }
                 }
@@ -166,6 +174,15 @@ impl State {
         }
         self.cursor = Some(cursor);
         Ok(caught_up)
+    }
+
+    /// Moves `cursor` on to `sequence`, first telling the subscriber of the
+    /// events retention removed in between, if any.
+    fn pass(&mut self, batch: &mut EncodedBatch, cursor: &mut u64, sequence: u64) {
+        if sequence > *cursor + 1 {
+            self.add(batch, wire::gap(*cursor + 1, sequence - 1, "removed by retention"));
+        }
+        *cursor = sequence;
     }
 
     /// The stored event as this subscriber gets it, if its filter takes it.
