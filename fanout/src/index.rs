@@ -66,9 +66,7 @@ impl GroupIndex {
         let entries = group::records(first, group)
             .filter_map(|record| {
                 let event = record.event();
-                // An empty event (a record too short to hold one) may not
-                // point into the group; it is read as empty all the same.
-                let start = if event.is_empty() { 0 } else { event.as_ptr() as usize - group.as_ptr() as usize };
+                let start = offset_in(group, event);
                 let (Ok(start_u32), Ok(len)) = (u32::try_from(start), u32::try_from(event.len())) else {
                     return None;
                 };
@@ -81,6 +79,17 @@ impl GroupIndex {
             })
             .collect();
         Self { entries }
+    }
+}
+
+/// Where `event`, a record's event read from `group`, starts in it. An
+/// empty event (a record too short to hold one) may not point into the
+/// group; it is read as empty all the same.
+fn offset_in(group: &[u8], event: &[u8]) -> usize {
+    if event.is_empty() {
+        0
+    } else {
+        event.as_ptr() as usize - group.as_ptr() as usize
     }
 }
 
@@ -119,7 +128,7 @@ impl PageGroup {
         let bytes = &self.cached.bytes;
         group::records(self.first, bytes).filter(|record| record.sequence >= self.wanted).map(|record| {
             let event = record.event();
-            let start = if event.is_empty() { 0 } else { event.as_ptr() as usize - bytes.as_ptr() as usize };
+            let start = offset_in(bytes, event);
             (record.sequence, bytes.slice(start..start + event.len()))
         })
     }
