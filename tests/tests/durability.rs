@@ -92,6 +92,35 @@ async fn a_slow_subscriber_catches_up_from_the_log_while_a_fast_one_keeps_pace()
     assert_eq!(sequences(&mut slow, total as usize).await, (1..=total).collect::<Vec<_>>());
 }
 
+/// After a restart every subscriber resumes at once, and selective ones share
+/// the routes the first reader of each log group read (`fanout/src/index.rs`):
+/// each must still get exactly its own events, in order.
+#[tokio::test]
+async fn selective_subscribers_resuming_together_each_get_exactly_their_events() {
+    let mut fanout = Fanout::start().await;
+    let mut publisher = Publisher::connect(&fanout.url()).await;
+    // Batch b (sequences 10b+1..=10b+10) goes to subscription b % 4.
+    for batch in 0..40u64 {
+        publisher.publish(changes(&format!("sub-{}", batch % 4), batch * 10..batch * 10 + 10)).await.unwrap();
+    }
+    fanout.restart().await;
+    let mut resumed = Vec::new();
+    for i in 0..8u64 {
+        let filter = Filter { subscription_ids: vec![format!("SUB-{}", i % 4)], ..Default::default() };
+        let request = SubscribeRequest { filter: Some(filter), after_sequence: Some(0) };
+        resumed.push((i % 4, try_subscribe(&fanout.url(), request).await.expect("resume accepted")));
+    }
+    let reads = resumed.into_iter().map(|(subscription, mut subscriber)| {
+        tokio::spawn(async move { (subscription, sequences(&mut subscriber, 100).await) })
+    });
+    for read in reads {
+        let (subscription, got) = read.await.unwrap();
+        let expected: Vec<u64> =
+            (0..40u64).filter(|b| b % 4 == subscription).flat_map(|b| b * 10 + 1..=b * 10 + 10).collect();
+        assert_eq!(got, expected, "subscription sub-{subscription}");
+    }
+}
+
 #[tokio::test]
 async fn a_resent_batch_is_stored_once_and_reported_as_duplicates() {
     let fanout = Fanout::start().await;
