@@ -51,7 +51,7 @@ impl Cached {
     /// A group's bytes as stored, in a buffer of their own.
     pub(crate) fn new(bytes: Bytes) -> Self {
         let count = group::records(0, &bytes).count() as u64;
-        Self { bytes, count, index: crate::index::unbuilt() }
+        Self { bytes, count, index: Default::default() }
     }
 }
 

@@ -19,8 +19,6 @@
 //! - `PageGroup`: a group as a reader gets it, from the first record it
 //!   wants.
 
-use std::sync::{Arc, OnceLock};
-
 use bytes::Bytes;
 
 use crate::cache::Cached;
@@ -166,11 +164,6 @@ impl PageGroup {
         let start = entry.start as usize;
         start..start + entry.len as usize
     }
-}
-
-/// An index not built yet, for a group entering the cache or read past it.
-pub(crate) fn unbuilt() -> Arc<OnceLock<GroupIndex>> {
-    Arc::new(OnceLock::new())
 }
 
 #[cfg(test)]
