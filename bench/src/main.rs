@@ -7,7 +7,9 @@
 //! - [`relay`], [`nats`]: starting and driving each system.
 //! - [`measure`]: latency histograms, server CPU and memory from /proc.
 //! - [`idle`]: memory per waiting subscriber.
+//! - [`disk`]: how long the disk takes to sync a commit, without the relay.
 
+mod disk;
 mod idle;
 mod measure;
 mod nats;
@@ -100,6 +102,23 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         burst: u64,
     },
+    /// How long the disk under a directory takes to make a write durable:
+    /// the floor under every durable publish, and the source of its stalls.
+    Fsync {
+        /// A directory on the disk to measure (default: where the relay's
+        /// benchmark logs live, the temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// KiB written before each sync (a commit of ~30 notifications of
+        /// ~1 KB, plus redb's pages).
+        #[arg(long, default_value_t = 32)]
+        write_kib: usize,
+        /// A sync at least this long counts as a stall.
+        #[arg(long, default_value_t = 15)]
+        stall_ms: u64,
+    },
 }
 
 #[tokio::main]
@@ -140,6 +159,13 @@ async fn main() -> std::process::ExitCode {
         Command::Idle { subscribers, connections, burst } => {
             idle::run(idle::Idle { subscribers, connections, burst }).await
         }
+        Command::Fsync { dir, seconds, write_kib, stall_ms } => disk::run(disk::Probe {
+            dir: dir.unwrap_or_else(std::env::temp_dir),
+            duration: Duration::from_secs(seconds),
+            write_bytes: write_kib << 10,
+            file_bytes: 64 << 20,
+            stall: Duration::from_millis(stall_ms),
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
