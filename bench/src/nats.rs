@@ -16,7 +16,8 @@ use crate::workload::{EventStream, Sink};
 pub struct NatsServer {
     child: Child,
     pub url: String,
-    _dir: tempfile::TempDir,
+    /// JetStream's store: removed (and synced) on drop.
+    dir: tempfile::TempDir,
 }
 
 impl NatsServer {
@@ -39,7 +40,7 @@ impl NatsServer {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Self { child, url, _dir: dir })
+        Ok(Self { child, url, dir })
     }
 
     pub fn pid(&self) -> u32 {
@@ -102,6 +103,8 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Not left to the TempDir: its removal would land in the next run.
+        graph_relay_fanout::bench::remove_run_dir(self.dir.path());
     }
 }
 

@@ -107,6 +107,8 @@ impl Drop for RelayServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Not left to the TempDir: its removal would land in the next run.
+        graph_relay_fanout::bench::remove_run_dir(self.dir.path());
     }
 }
 

@@ -50,6 +50,22 @@ pub struct Run {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Removes a finished run's data directory and waits until the filesystem
+/// has dealt with the removal, so that one run's cleanup is not measured in
+/// the next run. On ext4 mounted with `discard` (this VM's root), the blocks
+/// a removal frees are discarded at the next journal commit, up to 5 s
+/// later, and an `fdatasync` issued meanwhile waits behind it: 50–130 ms
+/// stalls of the next run's durable commits (BENCHMARKS.md, "Where the
+/// stalls came from"). `sync` makes that commit happen now.
+pub fn remove_run_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        eprintln!("could not remove {}: {e}", dir.display());
+    }
+    if let Err(e) = std::process::Command::new("sync").status() {
+        eprintln!("could not run sync after removing {}: {e}", dir.display());
+    }
+}
+
 /// Runs every configuration; prints a Markdown table as it goes.
 pub async fn durable(bench: DurableBench) -> Result<(), BoxError> {
     let key = bench.sealed.then(|| (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect::<String>());
@@ -68,7 +84,9 @@ pub async fn durable(bench: DurableBench) -> Result<(), BoxError> {
             ms(run.p99),
             run.publishes_per_commit
         );
-        last = Some((dir, run.stored));
+        if let Some((previous, _)) = last.replace((dir, run.stored)) {
+            remove_run_dir(previous.path());
+        }
     }
     if let (Some((dir, stored)), Some(&publishers)) = (last, bench.publishers.last()) {
         let (events, elapsed) = replay(&dir, vec![(Filter::default(), stored)], key).await?;
