@@ -13,7 +13,7 @@
 //! the hub's `skip_through`.)
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
@@ -38,6 +38,14 @@ const LINGER: Duration = Duration::from_micros(250);
 const QUEUE: usize = 4096;
 /// How often age retention (and dedup expiry) runs, loaded or not.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
+/// A commit that takes this long is logged. A commit usually takes ~1 ms,
+/// most of it the disk's sync; when other I/O on the same disk holds the
+/// sync back (on the benchmark VM, another process's writes or a removed
+/// file's discard: 50–130 ms), every publish queued behind it and every live
+/// delivery waits as long, and without this line the only trace would be a
+/// latency spike at the subscribers (BENCHMARKS.md, "Where the stalls came
+/// from").
+const SLOW_COMMIT: Duration = Duration::from_millis(100);
 
 enum Command {
     Append { notifications: Vec<Prepared>, reply: oneshot::Sender<Result<Appended, String>> },
@@ -109,7 +117,18 @@ fn write_loop(store: &Store, dispatch: &mut Dispatcher, mut commands: mpsc::Rece
             }
         }
         if !requests.is_empty() {
-            match store.append(requests, now_ms()) {
+            let (publishes, started) = (requests.len(), Instant::now());
+            let appended = store.append(requests, now_ms());
+            let took = started.elapsed();
+            if took >= SLOW_COMMIT {
+                let took_ms = took.as_millis() as u64;
+                tracing::warn!(
+                    took_ms,
+                    publishes,
+                    "slow durable commit (the disk's sync?): publishes and live delivery waited"
+                );
+            }
+            match appended {
                 Ok((outcomes, stored)) => {
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
