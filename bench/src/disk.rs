@@ -14,6 +14,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
+
 use crate::measure;
 
 /// What to measure.
@@ -30,28 +32,18 @@ pub struct Probe {
     pub stall: Duration,
 }
 
+/// What a probe saw.
+pub struct Syncs {
+    /// Each sync's time, in µs.
+    pub latencies: Histogram<u64>,
+    /// Syncs at least `Probe::stall` long.
+    pub stalls: u64,
+    pub slowest: Duration,
+}
+
 pub fn run(probe: Probe) -> Result<(), String> {
-    let file = tempfile::NamedTempFile::new_in(&probe.dir).map_err(|e| format!("{}: {e}", probe.dir.display()))?;
-    let mut writer = OpenOptions::new().write(true).open(file.path()).map_err(|e| e.to_string())?;
-    let block = vec![0x5a_u8; probe.write_bytes.max(1)];
-    let mut latencies = measure::histogram();
-    let (mut written, mut stalls, mut slowest) = (0_u64, 0_u64, Duration::ZERO);
-    let started = Instant::now();
-    while started.elapsed() < probe.duration {
-        if written >= probe.file_bytes {
-            writer = OpenOptions::new().write(true).open(file.path()).map_err(|e| e.to_string())?;
-            written = 0;
-        }
-        writer.write_all(&block).map_err(|e| e.to_string())?;
-        written += block.len() as u64;
-        let syncing = Instant::now();
-        writer.sync_data().map_err(|e| e.to_string())?;
-        let took = syncing.elapsed();
-        let _ = latencies.record(took.as_micros().max(1) as u64);
-        stalls += u64::from(took >= probe.stall);
-        slowest = slowest.max(took);
-    }
-    let ms = |quantile: f64| latencies.value_at_quantile(quantile) as f64 / 1000.0;
+    let syncs = measure(&probe)?;
+    let ms = |quantile: f64| syncs.latencies.value_at_quantile(quantile) as f64 / 1000.0;
     println!(
         "| directory | write before each sync | syncs | p50 | p99 | p99.9 | slowest | syncs ≥ {} ms |",
         probe.stall.as_millis()
@@ -61,12 +53,74 @@ pub fn run(probe: Probe) -> Result<(), String> {
         "| {} | {} KiB | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
         probe.dir.display(),
         probe.write_bytes / 1024,
-        latencies.len(),
+        syncs.latencies.len(),
         ms(0.5),
         ms(0.99),
         ms(0.999),
-        slowest.as_secs_f64() * 1000.0,
-        stalls
+        syncs.slowest.as_secs_f64() * 1000.0,
+        syncs.stalls
     );
     Ok(())
+}
+
+/// Writes and syncs in a loop for `probe.duration`, in a file of its own
+/// that is removed afterwards.
+pub fn measure(probe: &Probe) -> Result<Syncs, String> {
+    let file = tempfile::NamedTempFile::new_in(&probe.dir).map_err(|e| format!("{}: {e}", probe.dir.display()))?;
+    let reopen = || OpenOptions::new().write(true).open(file.path()).map_err(|e| e.to_string());
+    let mut writer = reopen()?;
+    let block = vec![0x5a_u8; probe.write_bytes.max(1)];
+    let mut syncs = Syncs { latencies: measure::histogram(), stalls: 0, slowest: Duration::ZERO };
+    let mut written = 0_u64;
+    let started = Instant::now();
+    while started.elapsed() < probe.duration {
+        if written >= probe.file_bytes {
+            writer = reopen()?;
+            written = 0;
+        }
+        writer.write_all(&block).map_err(|e| e.to_string())?;
+        written += block.len() as u64;
+        let syncing = Instant::now();
+        writer.sync_data().map_err(|e| e.to_string())?;
+        let took = syncing.elapsed();
+        let _ = syncs.latencies.record(took.as_micros().max(1) as u64);
+        syncs.stalls += u64::from(took >= probe.stall);
+        syncs.slowest = syncs.slowest.max(took);
+    }
+    Ok(syncs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sync_is_counted_the_file_starts_over_and_nothing_is_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Probe {
+            dir: dir.path().to_owned(),
+            duration: Duration::from_millis(200),
+            write_bytes: 4096,
+            file_bytes: 8192,
+            stall: Duration::ZERO,
+        };
+        let syncs = measure(&probe).unwrap();
+        assert!(syncs.latencies.len() > 2, "the probe wrote past the file's size and started over");
+        assert_eq!(syncs.stalls, syncs.latencies.len(), "a zero threshold counts every sync as a stall");
+        assert!(syncs.slowest > Duration::ZERO);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the probe's file is removed");
+    }
+
+    #[test]
+    fn a_directory_that_does_not_exist_is_named_in_the_error() {
+        let probe = Probe {
+            dir: "/nonexistent/graph-relay-probe".into(),
+            duration: Duration::from_millis(10),
+            write_bytes: 4096,
+            file_bytes: 8192,
+            stall: Duration::from_millis(15),
+        };
+        let error = measure(&probe).err().unwrap();
+        assert!(error.starts_with("/nonexistent/graph-relay-probe: "), "{error}");
+    }
 }

@@ -371,6 +371,17 @@ mod tests {
     /// The typed structs print the bytes a `serde_json::Value` (sorted keys)
     /// printed before them, so benchmark series stay comparable.
     #[test]
+    fn a_finished_runs_directory_is_gone_with_everything_in_it() {
+        let parent = tempfile::tempdir().unwrap();
+        let run = parent.path().join("run");
+        std::fs::create_dir_all(run.join("nested")).unwrap();
+        std::fs::write(run.join("nested").join("events.redb"), b"log").unwrap();
+        remove_run_dir(&run);
+        assert!(!run.exists());
+        assert!(parent.path().exists(), "only the run's own directory goes");
+    }
+
+    #[test]
     fn notification_json_is_what_a_value_tree_prints() {
         let Some(Kind::Change(change)) = notification(7, 42).kind else { panic!("not a change") };
         let resource = "Users/3f4d7b1c-0000-4000-8000-000000000007/Messages/AAMkAGI2TG93AAA00000000000000000042=";
