@@ -38,6 +38,7 @@ bench: bench-setup
 	scripts/edge-wasm-bench.sh
 	cargo bench -p graph-relay-tests --bench edge_load
 	cargo build --release -p graph-relay-fanout -p graph-relay-bench
+	target/release/graph-relay-bench fsync
 	target/release/graph-relay-bench fanout --csv target/bench-fanout.csv
 	target/release/graph-relay-bench idle
 	python3 scripts/plot-bench.py target/bench-fanout.csv docs/bench-fanout.png
