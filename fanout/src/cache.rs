@@ -120,6 +120,12 @@ impl GroupCache {
         Self { inner: Mutex::new(Inner::default()), budget }
     }
 
+    /// Whether this cache keeps anything (a budget of 0 keeps nothing): lets
+    /// a writer skip preparing groups it would only throw away.
+    pub(crate) fn keeps_any(&self) -> bool {
+        self.budget > 0
+    }
+
     /// Caches the group starting at `first`, on probation.
     pub(crate) fn insert(&self, first: u64, cached: Cached) {
         if self.budget == 0 {

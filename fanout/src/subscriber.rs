@@ -162,8 +162,8 @@ impl State {
                     Ok(Some(event)) => self.add(&mut batch, event),
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::error!(sequence = entry.sequence, error = %e, "the subscriber gets a gap");
                         let sequence = entry.sequence;
+                        tracing::error!(sequence, error = %e, "the subscriber gets a gap");
                         self.add(&mut batch, wire::gap(sequence, sequence, "stored event is unreadable"));
                     }
                 }
