@@ -30,6 +30,65 @@ pub(crate) fn push(group: &mut Vec<u8>, stored_at_ms: u64, dedup_key: &[u8; 32],
     group.extend_from_slice(event);
 }
 
+/// Packs one commit's records into groups: a group closes once it has
+/// reached [`MAX_BYTES`] and the next record starts a new one, so a commit of
+/// any size becomes as many values as its bytes need and no more.
+pub(crate) struct Packer {
+    /// The group being filled.
+    group: Vec<u8>,
+    /// Its first record's sequence: the key it is stored under.
+    first: u64,
+    /// What the commit's records still to come take at most: each new
+    /// group's buffer is sized from it, so it is not regrown as it fills.
+    left: usize,
+}
+
+impl Packer {
+    /// A packer for records taking `left` bytes at most, the first of them
+    /// stored as `first`.
+    pub(crate) fn new(left: usize, first: u64) -> Packer {
+        Packer { group: buffer(left), first, left }
+    }
+
+    /// Adds the record of `sequence` (`record_len` as `Prepared::record_len`
+    /// counted it). Returns the group it closed, with its first sequence, if
+    /// this record starts a new one.
+    pub(crate) fn push(
+        &mut self,
+        sequence: u64,
+        record_len: usize,
+        stored_at_ms: u64,
+        dedup_key: &[u8; 32],
+        event: &[u8],
+    ) -> Option<(u64, Vec<u8>)> {
+        let closed = (self.group.len() >= MAX_BYTES).then(|| {
+            let full = std::mem::replace(&mut self.group, buffer(self.left));
+            (std::mem::replace(&mut self.first, sequence), full)
+        });
+        push(&mut self.group, stored_at_ms, dedup_key, event);
+        self.skip(record_len);
+        closed
+    }
+
+    /// A record counted in `left` that is not stored (a duplicate).
+    pub(crate) fn skip(&mut self, record_len: usize) {
+        self.left = self.left.saturating_sub(record_len);
+    }
+
+    /// The last group, with its first sequence, unless it is empty.
+    pub(crate) fn finish(self) -> Option<(u64, Vec<u8>)> {
+        (!self.group.is_empty()).then_some((self.first, self.group))
+    }
+}
+
+/// A buffer for a new group: room for what is left of the commit (`left`
+/// bytes at most), up to a full group and a record of up to 16 KiB past it,
+/// since a group closes once it has reached `MAX_BYTES`. The cache keeps the
+/// buffer, so room the group does not use would be held unseen.
+fn buffer(left: usize) -> Vec<u8> {
+    Vec::with_capacity(left.min(MAX_BYTES + (16 << 10)))
+}
+
 /// Appends a record in the pre-group layout (prefix + event) as a frame.
 pub(crate) fn push_record(group: &mut Vec<u8>, record: &[u8]) {
     group.extend_from_slice(&(record.len() as u32).to_be_bytes());
@@ -87,6 +146,59 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert_eq!((records[0].sequence, records[0].stored_at(), records[0].event()), (40, 7, &b"first"[..]));
         assert_eq!((records[1].sequence, records[1].dedup_key(), records[1].event()), (41, [2; 32], &b""[..]));
+    }
+
+    /// A record's bytes in a group, as `Prepared::record_len` counts them.
+    fn record_len(event: &[u8]) -> usize {
+        FRAME_OVERHEAD + PREFIX + event.len()
+    }
+
+    #[test]
+    fn a_commit_is_packed_into_groups_that_close_at_the_size_limit() {
+        let event = vec![5; 10 << 10];
+        let count = 60u64;
+        let mut packer = Packer::new(record_len(&event) * count as usize, 100);
+        let mut groups: Vec<(u64, Vec<u8>)> = (100..100 + count)
+            .filter_map(|sequence| packer.push(sequence, record_len(&event), 9, &[3; 32], &event))
+            .collect();
+        groups.extend(packer.finish());
+        // 10 KiB records: a group reaches 256 KiB at its 26th.
+        let firsts: Vec<u64> = groups.iter().map(|(first, _)| *first).collect();
+        assert_eq!(firsts, [100, 126, 152]);
+        let sequences: Vec<u64> = groups
+            .iter()
+            .flat_map(|(first, group)| records(*first, group).map(|r| r.sequence).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(sequences, (100..100 + count).collect::<Vec<_>>(), "every record once, in order");
+        assert!(groups.iter().all(|(_, group)| records(0, group).all(|r| r.event() == &event[..])));
+    }
+
+    #[test]
+    fn group_buffers_are_sized_for_what_is_left_and_never_regrown() {
+        let event = vec![5; 10 << 10];
+        let (stored, duplicates) = (30usize, 4usize);
+        let mut packer = Packer::new(record_len(&event) * (stored + duplicates), 1);
+        for _ in 0..duplicates {
+            packer.skip(record_len(&event));
+        }
+        let full: Vec<_> = (1..=stored as u64)
+            .filter_map(|sequence| packer.push(sequence, record_len(&event), 9, &[3; 32], &event))
+            .collect();
+        let (_, last) = packer.finish().expect("the records after the first group");
+        assert_eq!(full.len(), 1);
+        // The first buffer was capped at a group and one record past it; the
+        // second had room for exactly the 4 records left, not for the skipped.
+        assert_eq!(full[0].1.capacity(), MAX_BYTES + (16 << 10));
+        assert_eq!(last.capacity(), 4 * record_len(&event));
+        assert_eq!(last.len(), last.capacity(), "filled exactly, so never regrown");
+    }
+
+    #[test]
+    fn a_commit_of_duplicates_only_writes_no_group() {
+        let mut packer = Packer::new(record_len(b"dup") * 2, 7);
+        packer.skip(record_len(b"dup"));
+        packer.skip(record_len(b"dup"));
+        assert!(packer.finish().is_none());
     }
 
     #[test]

@@ -76,6 +76,17 @@ pub struct Appended {
     pub duplicates: u32,
 }
 
+impl Appended {
+    /// Counts the stored event `sequence` (stored in order).
+    fn count(&mut self, sequence: u64) {
+        if self.stored == 0 {
+            self.first_sequence = sequence;
+        }
+        self.last_sequence = sequence;
+        self.stored += 1;
+    }
+}
+
 /// What a reader found after a cursor.
 pub struct Page {
     /// The groups holding the events after the cursor, in order, each from
@@ -184,42 +195,32 @@ impl Store {
             let mut next = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
             let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
             let mut groups = txn.open_table(GROUPS)?;
-            // What the records still to come take at most: each group's
-            // buffer is sized from it, so it is not regrown as it fills.
-            let mut left: usize = requests.iter().flatten().map(Prepared::record_len).sum();
-            let mut group = group_buffer(left);
-            let mut group_first = next;
+            let mut packer = group::Packer::new(requests.iter().flatten().map(Prepared::record_len).sum(), next);
             for notifications in requests {
                 let mut outcome = Appended::default();
                 for prepared in notifications {
-                    let record_len = prepared.record_len();
                     let identity = *prepared.key();
                     let key = dedup::key_of(&identity);
                     if pending.is_duplicate(&dedup, &key, now_ms) {
-                        left = left.saturating_sub(record_len);
+                        packer.skip(prepared.record_len());
                         outcome.duplicates += 1;
                         continue;
                     }
                     pending.add(key);
-                    let sequence = next;
-                    next += 1;
-                    let event = prepared.into_stored(sequence);
-                    if group.len() >= group::MAX_BYTES {
-                        let full = std::mem::replace(&mut group, group_buffer(left));
-                        self.put_group(&mut groups, group_first, full, &mut written)?;
-                        group_first = sequence;
+                    let record_len = prepared.record_len();
+                    let event = prepared.into_stored(next);
+                    if let Some((first, full)) = packer.push(next, record_len, now_ms, &identity, event.encoded.bytes())
+                    {
+                        self.put_group(&mut groups, first, full, &mut written)?;
                     }
-                    group::push(&mut group, now_ms, &identity, event.encoded.bytes());
-                    left = left.saturating_sub(record_len);
-                    outcome.first_sequence = if outcome.stored == 0 { sequence } else { outcome.first_sequence };
-                    outcome.last_sequence = sequence;
-                    outcome.stored += 1;
+                    outcome.count(next);
+                    next += 1;
                     stored.push(event);
                 }
                 outcomes.push(outcome);
             }
-            if !group.is_empty() {
-                self.put_group(&mut groups, group_first, group, &mut written)?;
+            if let Some((first, last)) = packer.finish() {
+                self.put_group(&mut groups, first, last, &mut written)?;
             }
             bytes += written.iter().map(|(_, _, stored)| stored).sum::<u64>();
             meta.insert("next_sequence", next)?;
@@ -323,14 +324,6 @@ impl Store {
         written.push((first, Bytes::from(group), stored_len));
         Ok(())
     }
-}
-
-/// A buffer for a new group: room for what is left of the commit (`left`
-/// bytes at most), up to a full group and a record of up to 16 KiB past it,
-/// since a group closes once it has reached `group::MAX_BYTES`. The cache
-/// keeps the buffer, so room the group does not use would be held unseen.
-fn group_buffer(left: usize) -> Vec<u8> {
-    Vec::with_capacity(left.min(group::MAX_BYTES + (16 << 10)))
 }
 
 /// The dedup index of the records stored within the window before `now_ms`.
