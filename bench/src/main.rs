@@ -232,8 +232,8 @@ async fn fanout(
     if load.setup.ingest_port {
         println!("Relay publisher on the ingest port (--ingest-listen).\n");
     }
-    println!("| system | subscribers | filter | load | calls in flight | delivered/s | p50 | p99 | p99.9 | publish answered p50 / p99 | delivered/expected | server CPU | server peak RSS |");
-    println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| system | subscribers | filter | load | calls in flight | delivered/s | p50 | p99 | p99.9 | publish answered p50 / p99 | delivered/expected | server CPU | waiting for a core: server / bench | server peak RSS |");
+    println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut outcomes = Vec::new();
     for round in 1..=load.rounds {
         for &subscribers in counts {

@@ -32,6 +32,14 @@ pub struct Outcome {
     pub answer_p99_us: u64,
     /// Server CPU over the run, in cores (1.0 = one core busy).
     pub server_cpu: f64,
+    /// How long the server's threads were ready to run but had no core,
+    /// over the run, in cores (1.0 = one thread waiting all the time). On
+    /// shared cores a latency tail is this wait, not work: it tells the two
+    /// apart for every run.
+    pub server_waited: f64,
+    /// The same for the bench's own threads (its subscribers' runtime and
+    /// the run's publisher thread): the clients' side of the same cores.
+    pub bench_waited: f64,
     pub server_peak_rss_mb: f64,
 }
 
@@ -75,6 +83,17 @@ impl ProcStats {
         Duration::from_millis(ticks * 1000 / per_second)
     }
 
+    /// How long the process's live threads have waited on a run queue so
+    /// far, summed (`/proc/PID/task/*/schedstat`; a thread that has exited
+    /// takes its share with it).
+    pub fn run_queue_wait(&self) -> Duration {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else { return Duration::ZERO };
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+            .map(|schedstat| run_queue_wait(&schedstat))
+            .sum()
+    }
+
     /// A `/proc/PID/status` field in kB (VmRSS, VmHWM).
     pub fn status_kb(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
@@ -83,6 +102,20 @@ impl ProcStats {
             .find_map(|line| line.strip_prefix(field)?.trim_start_matches(':').trim().strip_suffix(" kB")?.parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// The calling thread's run-queue wait so far: for a thread that will exit
+/// before the run's end is read (the publisher's).
+pub fn this_thread_run_queue_wait() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat").map(|s| run_queue_wait(&s)).unwrap_or_default()
+}
+
+/// The wait in a `schedstat` line: "time on a CPU, time waiting on a run
+/// queue, timeslices", the times in ns. Missing or garbled reads as zero:
+/// the column then says nothing rather than something wrong.
+fn run_queue_wait(schedstat: &str) -> Duration {
+    let waited = schedstat.split_whitespace().nth(1).and_then(|ns| ns.parse().ok());
+    Duration::from_nanos(waited.unwrap_or(0))
 }
 
 /// Raises the open-files limit: a thousand subscribers are a thousand sockets
@@ -95,5 +128,46 @@ pub fn raise_fd_limit() {
             limit.rlim_cur = limit.rlim_max.min(65_536);
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_queue_wait_is_the_second_schedstat_field() {
+        assert_eq!(run_queue_wait("1515975718 725784387 215\n"), Duration::from_nanos(725_784_387));
+        assert_eq!(run_queue_wait("1515975718"), Duration::ZERO);
+        assert_eq!(run_queue_wait("a b c"), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_busy_process_shows_the_wait_of_its_threads() {
+        // More spinning threads than cores: each must wait for one, and the
+        // process's total is at least what any one of them reports.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let spinners: Vec<_> = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                    this_thread_run_queue_wait()
+                })
+            })
+            .collect();
+        let me = ProcStats::new(std::process::id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while me.run_queue_wait() < Duration::from_millis(50) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let process = me.run_queue_wait();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let largest = spinners.into_iter().filter_map(|t| t.join().ok()).max().unwrap_or_default();
+        assert!(process >= Duration::from_millis(50), "{threads} spinners on fewer cores waited only {process:?}");
+        assert!(largest > Duration::ZERO, "a spinner reads its own wait");
     }
 }

@@ -8,7 +8,7 @@ use crate::measure::Outcome;
 /// One outcome as a table row.
 pub fn print_row(o: &Outcome) {
     println!(
-        "| {} | {} | {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} ms | {}/{} | {:.2} | {:.0} MB |",
+        "| {} | {} | {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} ms | {}/{} | {:.2} | {:.2} / {:.2} | {:.0} MB |",
         o.system,
         o.subscribers,
         o.selectivity,
@@ -23,6 +23,8 @@ pub fn print_row(o: &Outcome) {
         o.delivered,
         o.expected,
         o.server_cpu,
+        o.server_waited,
+        o.bench_waited,
         o.server_peak_rss_mb
     );
     let _ = std::io::stdout().flush();
@@ -66,11 +68,11 @@ fn equal_p99s(outcomes: &[Outcome], round: usize, configuration: (usize, &str)) 
 /// Every outcome, for the plot (`scripts/plot-bench.py`).
 pub fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<(), String> {
     let mut text = String::from(
-        "round,system,subscribers,filter,load,delivered_per_s,p50_us,p99_us,p999_us,server_cpu,peak_rss_mb,answer_p50_us,answer_p99_us,in_flight\n",
+        "round,system,subscribers,filter,load,delivered_per_s,p50_us,p99_us,p999_us,server_cpu,peak_rss_mb,answer_p50_us,answer_p99_us,in_flight,server_waited,bench_waited\n",
     );
     for o in outcomes {
         text.push_str(&format!(
-            "{},{},{},{},{},{:.0},{},{},{},{:.3},{:.1},{},{},{}\n",
+            "{},{},{},{},{},{:.0},{},{},{},{:.3},{:.1},{},{},{},{:.3},{:.3}\n",
             o.round,
             o.system,
             o.subscribers,
@@ -84,7 +86,9 @@ pub fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<(), String> {
             o.server_peak_rss_mb,
             o.answer_p50_us,
             o.answer_p99_us,
-            o.in_flight
+            o.in_flight,
+            o.server_waited,
+            o.bench_waited
         ));
     }
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))

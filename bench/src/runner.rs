@@ -57,10 +57,12 @@ pub async fn run<S: Sink>(
         .into_iter()
         .map(|stream| tokio::spawn(workload::consume(stream, expected.clone(), deadline, origin)))
         .collect();
-    let cpu_before = server.cpu();
+    let bench = ProcStats::new(std::process::id());
+    let (cpu_before, server_wait_before, bench_wait_before) =
+        (server.cpu(), server.run_queue_wait(), bench.run_queue_wait());
     let start = Instant::now();
     let (rate, duration, in_flight) = (plan.rate, plan.setup.duration, plan.setup.in_flight);
-    let workload::Published { notifications: published, answers } = apart(async move {
+    let (workload::Published { notifications: published, answers }, publisher_waited) = apart(async move {
         let sink = connect.await?;
         workload::publish(sink, rate, duration, in_flight, origin).await
     })
@@ -85,7 +87,11 @@ pub async fn run<S: Sink>(
         latencies.add(&seen.latencies).map_err(|e| e.to_string())?;
     }
     let elapsed = last.saturating_duration_since(start).max(Duration::from_millis(1));
-    let cpu = server.cpu().saturating_sub(cpu_before).as_secs_f64() / start.elapsed().as_secs_f64();
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = server.cpu().saturating_sub(cpu_before).as_secs_f64() / seconds;
+    let server_waited = server.run_queue_wait().saturating_sub(server_wait_before).as_secs_f64() / seconds;
+    let bench_waited =
+        (bench.run_queue_wait().saturating_sub(bench_wait_before) + publisher_waited).as_secs_f64() / seconds;
     Ok(Outcome {
         system,
         round: 1,
@@ -103,6 +109,8 @@ pub async fn run<S: Sink>(
         answer_p50_us: answers.value_at_quantile(0.50),
         answer_p99_us: answers.value_at_quantile(0.99),
         server_cpu: cpu,
+        server_waited,
+        bench_waited,
         server_peak_rss_mb: server.status_kb("VmHWM") as f64 / 1024.0,
     })
 }
@@ -113,19 +121,27 @@ pub async fn run<S: Sink>(
 /// subscriber tasks, and a system whose publish waits for an answer (the
 /// relay's durable ack, JetStream's, NATS core's flush) would be measured
 /// on the bench's own scheduling. Every system gets the same arrangement.
+/// Also returns how long the thread waited for a core: it has exited by the
+/// time the run's end is read, and its wait with it.
 async fn apart<T: Send + 'static>(
     publisher: impl Future<Output = Result<T, String>> + Send + 'static,
-) -> Result<T, String> {
+) -> Result<(T, Duration), String> {
     let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("bench-publisher".into())
         .spawn(move || {
             let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime.block_on(publisher),
                 Err(e) => Err(e.to_string()),
             };
-            let _ = done.send(outcome);
+            let _ = done.send(outcome.map(|published| (published, measure::this_thread_run_queue_wait())));
         })
         .map_err(|e| e.to_string())?;
-    result.await.map_err(|_| "the publisher thread died".to_string())?
+    let outcome = result.await.map_err(|_| "the publisher thread died".to_string())?;
+    // Gone before the run's end is read, so its wait is not counted twice.
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "the publisher thread panicked".to_string())?;
+    outcome
 }
