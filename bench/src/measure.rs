@@ -35,11 +35,11 @@ pub struct Outcome {
     /// How long the server's threads were ready to run but had no core,
     /// over the run, in cores (1.0 = one thread waiting all the time). On
     /// shared cores a latency tail is this wait, not work: it tells the two
-    /// apart for every run.
-    pub server_waited: f64,
+    /// apart for every run. `None` where the kernel keeps no schedstat.
+    pub server_waited: Option<f64>,
     /// The same for the bench's own threads (its subscribers' runtime and
     /// the run's publisher thread): the clients' side of the same cores.
-    pub bench_waited: f64,
+    pub bench_waited: Option<f64>,
     pub server_peak_rss_mb: f64,
 }
 
@@ -85,13 +85,13 @@ impl ProcStats {
 
     /// How long the process's live threads have waited on a run queue so
     /// far, summed (`/proc/PID/task/*/schedstat`; a thread that has exited
-    /// takes its share with it).
-    pub fn run_queue_wait(&self) -> Duration {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else { return Duration::ZERO };
+    /// takes its share with it). `None` if no thread's could be read.
+    pub fn run_queue_wait(&self) -> Option<Duration> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid)).ok()?;
         tasks
             .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
-            .map(|schedstat| run_queue_wait(&schedstat))
-            .sum()
+            .filter_map(|schedstat| run_queue_wait(&schedstat))
+            .reduce(|sum, waited| sum + waited)
     }
 
     /// A `/proc/PID/status` field in kB (VmRSS, VmHWM).
@@ -106,16 +106,15 @@ impl ProcStats {
 
 /// The calling thread's run-queue wait so far: for a thread that will exit
 /// before the run's end is read (the publisher's).
-pub fn this_thread_run_queue_wait() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat").map(|s| run_queue_wait(&s)).unwrap_or_default()
+pub fn this_thread_run_queue_wait() -> Option<Duration> {
+    run_queue_wait(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
 }
 
 /// The wait in a `schedstat` line: "time on a CPU, time waiting on a run
-/// queue, timeslices", the times in ns. Missing or garbled reads as zero:
-/// the column then says nothing rather than something wrong.
-fn run_queue_wait(schedstat: &str) -> Duration {
-    let waited = schedstat.split_whitespace().nth(1).and_then(|ns| ns.parse().ok());
-    Duration::from_nanos(waited.unwrap_or(0))
+/// queue, timeslices", the times in ns. Missing or garbled is `None`: the
+/// column then says nothing rather than something wrong.
+fn run_queue_wait(schedstat: &str) -> Option<Duration> {
+    schedstat.split_whitespace().nth(1)?.parse().ok().map(Duration::from_nanos)
 }
 
 /// Raises the open-files limit: a thousand subscribers are a thousand sockets
@@ -137,9 +136,9 @@ mod tests {
 
     #[test]
     fn the_run_queue_wait_is_the_second_schedstat_field() {
-        assert_eq!(run_queue_wait("1515975718 725784387 215\n"), Duration::from_nanos(725_784_387));
-        assert_eq!(run_queue_wait("1515975718"), Duration::ZERO);
-        assert_eq!(run_queue_wait("a b c"), Duration::ZERO);
+        assert_eq!(run_queue_wait("1515975718 725784387 215\n"), Some(Duration::from_nanos(725_784_387)));
+        assert_eq!(run_queue_wait("1515975718"), None);
+        assert_eq!(run_queue_wait("a b c"), None);
     }
 
     #[test]
@@ -161,13 +160,17 @@ mod tests {
             .collect();
         let me = ProcStats::new(std::process::id());
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while me.run_queue_wait() < Duration::from_millis(50) && std::time::Instant::now() < deadline {
+        while me.run_queue_wait() < Some(Duration::from_millis(50)) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         let process = me.run_queue_wait();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let largest = spinners.into_iter().filter_map(|t| t.join().ok()).max().unwrap_or_default();
-        assert!(process >= Duration::from_millis(50), "{threads} spinners on fewer cores waited only {process:?}");
-        assert!(largest > Duration::ZERO, "a spinner reads its own wait");
+        assert!(
+            process >= Some(Duration::from_millis(50)),
+            "{threads} spinners on fewer cores waited only {process:?}"
+        );
+        assert!(largest > Some(Duration::ZERO), "a spinner reads its own wait");
+        assert_eq!(ProcStats::new(u32::MAX).run_queue_wait(), None, "no such process");
     }
 }

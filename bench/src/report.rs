@@ -8,7 +8,7 @@ use crate::measure::Outcome;
 /// One outcome as a table row.
 pub fn print_row(o: &Outcome) {
     println!(
-        "| {} | {} | {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} ms | {}/{} | {:.2} | {:.2} / {:.2} | {:.0} MB |",
+        "| {} | {} | {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} ms | {}/{} | {:.2} | {} / {} | {:.0} MB |",
         o.system,
         o.subscribers,
         o.selectivity,
@@ -23,11 +23,16 @@ pub fn print_row(o: &Outcome) {
         o.delivered,
         o.expected,
         o.server_cpu,
-        o.server_waited,
-        o.bench_waited,
+        cores(o.server_waited, "-"),
+        cores(o.bench_waited, "-"),
         o.server_peak_rss_mb
     );
     let _ = std::io::stdout().flush();
+}
+
+/// A wait in cores to two decimals, or `missing` where it was not measured.
+fn cores(waited: Option<f64>, missing: &str) -> String {
+    waited.map_or_else(|| missing.to_string(), |cores| format!("{cores:.2}"))
 }
 
 /// Delivered/s at saturation: relay / NATS and relay / JetStream.
@@ -72,7 +77,7 @@ pub fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<(), String> {
     );
     for o in outcomes {
         text.push_str(&format!(
-            "{},{},{},{},{},{:.0},{},{},{},{:.3},{:.1},{},{},{},{:.3},{:.3}\n",
+            "{},{},{},{},{},{:.0},{},{},{},{:.3},{:.1},{},{},{},{},{}\n",
             o.round,
             o.system,
             o.subscribers,
@@ -87,8 +92,8 @@ pub fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<(), String> {
             o.answer_p50_us,
             o.answer_p99_us,
             o.in_flight,
-            o.server_waited,
-            o.bench_waited
+            cores(o.server_waited, ""),
+            cores(o.bench_waited, "")
         ));
     }
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))

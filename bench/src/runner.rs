@@ -89,9 +89,14 @@ pub async fn run<S: Sink>(
     let elapsed = last.saturating_duration_since(start).max(Duration::from_millis(1));
     let seconds = start.elapsed().as_secs_f64();
     let cpu = server.cpu().saturating_sub(cpu_before).as_secs_f64() / seconds;
-    let server_waited = server.run_queue_wait().saturating_sub(server_wait_before).as_secs_f64() / seconds;
-    let bench_waited =
-        (bench.run_queue_wait().saturating_sub(bench_wait_before) + publisher_waited).as_secs_f64() / seconds;
+    let in_cores = |waited: Duration| waited.as_secs_f64() / seconds;
+    let server_waited =
+        server.run_queue_wait().zip(server_wait_before).map(|(end, start)| in_cores(end.saturating_sub(start)));
+    let bench_waited = bench
+        .run_queue_wait()
+        .zip(bench_wait_before)
+        .zip(publisher_waited)
+        .map(|((end, start), publisher)| in_cores(end.saturating_sub(start) + publisher));
     Ok(Outcome {
         system,
         round: 1,
@@ -125,7 +130,7 @@ pub async fn run<S: Sink>(
 /// time the run's end is read, and its wait with it.
 async fn apart<T: Send + 'static>(
     publisher: impl Future<Output = Result<T, String>> + Send + 'static,
-) -> Result<(T, Duration), String> {
+) -> Result<(T, Option<Duration>), String> {
     let (done, result) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("bench-publisher".into())

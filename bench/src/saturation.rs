@@ -49,8 +49,8 @@ mod tests {
             answer_p50_us: 1,
             answer_p99_us: 1,
             server_cpu: 1.0,
-            server_waited: 0.0,
-            bench_waited: 0.0,
+            server_waited: None,
+            bench_waited: None,
             server_peak_rss_mb: 1.0,
         }
     }
