@@ -143,8 +143,9 @@ mod tests {
 
     #[test]
     fn a_busy_process_shows_the_wait_of_its_threads() {
-        // More spinning threads than cores: each must wait for one, and the
-        // process's total is at least what any one of them reports.
+        // Twice as many spinning threads as cores: they take turns, so the
+        // process's threads pile up waiting time, and each spinner can read
+        // its own share.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         let spinners: Vec<_> = (0..threads)
