@@ -3,7 +3,8 @@
 notifications/s at 100 subscribers, one panel per filter, every round's point
 drawn and the median over rounds joined, with issue 5's 5 ms p99 target.
 
-Also prints, per system and filter, the median p99 at each offered load."""
+Also prints, per system and filter, the median p99 at each offered load, and
+the median time the server's and the bench's threads waited for a core."""
 import csv
 import statistics
 import sys
@@ -17,6 +18,23 @@ from matplotlib import ticker  # noqa: E402
 
 P99_TARGET_MS = 5
 COLOURS = {"relay": "tab:purple", "nats": "tab:green"}
+
+
+def print_waits(system: str, selectivity: str, points) -> None:
+    """The median time the server's and the bench's threads waited for a
+    core at each load, in cores (CSVs since session 19 have the columns)."""
+    cells = []
+    for offered in sorted(points):
+        runs = points[offered]
+        waits = [(r.get("server_waited"), r.get("bench_waited")) for r in runs]
+        waits = [(float(s), float(b)) for s, b in waits if s and b]
+        if not waits:
+            return
+        delivered = statistics.median(float(r["delivered_per_s"]) for r in runs)
+        server = statistics.median(s for s, _ in waits)
+        bench = statistics.median(b for _, b in waits)
+        cells.append(f"{int(delivered / 1000)}k/s {server:.2f} / {bench:.2f}")
+    print(f"{system} {selectivity} waiting for a core, server / bench: " + ", ".join(cells))
 
 
 def main(source: str, target: str) -> None:
@@ -45,6 +63,7 @@ def main(source: str, target: str) -> None:
                 if quantile == "p99_us":
                     print(f"{system} {selectivity}: " + ", ".join(
                         f"{int(x / 1000)}k/s {y:.2f} ms" for x, y in zip(xs, ys)))
+            print_waits(system, selectivity, points)
         panel.axhline(P99_TARGET_MS, color="grey", linewidth=0.8, linestyle="--")
         panel.set(xlabel="delivered notifications/s", ylabel="latency, publish to deliver (ms)",
                   title=f"100 subscribers, filter {selectivity}", yscale="log")
