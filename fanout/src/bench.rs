@@ -368,8 +368,6 @@ fn ms(d: Duration) -> f64 {
 mod tests {
     use super::*;
 
-    /// The typed structs print the bytes a `serde_json::Value` (sorted keys)
-    /// printed before them, so benchmark series stay comparable.
     #[test]
     fn a_finished_runs_directory_is_gone_with_everything_in_it() {
         let parent = tempfile::tempdir().unwrap();
@@ -381,6 +379,8 @@ mod tests {
         assert!(parent.path().exists(), "only the run's own directory goes");
     }
 
+    /// The typed structs print the bytes a `serde_json::Value` (sorted keys)
+    /// printed before them, so benchmark series stay comparable.
     #[test]
     fn notification_json_is_what_a_value_tree_prints() {
         let Some(Kind::Change(change)) = notification(7, 42).kind else { panic!("not a change") };

@@ -128,7 +128,7 @@ impl GroupCache {
 
     /// Caches the group starting at `first`, on probation.
     pub(crate) fn insert(&self, first: u64, cached: Cached) {
-        if self.budget == 0 {
+        if !self.keeps_any() {
             return;
         }
         let mut inner = self.lock();
