@@ -78,7 +78,7 @@ mod tests {
     fn note(id: usize, data_len: usize) -> Notification {
         let change =
             ChangeNotification { id: id.to_string(), resource_data_json: "x".repeat(data_len), ..Default::default() };
-        Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 }
+        Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1, ..Default::default() }
     }
 
     fn ids(message: &[u8]) -> Vec<String> {

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::client_state::ClientStates;
+use crate::delivery::RequestId;
 
 /// Largest body accepted. Graph documents no maximum; 1 MiB is far above its
 /// batches and well inside a Worker's memory.
@@ -127,8 +128,14 @@ impl Batch {
     }
 }
 
-/// Parses `body` and validates each item against `client_states`.
-pub fn parse(body: &[u8], client_states: &ClientStates, received_at_unix_ms: i64) -> Result<Batch, BodyError> {
+/// Parses `body` and validates each item against `client_states`; each
+/// accepted item gets its delivery id from `request` and its position.
+pub fn parse(
+    body: &[u8],
+    client_states: &ClientStates,
+    received_at_unix_ms: i64,
+    request: &RequestId,
+) -> Result<Batch, BodyError> {
     let (items, validation_tokens) = envelope(body)?;
     let rich_tenants = items
         .iter()
@@ -139,7 +146,11 @@ pub fn parse(body: &[u8], client_states: &ClientStates, received_at_unix_ms: i64
     for (index, item) in items.into_iter().enumerate() {
         let subscription_id = item.get("subscriptionId").and_then(Value::as_str).map(str::to_owned);
         match validate_item(item, client_states) {
-            Ok(kind) => batch.notifications.push(Notification { kind: Some(kind), received_at_unix_ms }),
+            Ok(kind) => batch.notifications.push(Notification {
+                kind: Some(kind),
+                received_at_unix_ms,
+                delivery_id: request.item(index),
+            }),
             Err(reason) => batch.rejections.push(Rejection { index, subscription_id, reason }),
         }
     }

@@ -7,8 +7,12 @@ fn states() -> ClientStates {
     ClientStates::parse(&format!("{SECRET},rotated")).unwrap()
 }
 
+fn request() -> RequestId {
+    RequestId::from_bytes([7; 16])
+}
+
 fn parse_json(body: Value) -> Batch {
-    parse(body.to_string().as_bytes(), &states(), 42).expect("body parses")
+    parse(body.to_string().as_bytes(), &states(), 42, &request()).expect("body parses")
 }
 
 fn message_item() -> Value {
@@ -141,16 +145,19 @@ fn bad_items_are_rejected_one_by_one_and_good_ones_kept() {
 #[test]
 fn unusable_bodies_get_specific_errors() {
     let s = states();
-    assert_eq!(parse(b"not json", &s, 0).unwrap_err().to_string().split(':').next(), Some("body is not valid JSON"));
-    assert_eq!(parse(&[0xff, 0xfe], &s, 0).unwrap_err(), BodyError::NotUtf8);
-    assert_eq!(parse(b"[]", &s, 0).unwrap_err(), BodyError::NoValueArray);
-    assert_eq!(parse(b"{}", &s, 0).unwrap_err(), BodyError::NoValueArray);
-    assert_eq!(parse(br#"{"value":{}}"#, &s, 0).unwrap_err(), BodyError::NoValueArray);
-    assert_eq!(parse(br#"{"value":[]}"#, &s, 0).unwrap_err(), BodyError::EmptyValue);
+    assert_eq!(
+        parse(b"not json", &s, 0, &request()).unwrap_err().to_string().split(':').next(),
+        Some("body is not valid JSON")
+    );
+    assert_eq!(parse(&[0xff, 0xfe], &s, 0, &request()).unwrap_err(), BodyError::NotUtf8);
+    assert_eq!(parse(b"[]", &s, 0, &request()).unwrap_err(), BodyError::NoValueArray);
+    assert_eq!(parse(b"{}", &s, 0, &request()).unwrap_err(), BodyError::NoValueArray);
+    assert_eq!(parse(br#"{"value":{}}"#, &s, 0, &request()).unwrap_err(), BodyError::NoValueArray);
+    assert_eq!(parse(br#"{"value":[]}"#, &s, 0, &request()).unwrap_err(), BodyError::EmptyValue);
     let deep = format!("{{\"value\":{}{}}}", "[".repeat(200), "]".repeat(200));
-    assert_eq!(parse(deep.as_bytes(), &s, 0).unwrap_err(), BodyError::TooDeep);
+    assert_eq!(parse(deep.as_bytes(), &s, 0, &request()).unwrap_err(), BodyError::TooDeep);
     let big = vec![b' '; MAX_BODY_BYTES + 1];
-    assert_eq!(parse(&big, &s, 0).unwrap_err(), BodyError::TooLarge);
+    assert_eq!(parse(&big, &s, 0, &request()).unwrap_err(), BodyError::TooLarge);
 }
 
 #[test]
@@ -205,4 +212,21 @@ fn rejections_are_summarised_one_line_per_reason() {
             "rejected 1 items, item is not a JSON object: value[8] subscription=-".to_owned(),
         ]
     );
+}
+
+#[test]
+fn each_accepted_item_is_named_by_its_request_and_position() {
+    let body = json!({"value": [message_item(), json!({"clientState": "forged"}), message_item()]});
+    let batch = parse_json(body.clone());
+    let ids: Vec<&str> = batch.notifications.iter().map(|n| n.delivery_id.as_str()).collect();
+    assert_eq!(ids, [request().item(0), request().item(2)], "positions in value, rejected items skipped");
+}
+
+#[test]
+fn the_same_body_acknowledged_twice_is_two_deliveries() {
+    let body = json!({"value": [message_item()]}).to_string();
+    let first = parse(body.as_bytes(), &states(), 42, &RequestId::from_bytes([1; 16])).unwrap();
+    let second = parse(body.as_bytes(), &states(), 42, &RequestId::from_bytes([2; 16])).unwrap();
+    assert_eq!(first.notifications[0].kind, second.notifications[0].kind, "byte-identical items");
+    assert_ne!(first.notifications[0].delivery_id, second.notifications[0].delivery_id);
 }

@@ -7,6 +7,7 @@
 
 use crate::client_state::ClientStates;
 use crate::collection::{self, Batch, BodyError};
+use crate::delivery::RequestId;
 use crate::handshake;
 
 /// The public routes of the edge.
@@ -102,8 +103,13 @@ pub fn check_headers(content_type: Option<&str>, content_length: Option<&str>) -
 }
 
 /// Parses and validates the body, or says why it cannot be used.
-pub fn accept_body(body: &[u8], client_states: &ClientStates, received_at_unix_ms: i64) -> Result<Batch, Reply> {
-    collection::parse(body, client_states, received_at_unix_ms).map_err(|e| match e {
+pub fn accept_body(
+    body: &[u8],
+    client_states: &ClientStates,
+    received_at_unix_ms: i64,
+    request: &RequestId,
+) -> Result<Batch, Reply> {
+    collection::parse(body, client_states, received_at_unix_ms, request).map_err(|e| match e {
         BodyError::TooLarge => too_large(),
         other => Reply::text(400, other.to_string()),
     })
@@ -150,10 +156,10 @@ mod tests {
     #[test]
     fn body_errors_become_specific_statuses() {
         let states = ClientStates::parse("s").unwrap();
-        assert_eq!(accept_body(b"{", &states, 0).unwrap_err().status, 400);
+        assert_eq!(accept_body(b"{", &states, 0, &RequestId::from_bytes([1; 16])).unwrap_err().status, 400);
         let big = vec![b' '; collection::MAX_BODY_BYTES + 1];
-        assert_eq!(accept_body(&big, &states, 0).unwrap_err().status, 413);
-        let empty = accept_body(br#"{"value":[]}"#, &states, 0).unwrap_err();
+        assert_eq!(accept_body(&big, &states, 0, &RequestId::from_bytes([1; 16])).unwrap_err().status, 413);
+        let empty = accept_body(br#"{"value":[]}"#, &states, 0, &RequestId::from_bytes([1; 16])).unwrap_err();
         assert_eq!(empty, Reply::text(400, "\"value\" is empty: there is nothing to accept"));
     }
 }

@@ -10,6 +10,7 @@
 //! - [`handshake`]: the `validationToken` reflection.
 //! - [`client_state`]: the accepted clientState set, compared in constant time.
 //! - [`collection`]: parsing a notification collection into fan-out messages.
+//! - [`delivery`]: the identity of each accepted item (one delivery, not its content).
 //! - [`grpc_web`]: framing the gRPC-Web call to the fan-out.
 //! - [`chunk`]: splitting accepted items into queue messages (128 KB limit).
 //! - [`secret`]: constant-time comparison of bearer tokens.
@@ -26,6 +27,7 @@
 pub mod chunk;
 pub mod client_state;
 pub mod collection;
+pub mod delivery;
 pub mod grpc_web;
 pub mod handshake;
 pub mod inbound;

@@ -1,6 +1,7 @@
 //! The request path must never panic (a panic can poison the Worker isolate):
 //! every entry point of the protocol core is fed arbitrary input.
 
+use graph_relay_edge::delivery::RequestId;
 use graph_relay_edge::{client_state::ClientStates, grpc_web, handshake, inbound};
 use graph_relay_proto::v1::notification::Kind;
 use proptest::prelude::*;
@@ -41,13 +42,13 @@ fn json_value() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn collection_parsing_never_panics_on_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
-        let _ = inbound::accept_body(&body, &states(), 0);
+        let _ = inbound::accept_body(&body, &states(), 0, &RequestId::from_bytes([3; 16]));
     }
 
     #[test]
     fn every_item_is_either_accepted_or_rejected(items in prop::collection::vec(json_value(), 1..6)) {
         let body = json!({ "value": items }).to_string();
-        let batch = inbound::accept_body(body.as_bytes(), &states(), 0).expect("a non-empty value array parses");
+        let batch = inbound::accept_body(body.as_bytes(), &states(), 0, &RequestId::from_bytes([3; 16])).expect("a non-empty value array parses");
         prop_assert_eq!(batch.notifications.len() + batch.rejections.len(), items.len());
         for notification in &batch.notifications {
             let raw = match notification.kind.as_ref().expect("accepted items have a kind") {

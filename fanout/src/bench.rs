@@ -322,7 +322,7 @@ pub fn notification(publisher: usize, n: usize) -> Notification {
         raw_json,
         ..Default::default()
     };
-    Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1_795_000_000_000 }
+    Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1_795_000_000_000, ..Default::default() }
 }
 
 /// The Graph subscription whose notifications `publisher` sends.

@@ -114,7 +114,8 @@ mod tests {
 
     fn stored(sequence: u64) -> Stored {
         let change = ChangeNotification { tenant_id: "t".into(), ..Default::default() };
-        Prepared::of(&Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 }).into_stored(sequence)
+        Prepared::of(&Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1, ..Default::default() })
+            .into_stored(sequence)
     }
 
     fn group(sequence: u64) -> Vec<Stored> {

@@ -5,7 +5,8 @@ use crate::prepared::Prepared;
 
 fn stored(sequence: u64, tenant: &str) -> Stored {
     let change = ChangeNotification { tenant_id: tenant.into(), resource: "users/u".into(), ..Default::default() };
-    Prepared::of(&Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 }).into_stored(sequence)
+    Prepared::of(&Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1, ..Default::default() })
+        .into_stored(sequence)
 }
 
 fn tenant(tenant: &str) -> Arc<Filter> {
@@ -140,9 +141,12 @@ fn decrypted_data_goes_only_to_feeds_allowed_to_see_it() {
         decrypted_resource_data_json: r#"{"subject":"secret"}"#.into(),
         ..Default::default()
     };
-    hub.dispatch(&[
-        Prepared::of(&Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 }).into_stored(1)
-    ]);
+    hub.dispatch(&[Prepared::of(&Notification {
+        kind: Some(Kind::Change(change)),
+        received_at_unix_ms: 1,
+        ..Default::default()
+    })
+    .into_stored(1)]);
     let decrypted = |feed: &mut Feed| {
         let event = feed.receiver.try_recv().expect("delivered");
         let event = <pb::Event as prost::Message>::decode(event.bytes().as_ref()).expect("an event");

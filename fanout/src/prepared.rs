@@ -21,24 +21,30 @@ pub struct Prepared {
     /// The same without decrypted resource data, for subscribers not allowed
     /// to see it; `None` when there is nothing to hide.
     redacted: Option<EventBody>,
-    /// The notification's identity within the dedup window.
-    key: [u8; 32],
+    /// The delivery's dedup key (see [`delivery_key`]); `None` for an item
+    /// without a delivery id, which is never taken for a duplicate.
+    key: Option<[u8; 32]>,
 }
 
 impl Prepared {
     pub fn of(notification: &Notification) -> Self {
         let body = EventBody::of(notification);
-        let key = identity(&body);
+        let key = delivery_key(&notification.delivery_id);
         let redacted = match &notification.kind {
-            Some(Kind::Change(change)) => wire::without_decrypted_data(change)
-                .map(|change| EventBody::of(&Notification { kind: Some(Kind::Change(change)), ..*notification })),
+            Some(Kind::Change(change)) => wire::without_decrypted_data(change).map(|change| {
+                EventBody::of(&Notification {
+                    kind: Some(Kind::Change(change)),
+                    received_at_unix_ms: notification.received_at_unix_ms,
+                    delivery_id: String::new(),
+                })
+            }),
             _ => None,
         };
         Self { body, redacted, key }
     }
 
-    pub fn key(&self) -> &[u8; 32] {
-        &self.key
+    pub fn key(&self) -> Option<&[u8; 32]> {
+        self.key.as_ref()
     }
 
     /// The bytes its record takes in a log group, at most (the sequence
@@ -62,16 +68,28 @@ pub fn prepare(notifications: Vec<Notification>) -> Vec<Prepared> {
     notifications.iter().map(Prepared::of).collect()
 }
 
-/// A notification's identity: every Graph field but clientState (already
-/// gone) and the edge's receive time, which differs between Graph's retries.
-/// The SHA-256 of `Notification.kind`'s encoding, as the log's records have
-/// always kept it (a restart rebuilds the dedup index from them).
-fn identity(body: &EventBody) -> [u8; 32] {
-    let (header, message) = body.kind_encoding();
+/// Longest `delivery_id` a publish may carry (the edge's are 34–40 bytes).
+pub const MAX_DELIVERY_ID_BYTES: usize = 128;
+
+/// Records of items without a delivery id hold this key; the dedup index
+/// never remembers it.
+pub(crate) const NO_KEY: [u8; 32] = [0; 32];
+
+/// The dedup key of one delivery: SHA-256 over a domain tag and the id, so
+/// it can never equal the content hashes that records of older logs hold
+/// (those stay in the index until their window passes, matching nothing).
+/// Only the delivery counts, never the content: two deliveries of the same
+/// bytes are two events (docs/graph-protocol.md, "Delivery identity").
+pub fn delivery_key(delivery_id: &str) -> Option<[u8; 32]> {
+    if delivery_id.is_empty() {
+        return None;
+    }
     let mut hasher = Sha256::new();
-    hasher.update(header);
-    hasher.update(message);
-    hasher.finalize().into()
+    hasher.update(b"graph-relay delivery id\0");
+    hasher.update(delivery_id.as_bytes());
+    let key: [u8; 32] = hasher.finalize().into();
+    // A hash of all zeros is out of reach; keep the marker unambiguous anyway.
+    (key != NO_KEY).then_some(key)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ fn change(id: &str, received_at_unix_ms: i64) -> Notification {
         raw_json: format!(r#"{{"id":"{id}","padding":"{}"}}"#, "x".repeat(300)),
         ..Default::default()
     };
-    Notification { kind: Some(Kind::Change(change)), received_at_unix_ms }
+    Notification { kind: Some(Kind::Change(change)), received_at_unix_ms, ..Default::default() }
 }
 
 fn lifecycle() -> Notification {
@@ -23,7 +23,7 @@ fn lifecycle() -> Notification {
         lifecycle_event: "reauthorizationRequired".into(),
         ..Default::default()
     };
-    Notification { kind: Some(Kind::Lifecycle(lifecycle)), received_at_unix_ms: 9 }
+    Notification { kind: Some(Kind::Lifecycle(lifecycle)), received_at_unix_ms: 9, ..Default::default() }
 }
 
 fn with_decrypted_data(mut notification: Notification) -> Notification {
@@ -33,22 +33,13 @@ fn with_decrypted_data(mut notification: Notification) -> Notification {
     notification
 }
 
-/// The key the log's records have always held: SHA-256 of `kind`'s encoding.
-fn key_as_before(notification: &Notification) -> [u8; 32] {
-    let mut identity = Vec::new();
-    if let Some(kind) = &notification.kind {
-        kind.encode(&mut identity);
-    }
-    Sha256::digest(identity).into()
-}
-
 #[test]
 fn the_stored_bytes_are_exactly_the_encoded_event_whatever_the_sequence() {
     let notifications = [
         change("a", 1_700_000_000_000),
         change("b", 0),
         lifecycle(),
-        Notification { kind: None, received_at_unix_ms: 5 },
+        Notification { kind: None, received_at_unix_ms: 5, ..Default::default() },
         with_decrypted_data(change("c", -1)),
     ];
     // One-byte and two-byte varints, and the longest (10 bytes).
@@ -61,20 +52,47 @@ fn the_stored_bytes_are_exactly_the_encoded_event_whatever_the_sequence() {
     }
 }
 
-#[test]
-fn the_dedup_key_is_the_one_the_log_already_holds() {
-    for notification in [change("a", 1), lifecycle(), with_decrypted_data(change("b", 2))] {
-        assert_eq!(*Prepared::of(&notification).key(), key_as_before(&notification));
-    }
-    assert_eq!(*Prepared::of(&Notification::default()).key(), <[u8; 32]>::from(Sha256::digest(b"")));
+fn delivered(mut notification: Notification, delivery_id: &str) -> Notification {
+    notification.delivery_id = delivery_id.into();
+    notification
 }
 
 #[test]
-fn a_retry_has_the_same_key_and_another_notification_does_not() {
-    let first = Prepared::of(&change("a", 1_000));
-    assert_eq!(first.key(), Prepared::of(&change("a", 2_000)).key(), "only the edge's receive time differs");
-    assert_ne!(first.key(), Prepared::of(&change("b", 1_000)).key());
-    assert_ne!(first.key(), Prepared::of(&with_decrypted_data(change("a", 1_000))).key());
+fn the_dedup_key_is_the_delivery_not_the_content() {
+    let first = Prepared::of(&delivered(change("a", 1_000), "r1/0"));
+    let redelivered = Prepared::of(&delivered(change("a", 2_000), "r1/0"));
+    let same_bytes_again = Prepared::of(&delivered(change("a", 1_000), "r2/0"));
+    assert_eq!(first.key(), redelivered.key(), "a redelivery of one delivery");
+    assert_ne!(first.key(), same_bytes_again.key(), "identical items acknowledged twice are two events");
+    assert_ne!(first.key(), Prepared::of(&delivered(change("a", 1_000), "r1/1")).key());
+}
+
+#[test]
+fn an_item_without_a_delivery_id_has_no_key_and_a_keyed_one_never_the_marker() {
+    assert_eq!(Prepared::of(&change("a", 1)).key(), None);
+    let keyed = Prepared::of(&delivered(lifecycle(), "r/0"));
+    assert!(keyed.key().is_some_and(|key| *key != NO_KEY));
+}
+
+#[test]
+fn delivery_keys_never_equal_the_content_hashes_older_logs_hold() {
+    let notification = change("a", 1);
+    let mut encoded = Vec::new();
+    if let Some(kind) = &notification.kind {
+        kind.encode(&mut encoded);
+    }
+    // An id spelled exactly like the content cannot meet its old hash.
+    let spelled = String::from_utf8_lossy(&encoded).into_owned();
+    let old: [u8; 32] = Sha256::digest(&encoded).into();
+    assert_ne!(delivery_key(&spelled), Some(old));
+}
+
+#[test]
+fn the_delivery_id_stays_out_of_the_event_subscribers_get() {
+    let with_id = Prepared::of(&delivered(with_decrypted_data(change("a", 1)), "r/0")).into_stored(3);
+    let without = Prepared::of(&with_decrypted_data(change("a", 1))).into_stored(3);
+    assert_eq!(with_id.encoded, without.encoded);
+    assert_eq!(with_id.redacted, without.redacted);
 }
 
 #[test]

@@ -163,6 +163,12 @@ impl Fanout for FanoutService {
         if let Some(index) = notifications.iter().position(|n| n.kind.is_none()) {
             return Err(Status::invalid_argument(format!("notifications[{index}] has neither change nor lifecycle")));
         }
+        if let Some(index) = notifications.iter().position(|n| n.delivery_id.len() > prepared::MAX_DELIVERY_ID_BYTES) {
+            return Err(Status::invalid_argument(format!(
+                "notifications[{index}].delivery_id is longer than {} bytes",
+                prepared::MAX_DELIVERY_ID_BYTES
+            )));
+        }
         if notifications.is_empty() {
             return Ok(Response::new(PublishResponse::default()));
         }

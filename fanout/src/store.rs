@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - `groups`: first sequence -> the records of one commit (see `group`),
-//!   each = stored at (Unix ms) + dedup key + the encoded
+//!   each = stored at (Unix ms) + dedup key (the delivery id's hash, or
+//!   zeros for an item without one; older records hold a content hash) + the encoded
 //!   `graphrelay.v1.Event`. Retention removes whole groups from the front;
 //!   replay sends the events as they are; the dedup index is rebuilt from the
 //!   records inside the window at open. One insert per commit (per 256 KiB).
@@ -32,7 +33,7 @@ use crate::cache::{Cached, GroupCache};
 use crate::dedup::{self, Dedup, Pending};
 use crate::group;
 use crate::index::PageGroup;
-use crate::prepared::Prepared;
+use crate::prepared::{Prepared, NO_KEY};
 use crate::seal::{self, LogKeys};
 use crate::wire::EncodedEvent;
 
@@ -180,8 +181,9 @@ impl Store {
     }
 
     /// Appends the notifications of several publish requests in ONE durable
-    /// transaction (group commit). Duplicates within the dedup window, even
-    /// inside the same group, are recognised and not stored again.
+    /// transaction (group commit). A delivery id stored within the dedup
+    /// window, even inside the same group, is a duplicate and not stored
+    /// again; an item without one is always stored.
     pub fn append(&self, requests: Vec<Vec<Prepared>>, now_ms: u64) -> Result<(Vec<Appended>, Vec<Stored>)> {
         let mut dedup = self.dedup();
         let mut pending = Pending::default();
@@ -199,14 +201,15 @@ impl Store {
             for notifications in requests {
                 let mut outcome = Appended::default();
                 for prepared in notifications {
-                    let identity = *prepared.key();
-                    let key = dedup::key_of(&identity);
-                    if pending.is_duplicate(&dedup, &key, now_ms) {
-                        packer.skip(prepared.record_len());
-                        outcome.duplicates += 1;
-                        continue;
+                    let identity = prepared.key().copied().unwrap_or(NO_KEY);
+                    if let Some(key) = prepared.key().map(dedup::key_of) {
+                        if pending.is_duplicate(&dedup, &key, now_ms) {
+                            packer.skip(prepared.record_len());
+                            outcome.duplicates += 1;
+                            continue;
+                        }
+                        pending.add(key);
                     }
-                    pending.add(key);
                     let record_len = prepared.record_len();
                     let event = prepared.into_stored(next);
                     if let Some((first, full)) = packer.push(next, record_len, now_ms, &identity, event.encoded.bytes())
@@ -367,7 +370,7 @@ fn rebuild_dedup(db: &Database, log_keys: Option<&LogKeys>, window_ms: u64, now_
             }
         };
         for record in group::records(first.value(), &group) {
-            if record.stored_at() >= window_start {
+            if record.stored_at() >= window_start && record.dedup_key() != NO_KEY {
                 dedup.remember(dedup::key_of(&record.dedup_key()), record.stored_at());
             }
         }

@@ -18,9 +18,16 @@ fn retention() -> Retention {
     }
 }
 
+/// The item `id`, as one delivery: notes with the same id are the same
+/// delivery arriving again (queue redelivery, a replay).
 fn note(id: &str) -> Notification {
     let change = ChangeNotification { id: id.into(), resource: format!("users/u/messages/{id}"), ..Default::default() };
-    Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 5 }
+    Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 5, delivery_id: format!("request/{id}") }
+}
+
+fn delivered_as(mut notification: Notification, delivery_id: &str) -> Notification {
+    notification.delivery_id = delivery_id.into();
+    notification
 }
 
 fn ids(page: &Page) -> Vec<String> {
@@ -48,6 +55,32 @@ fn appends_in_one_group_and_survives_reopening() {
     let page = store.read_after(1, 10).unwrap();
     assert_eq!(ids(&page), ["b", "c"]);
     assert_eq!(page.next_sequence, 4);
+}
+
+#[test]
+fn identical_items_of_two_deliveries_are_two_events_before_and_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
+    let (first, second) = (delivered_as(note("a"), "r1/0"), delivered_as(note("a"), "r2/0"));
+    let (outcomes, _) = store.append(vec![prepare(vec![first.clone()]), prepare(vec![second])], 1_000).unwrap();
+    assert_eq!((outcomes[0].stored, outcomes[1].stored), (1, 1), "a user updated twice is two changes");
+    drop(store);
+    let store = Store::open_at(dir.path(), retention(), None, 2_000).unwrap();
+    let (outcomes, _) = store.append(vec![prepare(vec![first, delivered_as(note("a"), "r3/0")])], 2_000).unwrap();
+    assert_eq!((outcomes[0].stored, outcomes[0].duplicates), (1, 1), "only the redelivery of r1/0 is a duplicate");
+}
+
+#[test]
+fn items_without_a_delivery_id_are_always_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
+    let anonymous = delivered_as(note("a"), "");
+    let (outcomes, _) = store.append(vec![prepare(vec![anonymous.clone(), anonymous.clone()])], 1_000).unwrap();
+    assert_eq!(outcomes[0].stored, 2);
+    drop(store);
+    let store = Store::open_at(dir.path(), retention(), None, 2_000).unwrap();
+    let (outcomes, _) = store.append(vec![prepare(vec![anonymous])], 2_000).unwrap();
+    assert_eq!(outcomes[0].stored, 1, "the rebuilt index holds no key for them");
 }
 
 #[test]
@@ -144,7 +177,7 @@ fn write_earlier_layout(dir: &tempfile::TempDir, notes: &[Notification]) {
         for (i, notification) in notes.iter().enumerate() {
             let sequence = 3 + i as u64;
             let event = wire::to_event(sequence, notification.clone());
-            let key = *Prepared::of(notification).key();
+            let key = Prepared::of(notification).key().copied().unwrap_or_default();
             let mut record = 1_000u64.to_be_bytes().to_vec();
             record.extend_from_slice(&key);
             record.extend_from_slice(&event.encode_to_vec());

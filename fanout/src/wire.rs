@@ -297,7 +297,11 @@ mod tests {
             lifecycle_event: "missed".into(),
             ..Default::default()
         };
-        let notification = Notification { kind: Some(Kind::Lifecycle(lifecycle.clone())), received_at_unix_ms: 7 };
+        let notification = Notification {
+            kind: Some(Kind::Lifecycle(lifecycle.clone())),
+            received_at_unix_ms: 7,
+            ..Default::default()
+        };
         let encoded = EncodedEvent::from_event(&to_event(99, notification));
         let event = Event::decode(encoded.encode_to_vec().as_slice()).unwrap();
         assert_eq!(event.sequence, 99);
@@ -309,10 +313,13 @@ mod tests {
     #[test]
     fn a_batch_decodes_as_an_event_batch_of_its_events_in_order() {
         let mut batch = EncodedBatch::default();
-        let small =
-            Notification { kind: Some(Kind::Lifecycle(LifecycleNotification::default())), received_at_unix_ms: 1 };
+        let small = Notification {
+            kind: Some(Kind::Lifecycle(LifecycleNotification::default())),
+            received_at_unix_ms: 1,
+            ..Default::default()
+        };
         let big_change = graph_relay_proto::v1::ChangeNotification { raw_json: "x".repeat(300), ..Default::default() };
-        let big = Notification { kind: Some(Kind::Change(big_change)), received_at_unix_ms: 2 };
+        let big = Notification { kind: Some(Kind::Change(big_change)), received_at_unix_ms: 2, ..Default::default() };
         let events = [to_event(5, small), to_event(6, big)];
         for event in &events {
             batch.push(EncodedEvent::from_event(event));
@@ -355,11 +362,18 @@ mod tests {
             decrypted_resource_data_json: "{\"subject\":\"secret\"}".into(),
             ..Default::default()
         };
-        let event = to_event(42, Notification { kind: Some(Kind::Change(change.clone())), received_at_unix_ms: 7 });
+        let event = to_event(
+            42,
+            Notification { kind: Some(Kind::Change(change.clone())), received_at_unix_ms: 7, ..Default::default() },
+        );
         let copy = Event::decode(redacted(&event).expect("it has decrypted data").bytes().as_ref()).unwrap();
         let expected = ChangeNotification { decrypted_resource_data_json: String::new(), ..change };
         assert_eq!(copy, Event { sequence: 42, payload: Some(Payload::Change(expected)), received_at_unix_ms: 7 });
-        let plain = Notification { kind: Some(Kind::Change(ChangeNotification::default())), received_at_unix_ms: 1 };
+        let plain = Notification {
+            kind: Some(Kind::Change(ChangeNotification::default())),
+            received_at_unix_ms: 1,
+            ..Default::default()
+        };
         assert!(redacted(&to_event(1, plain)).is_none(), "nothing to redact, no copy");
     }
 

@@ -22,12 +22,13 @@ fn collection(size: usize) -> Vec<u8> {
 
 fn parse_and_validate(c: &mut Criterion) {
     let states = ClientStates::parse(&format!("{CLIENT_STATE},rotated")).unwrap();
+    let request = graph_relay_edge::delivery::RequestId::from_bytes([0; 16]);
     let mut group = c.benchmark_group("parse_and_validate");
     for size in [1, 10, 100] {
         let body = collection(size);
         group.throughput(Throughput::Elements(size as u64));
         group.bench_function(format!("{size} notifications"), |b| {
-            b.iter(|| inbound::accept_body(black_box(&body), &states, 0).unwrap())
+            b.iter(|| inbound::accept_body(black_box(&body), &states, 0, &request).unwrap())
         });
     }
     group.finish();

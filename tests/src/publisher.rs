@@ -22,7 +22,8 @@ impl Publisher {
     }
 }
 
-/// A change notification whose id is `id` and subscription `subscription`.
+/// A change notification whose id is `id` and subscription `subscription`,
+/// as one delivery: publishing it again is a redelivery of the same one.
 pub fn change(subscription: &str, id: u64) -> Notification {
     let change = ChangeNotification {
         id: id.to_string(),
@@ -32,7 +33,11 @@ pub fn change(subscription: &str, id: u64) -> Notification {
         raw_json: format!(r#"{{"id":"{id}","subscriptionId":"{subscription}"}}"#),
         ..Default::default()
     };
-    Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 }
+    Notification {
+        kind: Some(Kind::Change(change)),
+        received_at_unix_ms: 1,
+        delivery_id: format!("test/{subscription}/{id}"),
+    }
 }
 
 /// Notification ids `from..to` of `subscription`.

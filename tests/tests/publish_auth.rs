@@ -16,7 +16,7 @@ fn publish_request(subscription_id: &str, token: Option<&str>) -> Request<Publis
         change_type: "created".into(),
         ..Default::default()
     };
-    let notification = Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 };
+    let notification = Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1, ..Default::default() };
     let mut request = Request::new(PublishRequest { notifications: vec![notification] });
     if let Some(token) = token {
         request.metadata_mut().insert("authorization", token.parse().unwrap());

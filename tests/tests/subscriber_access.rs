@@ -24,7 +24,7 @@ fn note(subscription: &str, tenant: &str, resource: &str) -> Notification {
         raw_json: format!(r#"{{"subscriptionId":"{subscription}"}}"#),
         ..Default::default()
     };
-    Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1 }
+    Notification { kind: Some(Kind::Change(change)), received_at_unix_ms: 1, ..Default::default() }
 }
 
 fn request(filter: Filter, after: Option<u64>) -> SubscribeRequest {

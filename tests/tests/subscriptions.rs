@@ -161,6 +161,27 @@ async fn renewals_come_before_expiry_and_survive_a_restart_and_a_deletion_on_gra
         .await;
     assert_eq!(state["counters"]["created"], 3);
     assert_eq!(state["counters"]["expired"], Value::Null);
+
+    // The 404 on renewal lost a subscription: its consumers get exactly one resyncNeeded.
+    let mut events = subscribe_as(
+        &stack.fanout.url(),
+        graph_relay_tests::SUBSCRIBER_TOKEN,
+        SubscribeRequest { filter: None, after_sequence: Some(0) },
+    )
+    .await
+    .unwrap();
+    let lifecycle_event = |event: graph_relay_proto::v1::Event| match event.payload {
+        Some(Payload::Lifecycle(l)) => l,
+        other => panic!("expected a lifecycle event, got {other:?}"),
+    };
+    assert_eq!(lifecycle_event(events.next().await).lifecycle_event, "reauthorizationRequired");
+    let resync = lifecycle_event(events.next().await);
+    assert_eq!((resync.lifecycle_event.as_str(), resync.reason.as_str()), ("resyncNeeded", "subscriptionNotFound"));
+    assert_eq!(resync.previous_subscription_id, old);
+    let new = id_of(&stack.emulator.subscriptions().await, "/users/u1/messages").unwrap();
+    assert_eq!(resync.subscription_id, new);
+    stack.emulator.control("lifecycle", json!({"subscription_id": new, "event": "missed"})).await;
+    assert_eq!(lifecycle_event(events.next().await).lifecycle_event, "missed", "no second resyncNeeded for one loss");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -226,6 +247,15 @@ async fn lifecycle_events_produce_the_documented_reactions() {
             .is_some_and(|id| id != current)
     };
     stack.emulator.wait_until("recreated after the list showed it gone", WAIT, recreated).await;
+    let resync = lifecycle(events.next().await);
+    assert_eq!((resync.lifecycle_event.as_str(), resync.reason.as_str()), ("resyncNeeded", "subscriptionNotListed"));
+    assert_eq!(resync.previous_subscription_id, current);
+    let recreated_id = id_of(&stack.emulator.subscriptions().await, "/users/u1/messages?$select=subject").unwrap();
+    assert_eq!(resync.subscription_id, recreated_id);
+
+    // Exactly one per loss: the next event on the stream is the next thing Graph sends.
+    stack.emulator.control("lifecycle", json!({"subscription_id": recreated_id, "event": "missed"})).await;
+    assert_eq!(lifecycle(events.next().await).lifecycle_event, "missed", "no second resyncNeeded for one loss");
 }
 
 #[tokio::test(flavor = "multi_thread")]

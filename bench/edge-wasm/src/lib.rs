@@ -12,6 +12,7 @@
 
 use graph_relay_edge::chunk;
 use graph_relay_edge::client_state::ClientStates;
+use graph_relay_edge::delivery::RequestId;
 use graph_relay_edge::inbound;
 use graph_relay_edge::validation_tokens::{check_batch, Keys, Policy};
 use serde_json::Value;
@@ -48,7 +49,8 @@ impl Edge {
         for _ in 0..iterations {
             let fresh = first_sight.then(|| self.keys.clone());
             let keys = fresh.as_ref().unwrap_or(&self.keys);
-            let batch = inbound::accept_body(body, &self.states, 0).map_err(|reply| JsError::new(&reply.body))?;
+            let batch = inbound::accept_body(body, &self.states, 0, &RequestId::from_bytes([0; 16]))
+                .map_err(|reply| JsError::new(&reply.body))?;
             if batch.validation_tokens.is_some() || batch.has_encrypted_content() {
                 check_batch(batch.validation_tokens.as_ref(), &batch.rich_tenants, keys, &self.policy, now as u64)
                     .map_err(|e| JsError::new(&e.to_string()))?;

@@ -29,6 +29,7 @@ use graph_relay_proto::v1::Notification;
 use worker::{console_error, console_log, event, Context, Env, Request, Response, Result};
 
 use crate::collection::Batch;
+use crate::delivery::RequestId;
 use crate::inbound::{self, Reply, Route};
 use crate::validation_tokens;
 use config::{Config, TokenPolicy};
@@ -78,7 +79,14 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
         }
     };
     let body = req.bytes().await?;
-    let batch = match inbound::accept_body(&body, &config.client_states, now_unix_ms()) {
+    let request_id = match RequestId::random() {
+        Ok(id) => id,
+        Err(e) => {
+            console_error!("{}: {e}", route.name());
+            return Ok(Reply::text(503, "no request id could be made; retry later"));
+        }
+    };
+    let batch = match inbound::accept_body(&body, &config.client_states, now_unix_ms(), &request_id) {
         Ok(batch) => batch,
         Err(reply) => return Ok(reply),
     };

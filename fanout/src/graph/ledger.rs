@@ -46,9 +46,26 @@ pub struct State {
     /// Entries Graph has not accepted yet: name -> (last error, when).
     #[serde(default)]
     pub not_created: BTreeMap<String, (String, u64)>,
+    /// Lost subscriptions whose `resyncNeeded` is still owed, by entry name
+    /// (see `resync`).
+    #[serde(default)]
+    pub owed_resyncs: BTreeMap<String, super::resync::Owed>,
 }
 
 impl State {
+    /// The debts whose entry has a subscription again (not the lost one):
+    /// (entry name, debt, the new subscription id).
+    pub fn payable_resyncs(&self) -> Vec<(String, super::resync::Owed, String)> {
+        self.owed_resyncs
+            .iter()
+            .filter_map(|(name, owed)| {
+                let record = self.entries.get(name)?;
+                let recreated = !record.subscription_id.eq_ignore_ascii_case(&owed.previous_subscription_id);
+                recreated.then(|| (name.clone(), owed.clone(), record.subscription_id.clone()))
+            })
+            .collect()
+    }
+
     pub fn by_subscription_id(&self, id: &str) -> Option<(&String, &Record)> {
         self.entries.iter().find(|(_, r)| r.subscription_id.eq_ignore_ascii_case(id))
     }

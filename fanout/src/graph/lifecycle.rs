@@ -6,8 +6,9 @@
 //! - `reauthorizationRequired`: POST /reauthorize, or a renewing PATCH when
 //!   the subscription is past half its lifetime (that does both); nothing if
 //!   either happened in the last 10 minutes (never both within 10 minutes).
-//! - `subscriptionRemoved`: recreate, then publish `resyncNeeded`.
-//! - `missed`: publish `resyncNeeded` for the subscription.
+//! - `subscriptionRemoved`: recreate, then publish `resyncNeeded` (owed
+//!   durably until published: see `resync`).
+//! - `missed`: publish `resyncNeeded` for the subscription, one per event.
 //!
 //! `resyncNeeded` events go through the normal log, stream and filters.
 
@@ -21,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
 use super::reconciler::{Reconciler, Report};
+use super::resync;
 use super::REAUTHORIZE_WINDOW_MS;
 use crate::filter::Filter;
 use crate::hub::Hub;
@@ -72,6 +74,7 @@ impl Reconciler {
     /// after every change): passes when something is due, lifecycle reactions
     /// as events arrive.
     pub async fn run(mut self, mut feed: mpsc::Receiver<FeedItem>, publisher: Ingest) {
+        self.publisher = Some(publisher.clone());
         let mut dirty = false;
         loop {
             if now_ms() >= self.next_due_ms() {
@@ -135,15 +138,11 @@ impl Reconciler {
         match event.lifecycle_event.to_ascii_lowercase().as_str() {
             "reauthorizationrequired" => self.reauthorize(&entry, kind, &mut report).await,
             "subscriptionremoved" => {
-                self.ledger.state.entries.remove(&entry.name);
-                if let Some(remote) = self.create(&entry, kind, &mut report).await {
-                    let resync = resync_needed(sequence, event, &remote.id, &entry.resource);
-                    publish(publisher, resync).await;
-                }
+                self.lost(&entry.name, resync::REMOVED, &event.tenant_id, &event.organization_id);
+                self.create(&entry, kind, &mut report).await;
+                self.pay_resyncs().await;
             }
-            "missed" => {
-                publish(publisher, resync_needed(sequence, event, &event.subscription_id, &entry.resource)).await
-            }
+            "missed" => publish(publisher, resync_for_missed(sequence, event, &entry.resource)).await,
             other => tracing::warn!(event = other, "unknown lifecycle event ignored"),
         }
         tracing::info!(entry = entry.name, event = event.lifecycle_event, ?report, "lifecycle event handled");
@@ -180,43 +179,59 @@ impl Reconciler {
                 }
             }
             Err(super::client::GraphError::NotFound) => {
-                self.ledger.state.entries.remove(&entry.name);
+                self.lost(&entry.name, resync::NOT_FOUND, "", "");
                 self.create(entry, kind, report).await;
+                self.pay_resyncs().await;
             }
             Err(e) => self.failed(&entry.name, e, report),
         }
     }
 }
 
-/// The `resyncNeeded` event for a lifecycle event stored as `cause_sequence`.
-/// Its raw JSON names the cause, so handling the same event twice (after a
-/// crash) stores it once: the log deduplicates identical items.
-fn resync_needed(
-    cause_sequence: u64,
-    cause: &LifecycleNotification,
-    subscription_id: &str,
-    resource: &str,
-) -> Notification {
+/// The `resyncNeeded` for a `missed` event stored as `cause_sequence`:
+/// handled twice (after a crash) it has the same delivery id, stored once.
+fn resync_for_missed(cause_sequence: u64, cause: &LifecycleNotification, resource: &str) -> Notification {
     let raw = json!({
-        "lifecycleEvent": RESYNC_NEEDED, "reason": cause.lifecycle_event, "subscriptionId": subscription_id,
-        "previousSubscriptionId": cause.subscription_id, "resource": resource, "tenantId": cause.tenant_id,
-        "causeSequence": cause_sequence,
+        "lifecycleEvent": RESYNC_NEEDED, "reason": cause.lifecycle_event, "subscriptionId": cause.subscription_id,
+        "resource": resource, "tenantId": cause.tenant_id, "causeSequence": cause_sequence,
     });
-    let previous = if cause.subscription_id == subscription_id { String::new() } else { cause.subscription_id.clone() };
-    Notification {
-        kind: Some(Kind::Lifecycle(LifecycleNotification {
-            subscription_id: subscription_id.to_string(),
-            lifecycle_event: RESYNC_NEEDED.into(),
-            resource: super::resource_path(resource).to_string(),
-            tenant_id: cause.tenant_id.clone(),
-            organization_id: cause.organization_id.clone(),
-            raw_json: raw.to_string(),
-            reason: cause.lifecycle_event.clone(),
-            previous_subscription_id: previous,
-            subscription_expiration_date_time: String::new(),
-        })),
-        received_at_unix_ms: now_ms() as i64,
-    }
+    let resync = LifecycleNotification {
+        subscription_id: cause.subscription_id.clone(),
+        lifecycle_event: RESYNC_NEEDED.into(),
+        resource: super::resource_path(resource).to_string(),
+        tenant_id: cause.tenant_id.clone(),
+        organization_id: cause.organization_id.clone(),
+        raw_json: raw.to_string(),
+        reason: cause.lifecycle_event.clone(),
+        previous_subscription_id: String::new(),
+        subscription_expiration_date_time: String::new(),
+    };
+    resync_notification(resync, resync::missed_delivery_id(cause_sequence))
+}
+
+/// The one `resyncNeeded` for a lost subscription, now recreated as
+/// `subscription_id`.
+pub(crate) fn resync_for_loss(owed: &resync::Owed, subscription_id: &str, resource: &str) -> Notification {
+    let raw = json!({
+        "lifecycleEvent": RESYNC_NEEDED, "reason": owed.reason, "subscriptionId": subscription_id,
+        "previousSubscriptionId": owed.previous_subscription_id, "resource": resource, "tenantId": owed.tenant_id,
+    });
+    let resync = LifecycleNotification {
+        subscription_id: subscription_id.to_string(),
+        lifecycle_event: RESYNC_NEEDED.into(),
+        resource: super::resource_path(resource).to_string(),
+        tenant_id: owed.tenant_id.clone(),
+        organization_id: owed.organization_id.clone(),
+        raw_json: raw.to_string(),
+        reason: owed.reason.clone(),
+        previous_subscription_id: owed.previous_subscription_id.clone(),
+        subscription_expiration_date_time: String::new(),
+    };
+    resync_notification(resync, owed.delivery_id())
+}
+
+fn resync_notification(resync: LifecycleNotification, delivery_id: String) -> Notification {
+    Notification { kind: Some(Kind::Lifecycle(resync)), received_at_unix_ms: now_ms() as i64, delivery_id }
 }
 
 async fn publish(publisher: &Ingest, notification: Notification) {

@@ -11,6 +11,7 @@
 //! - [`ledger`]: the reconciler's state, kept across restarts.
 //! - [`reconciler`]: create, renew, adopt, recreate, delete.
 //! - [`lifecycle`]: lifecycle events from the log drive the reconciler.
+//! - [`resync`]: the `resyncNeeded` owed after Graph lost a subscription.
 //! - [`commands`]: `subscriptions check|sync|list` and `login`.
 
 pub(crate) mod backoff;
@@ -23,6 +24,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod plan;
 pub mod reconciler;
+pub mod resync;
 
 /// A reauthorize and a renewing PATCH never both within this (graph-protocol.md 6).
 pub const REAUTHORIZE_WINDOW_MS: u64 = 10 * 60 * 1000;

@@ -21,12 +21,16 @@ use super::client::{GraphClient, GraphError, NewSubscription, Remote};
 use super::format_time;
 use super::ledger::{Ledger, Record};
 use super::plan::{Entry, Plan};
+use super::resync;
 use crate::ingest::now_ms;
 
 /// Subscription id (lower-case) -> (entry name, resource as notifications
 /// name it: no leading `/`). Filled in lifecycle items by the service, and
 /// how the reconciler finds an entry for each logged event.
 pub type Directory = Arc<RwLock<HashMap<String, (String, String)>>>;
+
+/// How soon a `resyncNeeded` whose publish failed is tried again.
+const OWED_RETRY_MS: u64 = 5_000;
 
 /// What one pass did, for the one-shot command's output and for tests.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -56,6 +60,9 @@ pub struct Reconciler {
     pub(crate) directory: Directory,
     /// When Graph's list is next compared with the state.
     next_verify_ms: u64,
+    /// Where `resyncNeeded` events go; `None` in the one-shot `subscriptions
+    /// sync`, which leaves its debts in the ledger for `serve` to pay.
+    pub(crate) publisher: Option<crate::ingest::Ingest>,
 }
 
 impl Reconciler {
@@ -83,6 +90,7 @@ impl Reconciler {
             paused_until_ms: 0,
             next_verify_ms: 0,
             directory: Directory::default(),
+            publisher: None,
         };
         reconciler.publish_directory();
         Ok(reconciler)
@@ -140,8 +148,52 @@ impl Reconciler {
                 }
             }
         }
+        self.pay_resyncs().await;
         self.persist();
         report
+    }
+
+    /// Graph lost `name`'s subscription: owe its consumers a `resyncNeeded`
+    /// (saved before anything else happens; see `resync`) and forget it, so
+    /// it is recreated.
+    pub(crate) fn lost(&mut self, name: &str, reason: &str, tenant_id: &str, organization_id: &str) {
+        let Some(record) = self.ledger.state.entries.remove(name) else { return };
+        // A debt not paid yet already covers this entry's gap: one resync is
+        // a full delta query, whatever was lost since.
+        self.ledger.state.owed_resyncs.entry(name.to_string()).or_insert_with(|| resync::Owed {
+            previous_subscription_id: record.subscription_id.clone(),
+            reason: reason.to_string(),
+            tenant_id: tenant_id.to_string(),
+            organization_id: organization_id.to_string(),
+            noticed_ms: now_ms(),
+        });
+        tracing::warn!(entry = name, id = record.subscription_id, reason, "subscription lost on Graph: recreating");
+        self.persist();
+    }
+
+    /// Publishes the `resyncNeeded` of every lost subscription that has been
+    /// recreated; a debt is cleared only once its event is stored.
+    pub(crate) async fn pay_resyncs(&mut self) {
+        let Some(publisher) = self.publisher.clone() else { return };
+        let mut paid = false;
+        for (name, owed, subscription_id) in self.ledger.state.payable_resyncs() {
+            let Some(entry) = self.plan.subscriptions.iter().find(|e| e.name == name) else {
+                self.ledger.state.owed_resyncs.remove(&name);
+                continue;
+            };
+            let event = super::lifecycle::resync_for_loss(&owed, &subscription_id, &entry.resource);
+            match publisher.publish(crate::prepared::prepare(vec![event])).await {
+                Ok(appended) => {
+                    tracing::info!(entry = name, ?appended, reason = owed.reason, "resyncNeeded published");
+                    self.ledger.state.owed_resyncs.remove(&name);
+                    paid = true;
+                }
+                Err(e) => tracing::error!(entry = name, "publishing resyncNeeded failed, retrying: {e}"),
+            }
+        }
+        if paid {
+            self.persist();
+        }
     }
 
     pub(crate) fn persist(&self) {
@@ -175,8 +227,7 @@ impl Reconciler {
                     .get(&entry.name)
                     .is_some_and(|r| !listed.contains(&r.subscription_id.to_ascii_lowercase()));
                 if gone {
-                    tracing::warn!(entry = entry.name, "no longer on Graph: recreating");
-                    self.ledger.state.entries.remove(&entry.name);
+                    self.lost(&entry.name, resync::NOT_LISTED, "", "");
                     report.recreated.push(entry.name.clone());
                 }
             }
@@ -207,7 +258,10 @@ impl Reconciler {
             .filter(|name| !self.plan.subscriptions.iter().any(|e| &e.name == *name))
             .map(|_| 0);
         let verify = std::iter::once(self.next_verify_ms);
-        let due = renewals.chain(retries).chain(missing).chain(stale).chain(verify).min().unwrap_or(u64::MAX);
+        // A resyncNeeded whose publish failed is tried again soon.
+        let owed = (!self.ledger.state.payable_resyncs().is_empty()).then(|| now_ms() + OWED_RETRY_MS);
+        let due =
+            renewals.chain(retries).chain(missing).chain(stale).chain(verify).chain(owed).min().unwrap_or(u64::MAX);
         due.max(self.paused_until_ms)
     }
 
@@ -306,8 +360,7 @@ impl Reconciler {
                 self.record(entry, &remote, false);
             }
             Err(GraphError::NotFound) => {
-                tracing::warn!(entry = entry.name, id = record.subscription_id, "gone on Graph: recreating");
-                self.ledger.state.entries.remove(&entry.name);
+                self.lost(&entry.name, resync::NOT_FOUND, "", "");
                 if self.create(entry, kind, report).await.is_some() {
                     report.created.retain(|n| n != &entry.name);
                     report.recreated.push(entry.name.clone());
