@@ -11,11 +11,21 @@
 //! subscriber's filter overlaps the next group's commit instead of delaying
 //! it. (Subscribers joining while the log is ahead of dispatch are covered by
 //! the hub's `skip_through`.)
+//!
+//! # A failed commit stops the writer
+//! After a disk error (ENOSPC, EIO) redb refuses every later transaction,
+//! and after a failed fsync nothing the page cache holds can be trusted
+//! either. So the writer answers the waiting publishers UNAVAILABLE (the edge
+//! retries: nothing acknowledged is at risk, nothing unacknowledged was
+//! acknowledged), stops, and reports the fault through [`Ingest::failed`];
+//! the server then drains and exits non-zero, and its supervisor (systemd's
+//! `Restart=`, Kubernetes) starts it again, which reopens the log and
+//! re-derives its state from what is on disk.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
 
 use crate::dispatch::{self, Dispatcher};
@@ -56,16 +66,22 @@ enum Command {
 #[derive(Clone)]
 pub struct Ingest {
     commands: mpsc::Sender<Command>,
+    /// Why the writer stopped, once it has (see "A failed commit").
+    fault: watch::Receiver<Option<String>>,
 }
 
 impl Ingest {
     /// Starts the writer thread and the retention ticker.
     pub fn start(store: Arc<Store>, hub: Arc<Hub>) -> std::io::Result<Self> {
         let (commands, receiver) = mpsc::channel(QUEUE);
+        let (report_fault, fault) = watch::channel(None);
         let mut dispatch = Dispatcher::start(hub, dispatch::TASK_AT_MOST)?;
-        std::thread::Builder::new()
-            .name("graph-relay-writer".into())
-            .spawn(move || write_loop(&store, &mut dispatch, receiver))?;
+        std::thread::Builder::new().name("graph-relay-writer".into()).spawn(move || {
+            if let Err(fault) = write_loop(&store, &mut dispatch, receiver) {
+                tracing::error!("the log cannot be written ({fault}): stopping so a supervisor restarts the fan-out");
+                let _ = report_fault.send(Some(fault));
+            }
+        })?;
         let ticker = commands.downgrade();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(PRUNE_EVERY);
@@ -77,7 +93,19 @@ impl Ingest {
                 }
             }
         });
-        Ok(Self { commands })
+        Ok(Self { commands, fault })
+    }
+
+    /// Resolves with the reason once the writer has stopped on a failed
+    /// commit (never, while it works).
+    pub async fn failed(&self) -> String {
+        let mut fault = self.fault.clone();
+        let reason = match fault.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The writer thread is gone without a report: it panicked.
+            Err(_) => "the log writer stopped".to_owned(),
+        };
+        reason
     }
 
     /// Stores `notifications` durably; returns once they are on disk.
@@ -93,7 +121,9 @@ impl Ingest {
     }
 }
 
-fn write_loop(store: &Store, dispatch: &mut Dispatcher, mut commands: mpsc::Receiver<Command>) {
+/// Commits until the publishers are gone (`Ok`) or a commit fails (`Err`,
+/// after answering that commit's publishers).
+fn write_loop(store: &Store, dispatch: &mut Dispatcher, mut commands: mpsc::Receiver<Command>) -> Result<(), String> {
     // Whether the last commit served several publishers at once.
     let mut concurrent = false;
     while let Some(first) = commands.blocking_recv() {
@@ -140,6 +170,7 @@ fn write_loop(store: &Store, dispatch: &mut Dispatcher, mut commands: mpsc::Rece
                     for reply in replies {
                         let _ = reply.send(Err(e.to_string()));
                     }
+                    return Err(format!("append: {e}"));
                 }
             }
         }
@@ -148,10 +179,11 @@ fn write_loop(store: &Store, dispatch: &mut Dispatcher, mut commands: mpsc::Rece
             match store.prune(now_ms()) {
                 Ok(0) => {}
                 Ok(removed) => tracing::info!(removed, "retention removed events"),
-                Err(e) => tracing::error!("retention failed: {e}"),
+                Err(e) => return Err(format!("retention: {e}")),
             }
         }
     }
+    Ok(())
 }
 
 /// Adds what is queued right now to `group`, up to `MAX_GROUP`.

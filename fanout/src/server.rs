@@ -140,7 +140,7 @@ pub async fn run(
         keyring: Arc::new(config.keyring),
         store,
         hub: hub.clone(),
-        ingest,
+        ingest: ingest.clone(),
         ingest_token: config.ingest_token,
         directory,
     });
@@ -153,10 +153,15 @@ pub async fn run(
     }
     let incoming = TcpIncoming::from(listeners.main).with_nodelay(Some(true));
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    // Set when the log failed rather than someone asking to stop.
+    let fault = Arc::new(std::sync::OnceLock::new());
     let shutdown = {
-        let hub = hub.clone();
+        let (hub, fault, ingest) = (hub.clone(), fault.clone(), ingest.clone());
         async move {
-            stop.await;
+            tokio::select! {
+                _ = stop => {}
+                reason = ingest.failed() => { let _ = fault.set(reason); }
+            }
             tracing::info!("stopping: ending subscriber streams");
             hub.close();
             let _ = stopped_tx.send(());
@@ -182,7 +187,10 @@ pub async fn run(
     if let Some(task) = reconciler {
         task.abort();
     }
-    Ok(())
+    match fault.get() {
+        Some(reason) => Err(format!("the log cannot be written ({reason}); exiting for a restart").into()),
+        None => Ok(()),
+    }
 }
 
 /// gRPC and gRPC-Web (HTTP/1.1, for the Worker), with TLS if configured.

@@ -17,6 +17,8 @@ pub struct Fanout {
     starts: usize,
     /// Extra `serve` flags (retention, buffers) kept across restarts.
     extra_args: Vec<String>,
+    /// Where the log lives, when not in `dir` (a filesystem of the test's own).
+    data_dir: Option<PathBuf>,
 }
 
 /// The fan-out binary built by `make test` (or `cargo build -p graph-relay-fanout`).
@@ -41,6 +43,11 @@ impl Fanout {
 
     /// Starts on a free port with extra `serve` flags.
     pub async fn start_with(extra_args: &[&str]) -> Fanout {
+        Self::start_on(None, extra_args).await
+    }
+
+    /// Starts with its log in `data_dir` (default: a temporary directory).
+    pub async fn start_on(data_dir: Option<PathBuf>, extra_args: &[&str]) -> Fanout {
         let dir = tempfile::tempdir().expect("temp dir");
         let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
         let mut fanout = Fanout {
@@ -50,9 +57,20 @@ impl Fanout {
             dir,
             starts: 0,
             extra_args,
+            data_dir,
         };
         fanout.launch().await;
         fanout
+    }
+
+    /// Waits for the fan-out to exit by itself; its status, or `None` if it
+    /// still runs after `limit`.
+    pub async fn exited_within(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let status = self.process.as_mut().expect("fan-out started").exited_within(limit).await;
+        if status.is_some() {
+            self.process = None;
+        }
+        status
     }
 
     pub fn url(&self) -> String {
@@ -76,7 +94,8 @@ impl Fanout {
         self.process.take().and_then(|mut process| process.stop(grace))
     }
 
-    /// Starts again on the same address (after [`Fanout::kill`]).
+    /// Starts again on the same address (after [`Fanout::kill`], or after it
+    /// exited by itself, as a supervisor does).
     pub async fn restart(&mut self) {
         self.kill();
         self.launch().await;
@@ -90,7 +109,7 @@ impl Fanout {
 
     /// The durable data directory (log and subscription state).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_dir.clone().unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     /// Waits until the current process logged `needle` `count` times.
@@ -116,7 +135,7 @@ impl Fanout {
         command
             .args(["serve", "--listen", &self.addr.to_string(), "--ingest-token", crate::INGEST_TOKEN])
             .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
+            .arg(self.data_dir())
             .arg("--subscribers")
             .arg(&subscribers)
             .args(&self.extra_args)
