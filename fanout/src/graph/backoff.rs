@@ -17,16 +17,31 @@ const MAX_BACKOFF_MS: u64 = 5 * 60_000;
 /// an absurd value from a proxy must not outwait the subscriptions.
 const MAX_RETRY_AFTER_MS: u64 = 10 * 60_000;
 
+/// The least any wait of the reconciler lasts: `Retry-After: 0`, a date
+/// already past or a subscription that claims to expire now must not turn
+/// into back-to-back calls.
+pub(crate) const MIN_WAIT_MS: u64 = 1_000;
+
 /// The wait after the `attempts`-th failure in a row, `error` the last one.
 pub(crate) fn wait_ms(error: &GraphError, attempts: u32) -> u64 {
     match error {
-        GraphError::Throttled { retry_after: Some(after), .. } => (after.as_millis() as u64).min(MAX_RETRY_AFTER_MS),
-        GraphError::Quota(_) | GraphError::Refused { .. } => HOUR_MS,
-        _ => {
-            let exponential = (1000u64 << attempts.min(12)).min(MAX_BACKOFF_MS);
-            (exponential as f64 * rand::thread_rng().gen_range(0.8..1.2)) as u64
+        GraphError::Throttled { retry_after: Some(after), .. } => {
+            at_least_a_second((after.as_millis() as u64).min(MAX_RETRY_AFTER_MS))
         }
+        GraphError::Quota(_) | GraphError::Refused { .. } => HOUR_MS,
+        _ => exponential_ms(attempts),
     }
+}
+
+/// 2 s doubling per attempt up to 5 minutes, ± 20%.
+pub(crate) fn exponential_ms(attempts: u32) -> u64 {
+    let exponential = (1000u64 << attempts.min(12)).min(MAX_BACKOFF_MS);
+    (exponential as f64 * rand::thread_rng().gen_range(0.8..1.2)) as u64
+}
+
+/// `wait_ms`, or one to one and a half seconds (jittered) if that is more.
+pub(crate) fn at_least_a_second(wait_ms: u64) -> u64 {
+    wait_ms.max(MIN_WAIT_MS + rand::thread_rng().gen_range(0..MIN_WAIT_MS / 2))
 }
 
 #[cfg(test)]
@@ -43,6 +58,17 @@ mod tests {
     fn retry_after_is_honoured_up_to_its_ceiling() {
         assert_eq!(wait_ms(&throttled(Some(Duration::from_secs(30))), 1), 30_000);
         assert_eq!(wait_ms(&throttled(Some(Duration::from_secs(86_400))), 1), MAX_RETRY_AFTER_MS);
+    }
+
+    #[test]
+    fn a_retry_after_of_zero_or_in_the_past_still_waits_a_jittered_second() {
+        for _ in 0..50 {
+            let wait = wait_ms(&throttled(Some(Duration::ZERO)), 1);
+            assert!((MIN_WAIT_MS..MIN_WAIT_MS * 3 / 2).contains(&wait), "{wait}");
+        }
+        let waits: std::collections::HashSet<u64> =
+            (0..50).map(|_| wait_ms(&throttled(Some(Duration::ZERO)), 1)).collect();
+        assert!(waits.len() > 1, "jittered, so a fleet does not retry in lockstep");
     }
 
     #[test]

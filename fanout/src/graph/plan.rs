@@ -229,6 +229,19 @@ impl Plan {
                 });
             }
         }
+        if self.graph.verify_interval.is_some_and(|interval| interval < std::time::Duration::from_secs(1)) {
+            findings.push(Finding {
+                entry: "[graph]".into(),
+                violation: check::violation(
+                    "verify-interval-too-short",
+                    format!(
+                        "verify_interval {:?} would list Graph's subscriptions back to back",
+                        self.graph.verify_interval.unwrap_or_default()
+                    ),
+                    "use at least \"1s\" (the default is \"1h\")",
+                ),
+            });
+        }
         let application = self.subscriptions.iter().any(|e| e.permission == Permission::Application);
         let has_app_credential = self.graph.client_secret_env.is_some() || self.graph.certificate.is_some();
         if application && !has_app_credential {
@@ -276,6 +289,16 @@ mod tests {
         assert_eq!(plan.graph.base_url, DEFAULT_GRAPH_URL);
         assert_eq!(plan.graph.login_url, DEFAULT_LOGIN_URL);
         assert_eq!(plan.graph.verify_interval, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn a_verify_interval_under_a_second_is_refused_with_its_fix() {
+        let mut p = plan("");
+        p.graph.verify_interval = Some(Duration::ZERO);
+        let rules: Vec<&str> = p.check().iter().map(|f| f.violation.rule).collect();
+        assert_eq!(rules, ["verify-interval-too-short"]);
+        p.graph.verify_interval = Some(Duration::from_secs(1));
+        assert!(p.check().is_empty());
     }
 
     #[test]

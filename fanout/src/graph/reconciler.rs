@@ -206,7 +206,8 @@ impl Reconciler {
     /// Forgets subscriptions Graph no longer lists, so this pass recreates them.
     async fn verify(&mut self, wanted: &[Entry], report: &mut Report) {
         let interval = self.plan.graph.verify_interval.unwrap_or(std::time::Duration::from_secs(3600));
-        self.next_verify_ms = now_ms() + interval.as_millis() as u64;
+        // `subscriptions check` refuses less than a second; an unchecked file still gets the floor.
+        self.next_verify_ms = now_ms() + backoff::at_least_a_second(interval.as_millis() as u64);
         let mut permissions: Vec<Permission> = wanted.iter().map(|e| e.permission).collect();
         permissions.dedup();
         for permission in permissions {
@@ -375,8 +376,20 @@ impl Reconciler {
         let now = now_ms();
         let expiration_ms = remote.expiration_ms();
         let lifetime = expiration_ms.saturating_sub(now);
-        let renew_at_ms = now + (lifetime as f64 * rand::thread_rng().gen_range(0.55..0.70)) as u64;
         let previous = self.ledger.state.entries.get(&entry.name).cloned().unwrap_or_default();
+        let (renew_at_ms, bad_expiration) = if lifetime == 0 {
+            // Unparseable, or already past: renewing at once would loop. Try
+            // again with the failure backoff and say why.
+            let attempts = self.failures.entry(entry.name.clone()).or_default();
+            *attempts += 1;
+            let message =
+                format!("Graph answered expirationDateTime {:?}: not a future time", remote.expiration_date_time);
+            tracing::warn!(entry = entry.name, "{message}");
+            (now + backoff::exponential_ms(*attempts), Some(message))
+        } else {
+            let share = (lifetime as f64 * rand::thread_rng().gen_range(0.55..0.70)) as u64;
+            (now + backoff::at_least_a_second(share), None)
+        };
         let record = Record {
             subscription_id: remote.id.clone(),
             permission: Some(entry.permission),
@@ -388,7 +401,8 @@ impl Reconciler {
             created_ms: if fresh { now } else { previous.created_ms },
             last_renewal_ms: if fresh { previous.last_renewal_ms } else { now },
             renewals: previous.renewals + u64::from(!fresh),
-            last_error: None,
+            last_error_ms: if bad_expiration.is_some() { now } else { previous.last_error_ms },
+            last_error: bad_expiration.clone(),
             ..previous
         };
         self.ledger.state.entries.insert(entry.name.clone(), record);
@@ -396,7 +410,9 @@ impl Reconciler {
         // Lifecycle items for the new id may already be on their way.
         self.publish_directory();
         self.retry_at.remove(&entry.name);
-        self.failures.remove(&entry.name);
+        if bad_expiration.is_none() {
+            self.failures.remove(&entry.name);
+        }
         tracing::info!(
             entry = entry.name,
             id = remote.id,
@@ -453,3 +469,7 @@ fn fingerprint(entry: &Entry, plan: &Plan) -> String {
         plan.edge.lifecycle_notification_url,
     )
 }
+
+#[cfg(test)]
+#[path = "reconciler_tests.rs"]
+mod tests;

@@ -1,0 +1,59 @@
+use super::*;
+use crate::graph::credentials::Credentials;
+
+/// A reconciler for one `/users` entry whose Graph is never called.
+fn reconciler(dir: &std::path::Path) -> Reconciler {
+    std::env::set_var("GRAPH_RELAY_RECONCILER_TEST_STATE", "state");
+    let text = "[graph]\ntenant_id = \"t\"\nclient_id = \"c\"\nbase_url = \"http://127.0.0.1:9/v1.0\"\n\
+        [edge]\nnotification_url = \"https://relay.example.com/n\"\n\
+        lifecycle_notification_url = \"https://relay.example.com/l\"\n\
+        client_state_env = \"GRAPH_RELAY_RECONCILER_TEST_STATE\"\n\
+        [[subscription]]\nname = \"users\"\nresource = \"/users\"\nchange_types = [\"updated\"]\npermission = \"application\"\n";
+    let plan: Plan = toml::from_str(text).unwrap();
+    let http = reqwest::Client::new();
+    let credentials = Credentials::load(&plan.graph, dir, http.clone()).unwrap();
+    let graph = GraphClient::new(&plan.graph.base_url, http, credentials);
+    Reconciler::new(plan, graph, Ledger::open(dir).unwrap()).unwrap()
+}
+
+fn remote(expiration: &str) -> Remote {
+    Remote {
+        id: "sub-1".into(),
+        resource: "/users".into(),
+        change_type: "updated".into(),
+        expiration_date_time: expiration.into(),
+    }
+}
+
+#[test]
+fn an_expiration_that_is_unparseable_or_past_schedules_a_backed_off_renewal_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reconciler = reconciler(dir.path());
+    reconciler.next_verify_ms = u64::MAX; // only the renewal is due
+    let entry = reconciler.plan.subscriptions[0].clone();
+    for expiration in ["not a time", "2001-01-01T00:00:00Z"] {
+        let before = now_ms();
+        reconciler.record(&entry, &remote(expiration), true);
+        let record = &reconciler.ledger.state.entries["users"];
+        assert!(record.renew_at_ms >= before + backoff::MIN_WAIT_MS, "{expiration}: due at once");
+        assert!(record.last_error.as_deref().is_some_and(|e| e.contains(expiration)), "{:?}", record.last_error);
+        assert!(
+            reconciler.next_due_ms() >= before + backoff::MIN_WAIT_MS,
+            "{expiration}: the next pass is not at once"
+        );
+    }
+}
+
+#[test]
+fn a_good_expiration_clears_the_error_and_renews_within_the_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reconciler = reconciler(dir.path());
+    let entry = reconciler.plan.subscriptions[0].clone();
+    reconciler.record(&entry, &remote("garbage"), true);
+    let in_an_hour = crate::graph::format_time(now_ms() + 3_600_000);
+    reconciler.record(&entry, &remote(&in_an_hour), false);
+    let record = &reconciler.ledger.state.entries["users"];
+    assert_eq!(record.last_error, None);
+    let after = record.renew_at_ms.saturating_sub(now_ms());
+    assert!((1_800_000..=2_600_000).contains(&after), "55-70% of the hour: {after} ms");
+}
