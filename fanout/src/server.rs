@@ -131,9 +131,9 @@ pub async fn run(
     let reconciler = config.reconciler.map(|reconciler| {
         directory = Some(reconciler.directory());
         // Resumes where the last run stopped, so no lifecycle event is skipped.
-        let cursor = reconciler.lifecycle_cursor().unwrap_or(head);
-        let feed = lifecycle::feed(store.clone(), hub.clone(), Some(cursor));
-        tokio::spawn(reconciler.run(feed, ingest.clone()))
+        let (store, hub) = (store.clone(), hub.clone());
+        let open_feed = move |cursor: Option<u64>| lifecycle::feed(store.clone(), hub.clone(), cursor.or(Some(head)));
+        tokio::spawn(lifecycle::supervise(reconciler, open_feed, ingest.clone()))
     });
     let service = FanoutService::new(ServiceParts {
         access: Arc::new(config.access),

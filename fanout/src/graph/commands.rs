@@ -102,6 +102,14 @@ pub fn list(data_dir: &Path) -> Result<(), BoxError> {
     if state.entries.is_empty() && state.not_created.is_empty() {
         println!("no subscriptions in {}", data_dir.display());
     }
+    if let Some(failure) = &state.feed_failure {
+        println!(
+            "reconciler: lifecycle feed failed {} ({}), restarted {} times since the server started",
+            ago(now, failure.at_ms),
+            failure.reason,
+            failure.restarts
+        );
+    }
     for (name, (error, at)) in &state.not_created {
         println!("{name}\n  not on Graph yet\n  health: error {}: {error}", ago(now, *at));
     }

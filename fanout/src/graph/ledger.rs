@@ -50,6 +50,18 @@ pub struct State {
     /// (see `resync`).
     #[serde(default)]
     pub owed_resyncs: BTreeMap<String, super::resync::Owed>,
+    /// The last time the reconciler's lifecycle feed broke and was restarted.
+    #[serde(default)]
+    pub feed_failure: Option<FeedFailure>,
+}
+
+/// A broken lifecycle feed, as `subscriptions list` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeedFailure {
+    pub reason: String,
+    pub at_ms: u64,
+    /// Restarts since the server started.
+    pub restarts: u32,
 }
 
 impl State {

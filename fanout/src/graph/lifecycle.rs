@@ -36,12 +36,25 @@ pub const RESYNC_NEEDED: &str = "resyncNeeded";
 /// Unsaved cursor movement is flushed this often.
 const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
+/// Longest wait between two restarts of a broken lifecycle feed.
+const MAX_RESTART_WAIT: Duration = Duration::from_secs(60);
+
 /// What the reconciler needs from one logged event.
 #[derive(Debug)]
 pub enum FeedItem {
-    Change { sequence: u64, subscription_id: String },
-    Lifecycle { sequence: u64, notification: LifecycleNotification },
-    Other { sequence: u64 },
+    Change {
+        sequence: u64,
+        subscription_id: String,
+    },
+    Lifecycle {
+        sequence: u64,
+        notification: LifecycleNotification,
+    },
+    Other {
+        sequence: u64,
+    },
+    /// The feed cannot go on (a log read failed); the reconciler restarts it.
+    Broken(String),
 }
 
 /// Reads the log from `after` (exclusive) on, like a subscriber with no filter.
@@ -49,7 +62,14 @@ pub fn feed(store: Arc<Store>, hub: Arc<Hub>, after: Option<u64>) -> mpsc::Recei
     let (tx, rx) = mpsc::channel(256);
     let mut events = crate::subscriber::spawn(store, hub, Filter::default(), false, after);
     tokio::spawn(async move {
-        while let Some(Ok(batch)) = events.next().await {
+        while let Some(batch) = events.next().await {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(status) => {
+                    let _ = tx.send(FeedItem::Broken(status.message().to_string())).await;
+                    return;
+                }
+            };
             for encoded in batch.events() {
                 if tx.send(feed_item(encoded)).await.is_err() {
                     return;
@@ -58,6 +78,32 @@ pub fn feed(store: Arc<Store>, hub: Arc<Hub>, after: Option<u64>) -> mpsc::Recei
         }
     });
     rx
+}
+
+/// Runs the reconciler for as long as the server runs: whenever its
+/// lifecycle feed breaks, the failure is logged and saved for `subscriptions
+/// list`, and a new feed (from `open_feed`, given the saved cursor) takes
+/// over after a growing wait. Renewals never stop unnoticed.
+pub async fn supervise(
+    mut reconciler: Reconciler,
+    mut open_feed: impl FnMut(Option<u64>) -> mpsc::Receiver<FeedItem>,
+    publisher: Ingest,
+) {
+    let mut restarts = 0u32;
+    loop {
+        let feed = open_feed(reconciler.lifecycle_cursor());
+        let Err(reason) = reconciler.run(feed, publisher.clone()).await else { return };
+        restarts += 1;
+        let wait = Duration::from_millis(super::backoff::exponential_ms(restarts)).min(MAX_RESTART_WAIT);
+        tracing::error!(
+            restarts,
+            retry_in_ms = wait.as_millis() as u64,
+            "reconciler's lifecycle feed failed: {reason}"
+        );
+        reconciler.ledger.state.feed_failure = Some(super::ledger::FeedFailure { reason, at_ms: now_ms(), restarts });
+        reconciler.persist();
+        tokio::time::sleep(wait).await;
+    }
 }
 
 fn feed_item(encoded: &EncodedEvent) -> FeedItem {
@@ -70,10 +116,11 @@ fn feed_item(encoded: &EncodedEvent) -> FeedItem {
 }
 
 impl Reconciler {
-    /// Runs until the log's feed ends (or the task is aborted: state is saved
-    /// after every change): passes when something is due, lifecycle reactions
-    /// as events arrive.
-    pub async fn run(mut self, mut feed: mpsc::Receiver<FeedItem>, publisher: Ingest) {
+    /// Runs until the log's feed ends (`Ok`: the server stops) or breaks
+    /// (`Err`, see [`supervise`]), or the task is aborted (state is saved
+    /// after every change): passes when something is due, lifecycle
+    /// reactions as events arrive.
+    pub async fn run(&mut self, mut feed: mpsc::Receiver<FeedItem>, publisher: Ingest) -> Result<(), String> {
         self.publisher = Some(publisher.clone());
         let mut dirty = false;
         loop {
@@ -84,6 +131,10 @@ impl Reconciler {
             let wait = Duration::from_millis(self.next_due_ms().saturating_sub(now_ms())).min(FLUSH_EVERY);
             tokio::select! {
                 item = feed.recv() => match item {
+                    Some(FeedItem::Broken(reason)) => {
+                        self.persist();
+                        return Err(reason);
+                    }
                     Some(item) => dirty |= self.on_feed(item, &publisher).await,
                     None => break,
                 },
@@ -94,6 +145,7 @@ impl Reconciler {
             }
         }
         self.persist();
+        Ok(())
     }
 
     /// Handles one logged event; true if only the cursor/health moved (flush later).
@@ -111,6 +163,7 @@ impl Reconciler {
                 sequence
             }
             FeedItem::Other { sequence } => sequence,
+            FeedItem::Broken(_) => return false,
             FeedItem::Lifecycle { sequence, notification } => {
                 self.on_lifecycle(sequence, &notification, publisher).await;
                 self.ledger.state.lifecycle_cursor = Some(sequence);

@@ -57,3 +57,35 @@ fn a_good_expiration_clears_the_error_and_renews_within_the_lifetime() {
     let after = record.renew_at_ms.saturating_sub(now_ms());
     assert!((1_800_000..=2_600_000).contains(&after), "55-70% of the hour: {after} ms");
 }
+
+#[tokio::test]
+async fn a_broken_lifecycle_feed_is_restarted_from_the_cursor_and_the_failure_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let reconciler = reconciler(dir.path());
+    let retention = crate::store::Retention {
+        max_age_ms: u64::MAX,
+        max_bytes: u64::MAX,
+        dedup_window_ms: 1_000,
+        cache_bytes: 1 << 20,
+        shared_groups_bytes: 0,
+    };
+    let store = std::sync::Arc::new(crate::store::Store::open(&dir.path().join("log"), retention, None).unwrap());
+    let hub = crate::hub::Hub::new(0, 16);
+    let ingest = crate::ingest::Ingest::start(store, hub).unwrap();
+    let mut opened = Vec::new();
+    let open_feed = |cursor: Option<u64>| {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        if opened.is_empty() {
+            tx.try_send(super::super::lifecycle::FeedItem::Other { sequence: 7 }).unwrap();
+            tx.try_send(super::super::lifecycle::FeedItem::Broken("a log read failed".into())).unwrap();
+        } // the second feed ends at once: the server is stopping
+        opened.push(cursor);
+        rx
+    };
+    let supervised = super::super::lifecycle::supervise(reconciler, open_feed, ingest);
+    tokio::time::timeout(std::time::Duration::from_secs(10), supervised).await.expect("restarted within the backoff");
+    assert_eq!(opened, [None, Some(7)], "the new feed starts where the broken one stopped");
+    let state = crate::graph::ledger::read(&dir.path().join(crate::graph::ledger::FILE_NAME)).unwrap();
+    let failure = state.feed_failure.expect("the failure is saved for subscriptions list");
+    assert_eq!((failure.reason.as_str(), failure.restarts), ("a log read failed", 1));
+}
