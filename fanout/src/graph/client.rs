@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::catalog::Permission;
 use super::credentials::{CredentialError, Credentials};
+use super::listing::Listing;
 use super::parse_time;
 
 /// A Graph answer other than success, by what it means for the caller.
@@ -33,6 +34,9 @@ pub enum GraphError {
     Transport(#[from] reqwest::Error),
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// The subscription list could not be trusted whole (see `listing`).
+    #[error("subscription list: {0}")]
+    BadList(String),
 }
 
 /// A subscription as Graph describes it.
@@ -155,19 +159,23 @@ impl GraphClient {
         self.call(permission, request).await.map(drop)
     }
 
-    /// Every subscription of the app visible with `permission`.
-    pub async fn list(&self, permission: Permission) -> Result<Vec<Remote>, GraphError> {
+    /// Every subscription of the app visible with `permission` (see
+    /// `listing` for what is trusted of the answer).
+    pub async fn list(&self, permission: Permission) -> Result<Listing, GraphError> {
         let mut url = format!("{}/subscriptions", self.base_url);
-        let mut all = Vec::new();
+        let mut listing = Listing::default();
         loop {
             let page = self.call(permission, self.http.get(&url)).await?.unwrap_or_default();
-            let items: Vec<Remote> = serde_json::from_value(page["value"].clone()).unwrap_or_default();
-            all.extend(items);
-            match page["@odata.nextLink"].as_str() {
-                Some(next) => url = next.to_string(),
-                None => return Ok(all),
+            let next = listing.add_page(&page, &self.base_url).map_err(|e| GraphError::BadList(e.to_string()))?;
+            match next {
+                Some(next) => url = next,
+                None => break,
             }
         }
+        for problem in &listing.malformed {
+            tracing::warn!("Graph's subscription list: skipped {problem}");
+        }
+        Ok(listing)
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`credentials`]: access tokens (client secret, certificate, device-code login).
 //! - [`client`]: Graph's `/subscriptions` API and what its errors mean.
 //! - [`ledger`]: the reconciler's state, kept across restarts.
+//! - [`listing`]: Graph's subscription list, trusted no more than needed.
 //! - [`reconciler`]: create, renew, adopt, recreate, delete.
 //! - [`lifecycle`]: lifecycle events from the log drive the reconciler.
 //! - [`resync`]: the `resyncNeeded` owed after Graph lost a subscription.
@@ -22,6 +23,7 @@ pub mod commands;
 pub mod credentials;
 pub mod ledger;
 pub mod lifecycle;
+pub mod listing;
 pub mod plan;
 pub mod reconciler;
 pub mod resync;

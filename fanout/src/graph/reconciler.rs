@@ -212,9 +212,7 @@ impl Reconciler {
         permissions.dedup();
         for permission in permissions {
             let listed = match self.graph.list(permission).await {
-                Ok(remotes) => {
-                    remotes.into_iter().map(|r| r.id.to_ascii_lowercase()).collect::<std::collections::HashSet<_>>()
-                }
+                Ok(listing) => listing.ids,
                 Err(e) => {
                     tracing::warn!(%permission, "listing subscriptions failed: {e}");
                     continue;
@@ -325,7 +323,7 @@ impl Reconciler {
         let wanted = entry.graph_identity();
         let same = |r: &Remote| super::subscription_identity(&r.resource, &r.change_type) == wanted;
         match self.graph.list(entry.permission).await {
-            Ok(remotes) => match remotes.into_iter().find(same) {
+            Ok(listing) => match listing.remotes.into_iter().find(same) {
                 Some(remote) => {
                     report.adopted.push(entry.name.clone());
                     self.record(entry, &remote, true);
