@@ -137,9 +137,15 @@ impl Reconciler {
             };
             match self.ledger.state.entries.get(&entry.name).cloned() {
                 Some(record) if record.fingerprint != fingerprint(entry, &self.plan) => {
-                    let _ = self.graph.delete(entry.permission, &record.subscription_id).await;
-                    self.ledger.state.entries.remove(&entry.name);
-                    self.create(entry, kind, &mut report).await;
+                    // Only once the old subscription is gone: creating beside it
+                    // gets a 409, and the old one must never pass for the new.
+                    match self.graph.delete(entry.permission, &record.subscription_id).await {
+                        Ok(()) | Err(GraphError::NotFound) => {
+                            self.ledger.state.entries.remove(&entry.name);
+                            self.create(entry, kind, &mut report).await;
+                        }
+                        Err(e) => self.failed(&entry.name, e, &mut report),
+                    }
                 }
                 Some(record) if now_ms() >= record.renew_at_ms => self.renew(entry, kind, &mut report).await,
                 Some(_) => {}
@@ -321,7 +327,10 @@ impl Reconciler {
     /// crash lost the answer): take it over.
     async fn adopt(&mut self, entry: &Entry, conflict: &str, report: &mut Report) -> Option<Remote> {
         let wanted = entry.graph_identity();
-        let same = |r: &Remote| super::subscription_identity(&r.resource, &r.change_type) == wanted;
+        let edge = &self.plan.edge;
+        let same = |r: &Remote| {
+            super::subscription_identity(&r.resource, &r.change_type) == wanted && r.has_definition(entry, edge)
+        };
         match self.graph.list(entry.permission).await {
             Ok(listing) => match listing.remotes.into_iter().find(same) {
                 Some(remote) => {
@@ -330,7 +339,10 @@ impl Reconciler {
                     Some(remote)
                 }
                 None => {
-                    let message = format!("409 ({conflict}) but no matching subscription is listed");
+                    let message = format!(
+                        "409 ({conflict}) but no subscription with this entry's definition (URLs, resource data) \
+                         is listed: delete the other one on Graph"
+                    );
                     self.note_error(&entry.name, &message, HOUR_MS, report);
                     None
                 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::graph::credentials::Credentials;
+use crate::graph::ledger;
 
 /// A reconciler for one `/users` entry whose Graph is never called.
 fn reconciler(dir: &std::path::Path) -> Reconciler {
@@ -22,6 +23,9 @@ fn remote(expiration: &str) -> Remote {
         resource: "/users".into(),
         change_type: "updated".into(),
         expiration_date_time: expiration.into(),
+        notification_url: None,
+        lifecycle_notification_url: None,
+        include_resource_data: None,
     }
 }
 
@@ -88,4 +92,40 @@ async fn a_broken_lifecycle_feed_is_restarted_from_the_cursor_and_the_failure_is
     let state = crate::graph::ledger::read(&dir.path().join(crate::graph::ledger::FILE_NAME)).unwrap();
     let failure = state.feed_failure.expect("the failure is saved for subscriptions list");
     assert_eq!((failure.reason.as_str(), failure.restarts), ("a log read failed", 1));
+}
+
+#[tokio::test]
+async fn a_changed_definition_keeps_the_old_subscription_on_record_until_its_delete_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reconciler = reconciler(dir.path());
+    reconciler.next_verify_ms = u64::MAX;
+    let old = ledger::Record {
+        subscription_id: "old".into(),
+        fingerprint: "an earlier definition".into(),
+        renew_at_ms: u64::MAX,
+        ..Default::default()
+    };
+    reconciler.ledger.state.entries.insert("users".into(), old);
+    // This Graph cannot be reached: the DELETE fails.
+    let report = reconciler.sync_once().await;
+    assert_eq!(reconciler.ledger.state.entries["users"].subscription_id, "old", "not forgotten, not replaced");
+    assert!(report.created.is_empty() && report.adopted.is_empty(), "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+}
+
+#[test]
+fn only_a_subscription_with_the_entry_s_definition_may_be_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let reconciler = reconciler(dir.path());
+    let (entry, edge) = (&reconciler.plan.subscriptions[0], &reconciler.plan.edge);
+    let listed = |url: &str, rich: bool| Remote {
+        notification_url: Some(url.into()),
+        lifecycle_notification_url: Some("https://relay.example.com/l".into()),
+        include_resource_data: Some(rich),
+        ..remote("2030-01-01T00:00:00Z")
+    };
+    assert!(listed("https://relay.example.com/n", false).has_definition(entry, edge));
+    assert!(!listed("https://old.example.com/n", false).has_definition(entry, edge), "another notification URL");
+    assert!(!listed("https://relay.example.com/n", true).has_definition(entry, edge), "rich where basic is wanted");
+    assert!(remote("2030-01-01T00:00:00Z").has_definition(entry, edge), "what Graph does not say cannot differ");
 }
