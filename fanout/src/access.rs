@@ -76,6 +76,7 @@ impl Access {
         for entry in file.subscribers {
             let digest = hex_digest(&entry.token_sha256)
                 .ok_or_else(|| format!("subscriber {:?}: token_sha256 must be 64 hex digits", entry.scope.name))?;
+            entry.scope.check().map_err(|e| format!("{}: subscriber {:?}: {e}", path.display(), entry.scope.name))?;
             Filter::compile(Some(&scope_filter(&entry.scope)))
                 .map_err(|e| format!("subscriber {:?}: {e}", entry.scope.name))?;
             access.entries.push((digest, entry.scope));
@@ -109,6 +110,25 @@ impl Access {
 }
 
 impl Scope {
+    /// Refuses scope values that name nothing: an empty tenant or a resource
+    /// pattern of nothing but `/` would be read as "no restriction" further
+    /// on, so a typo would open the scope instead of closing it.
+    fn check(&self) -> Result<(), String> {
+        if let Some(index) = self.tenants.iter().position(|t| t.trim().is_empty()) {
+            return Err(format!(
+                "tenants[{index}] is empty: name a tenant id, or leave out `tenants` for every tenant"
+            ));
+        }
+        if let Some(index) = self.resources.iter().position(|r| r.trim().trim_matches('/').is_empty()) {
+            return Err(format!(
+                "resources[{index}] {:?} names no resource: write a path glob such as \"users/*/messages/*\", \
+                 or leave out `resources` for every resource",
+                self.resources[index]
+            ));
+        }
+        Ok(())
+    }
+
     /// Narrows empty filter fields to the scope; refuses what reaches out.
     pub fn authorize(&self, filter: &mut pb::Filter) -> Result<(), Status> {
         let deny = |what: String| Status::permission_denied(format!("subscriber {:?} may not see {what}", self.name));

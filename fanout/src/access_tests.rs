@@ -87,3 +87,27 @@ fn bad_files_are_refused_with_the_culprit_named() {
     std::fs::write(&path, "[[subscriber]]\nname = \"x\"\ntoken = \"plaintext\"\n").unwrap();
     assert!(Access::load(&path).is_err(), "plaintext tokens are not accepted");
 }
+
+#[test]
+fn scope_entries_that_name_nothing_are_refused_instead_of_granting_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    let digest = "ab".repeat(32);
+    for (field, culprit) in [
+        ("tenants = [\"t1\", \"\"]", "tenants[1] is empty"),
+        ("tenants = [\"  \"]", "tenants[0] is empty"),
+        ("resources = [\"/\"]", "resources[0] \"/\" names no resource"),
+        ("resources = [\"users/*\", \"//\"]", "resources[1] \"//\" names no resource"),
+    ] {
+        std::fs::write(&path, format!("[[subscriber]]\nname = \"team\"\ntoken_sha256 = \"{digest}\"\n{field}\n"))
+            .unwrap();
+        let error = Access::load(&path).unwrap_err();
+        assert!(error.contains("subscriber \"team\"") && error.contains(culprit), "{field}: {error}");
+    }
+    std::fs::write(
+        &path,
+        format!("[[subscriber]]\nname = \"team\"\ntoken_sha256 = \"{digest}\"\nresources = [\"/users/*\"]\n"),
+    )
+    .unwrap();
+    assert!(Access::load(&path).is_ok(), "a leading slash is fine");
+}
