@@ -62,7 +62,7 @@ impl Store {
     fn oldest(&self, groups: &redb::Table<'_, u64, &'static [u8]>, next_sequence: u64) -> Result<Option<Oldest>> {
         let Some((first, value)) = groups.first()? else { return Ok(None) };
         let (first, len) = (first.value(), value.value().len() as u64);
-        let unopened = match seal::open(self.log_keys.as_ref(), first, value.value()) {
+        let unopened = match seal::open(self.opening(), first, value.value()) {
             Ok(group) => {
                 let (count, newest) = group::records(first, &group).fold((0, 0), |(n, _), r| (n + 1, r.stored_at()));
                 return Ok(Some(Oldest { first, len, count, newest_at: Some(newest), unopened: None }));
@@ -71,7 +71,7 @@ impl Store {
         };
         let (next_first, newest_at) = match groups.range(first + 1..)?.next().transpose()? {
             Some((next, value)) => {
-                let opened = seal::open(self.log_keys.as_ref(), next.value(), value.value()).ok();
+                let opened = seal::open(self.opening(), next.value(), value.value()).ok();
                 let first_at = opened.and_then(|g| group::records(next.value(), &g).next().map(|r| r.stored_at()));
                 (next.value(), first_at)
             }

@@ -56,6 +56,12 @@ pub enum SealError {
     UnknownKey { first: u64 },
     #[error("log group {first} does not open: it was altered or cut short")]
     Altered { first: u64 },
+    #[error(
+        "log group {first} is not sealed, but this log seals every group from {sealed_from} on: it was swapped in"
+    )]
+    NotSealed { first: u64, sealed_from: u64 },
+    #[error("this log is sealed (every group from {sealed_from} on): start with its --log-key-file")]
+    SealedLogWithoutKey { sealed_from: u64 },
 }
 
 /// The keys groups are sealed and opened with. `Debug` shows no key material.
@@ -145,11 +151,25 @@ pub(crate) fn seal_if<'a>(keys: Option<&LogKeys>, first: u64, group: &'a [u8]) -
     }
 }
 
-/// The plaintext of a stored group: as it is if it was stored unsealed,
-/// opened with its key if it was sealed.
-pub(crate) fn open<'a>(keys: Option<&LogKeys>, first: u64, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, SealError> {
+/// How a log's groups are opened: with which keys, and from which first
+/// sequence on every group must be sealed (kept in the log's metadata from
+/// the first time it was opened with a key; groups stored before that may
+/// be plaintext, a later one may not).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Opening<'a> {
+    pub keys: Option<&'a LogKeys>,
+    pub sealed_from: Option<u64>,
+}
+
+/// The plaintext of a stored group: as it is if it was stored unsealed (and
+/// may be), opened with its key if it was sealed.
+pub(crate) fn open<'a>(opening: Opening<'_>, first: u64, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, SealError> {
+    let keys = opening.keys;
     if stored.first() != Some(&SEALED) {
-        return Ok(Cow::Borrowed(stored));
+        return match opening.sealed_from {
+            Some(sealed_from) if first >= sealed_from => Err(SealError::NotSealed { first, sealed_from }),
+            _ => Ok(Cow::Borrowed(stored)),
+        };
     }
     let keys = keys.ok_or(SealError::NoKey { first })?;
     let header = stored.get(..HEADER).ok_or(SealError::Altered { first })?;

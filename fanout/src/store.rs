@@ -133,6 +133,9 @@ pub struct Store {
     /// Seal the groups this store writes and open sealed ones; `None`: groups
     /// are stored as they are, and a sealed one does not open.
     log_keys: Option<LogKeys>,
+    /// Every group from this first sequence on is sealed (`meta`'s
+    /// `sealed_from`); a plaintext one there was swapped in and fails.
+    sealed_from: Option<u64>,
     /// Turns for subscribers reading pages (see `read_turn`).
     readers: tokio::sync::Semaphore,
 }
@@ -157,16 +160,24 @@ impl Store {
         }
         txn.commit()?;
         crate::legacy::upgrade(&db, log_keys.as_ref())?;
+        let sealed_from = sealed_from(&db, log_keys.is_some())?;
+        let opening = seal::Opening { keys: log_keys.as_ref(), sealed_from };
         let groups = db.begin_read()?.open_table(GROUPS)?;
         for (first, group) in [groups.first()?, groups.last()?].into_iter().flatten() {
-            seal::open(log_keys.as_ref(), first.value(), group.value())?;
+            seal::open(opening, first.value(), group.value())?;
         }
         drop(groups);
-        let dedup = rebuild_dedup(&db, log_keys.as_ref(), retention.dedup_window_ms, now_ms)?;
+        let dedup = rebuild_dedup(&db, opening, retention.dedup_window_ms, now_ms)?;
         tracing::debug!(keys = dedup.len(), "dedup index rebuilt from the log");
         let cache = GroupCache::new(retention.shared_groups_bytes);
         let readers = tokio::sync::Semaphore::new(READERS_AT_ONCE);
-        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup: Mutex::new(dedup), cache, log_keys, readers })
+        let dedup = Mutex::new(dedup);
+        Ok(Self { db, retention, commits: AtomicU64::new(0), dedup, cache, log_keys, sealed_from, readers })
+    }
+
+    /// How this store opens its groups.
+    pub(crate) fn opening(&self) -> seal::Opening<'_> {
+        seal::Opening { keys: self.log_keys.as_ref(), sealed_from: self.sealed_from }
     }
 
     fn dedup(&self) -> MutexGuard<'_, Dedup> {
@@ -292,7 +303,7 @@ impl Store {
         let start = stored.range(..=next)?.next_back().transpose()?.map_or(next, |(k, _)| k.value());
         for entry in stored.range(start..)? {
             let (first, group) = entry?;
-            let shared = match seal::open(self.log_keys.as_ref(), first.value(), group.value())? {
+            let shared = match seal::open(self.opening(), first.value(), group.value())? {
                 std::borrow::Cow::Borrowed(plain) => Bytes::copy_from_slice(plain),
                 std::borrow::Cow::Owned(opened) => Bytes::from(opened),
             };
@@ -334,7 +345,7 @@ impl Store {
 /// sequences finds the window's first group and only the window is read (a
 /// clock stepped back can shift that boundary by the size of the step: at
 /// worst a few keys more or fewer).
-fn rebuild_dedup(db: &Database, log_keys: Option<&LogKeys>, window_ms: u64, now_ms: u64) -> Result<Dedup> {
+fn rebuild_dedup(db: &Database, opening: seal::Opening<'_>, window_ms: u64, now_ms: u64) -> Result<Dedup> {
     let mut dedup = Dedup::new(window_ms);
     let window_start = now_ms.saturating_sub(window_ms);
     let txn = db.begin_read()?;
@@ -346,7 +357,7 @@ fn rebuild_dedup(db: &Database, log_keys: Option<&LogKeys>, window_ms: u64, now_
     while low < high {
         let middle = low + (high - low) / 2;
         let newest = match groups.range(..=middle)?.next_back().transpose()? {
-            Some((k, v)) => seal::open(log_keys, k.value(), v.value())
+            Some((k, v)) => seal::open(opening, k.value(), v.value())
                 .ok()
                 .map(|group| group::records(k.value(), &group).last().map_or(0, |r| r.stored_at())),
             None => None,
@@ -362,7 +373,7 @@ fn rebuild_dedup(db: &Database, log_keys: Option<&LogKeys>, window_ms: u64, now_
         // Not a reason to refuse to start (the oldest and newest groups were
         // checked): its keys are not remembered, so a Graph retry of one of
         // its notifications may be stored again, a duplicate and never a loss.
-        let group = match seal::open(log_keys, first.value(), group.value()) {
+        let group = match seal::open(opening, first.value(), group.value()) {
             Ok(group) => group,
             Err(e) => {
                 tracing::error!(group = first.value(), "dedup index: skipping a log group that does not open: {e}");
@@ -377,6 +388,32 @@ fn rebuild_dedup(db: &Database, log_keys: Option<&LogKeys>, window_ms: u64, now_
     }
     Ok(dedup)
 }
+
+/// The first sequence from which every group is sealed: read from `meta`,
+/// and recorded (durably) the first time the log is opened with a key. A
+/// sealed log opened without a key is refused.
+fn sealed_from(db: &Database, has_keys: bool) -> Result<Option<u64>> {
+    let recorded = db.begin_read()?.open_table(META)?.get(SEALED_FROM)?.map(|v| v.value());
+    match (recorded, has_keys) {
+        (Some(sealed_from), false) => Err(seal::SealError::SealedLogWithoutKey { sealed_from }.into()),
+        (Some(sealed_from), true) => Ok(Some(sealed_from)),
+        (None, false) => Ok(None),
+        (None, true) => {
+            let txn = db.begin_write()?;
+            let sealed_from = {
+                let mut meta = txn.open_table(META)?;
+                let next = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
+                meta.insert(SEALED_FROM, next)?;
+                next
+            };
+            txn.commit()?;
+            Ok(Some(sealed_from))
+        }
+    }
+}
+
+/// `meta` key: the first sequence from which every group is sealed.
+const SEALED_FROM: &str = "sealed_from";
 
 #[path = "retention.rs"]
 mod retention;

@@ -224,11 +224,14 @@ fn a_log_of_the_earlier_layout_upgraded_with_a_key_is_sealed() {
     assert!(!stored.is_empty());
     for value in &stored {
         let plaintext = value.windows(13).any(|w| w == b"confidential-");
-        assert!(!plaintext && seal::open(None, 3, value).is_err(), "every upgraded group is sealed");
+        assert!(
+            !plaintext && seal::open(seal::Opening::default(), 3, value).is_err(),
+            "every upgraded group is sealed"
+        );
     }
     drop(store);
     let refused = Store::open(dir.path(), retention(), None).err().unwrap().to_string();
-    assert!(refused.contains("sealed and no log key is set"), "{refused}");
+    assert!(refused.contains("this log is sealed") && refused.contains("--log-key-file"), "{refused}");
     let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
     assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old1", "old2", "old3"]);
 }
@@ -306,7 +309,7 @@ fn a_sealed_log_does_not_open_without_its_key_or_with_another() {
     let dir = tempfile::tempdir().unwrap();
     Store::open(dir.path(), retention(), log_key(7)).unwrap().append(vec![prepare(vec![rich("a")])], 1_000).unwrap();
     let no_key = Store::open(dir.path(), retention(), None).err().unwrap().to_string();
-    assert!(no_key.contains("sealed and no log key is set"), "{no_key}");
+    assert!(no_key.contains("this log is sealed") && no_key.contains("--log-key-file"), "{no_key}");
     let other = Store::open(dir.path(), retention(), log_key(8)).err().unwrap().to_string();
     assert!(other.contains("sealed with a key that is not in the log key file"), "{other}");
     assert!(Store::open(dir.path(), retention(), log_key(7)).is_ok(), "nothing was changed by the refusals");
@@ -419,4 +422,28 @@ async fn page_reads_take_turns_a_few_at_a_time() {
     assert!(next.as_mut().now_or_never().is_none(), "all {READERS_AT_ONCE} turns are taken: the next reader waits");
     turns.pop();
     assert!(next.await.is_some(), "a returned turn goes to the reader waiting");
+}
+
+#[test]
+fn a_plaintext_group_swapped_into_a_sealed_log_fails_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
+    store.append(vec![prepare(vec![rich("a")])], 1_000).unwrap();
+    store.append(vec![prepare(vec![rich("b")])], 1_000).unwrap();
+    drop(store);
+    // Someone with write access to the file puts a plaintext group in place of group 2.
+    let forged = {
+        let plain = Store::open(tempfile::tempdir().unwrap().path(), retention(), None).unwrap();
+        let (_, stored) = plain.append(vec![prepare(vec![rich("forged")])], 1_000).unwrap();
+        let mut group = Vec::new();
+        crate::group::push(&mut group, 1_000, &[0; 32], stored[0].encoded.bytes());
+        group
+    };
+    let db = Database::create(dir.path().join("events.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(GROUPS).unwrap().insert(2, forged.as_slice()).unwrap();
+    txn.commit().unwrap();
+    drop(db);
+    let refused = Store::open(dir.path(), retention(), log_key(7)).err().expect("the newest group is checked at open");
+    assert!(refused.to_string().contains("log group 2 is not sealed"), "{refused}");
 }
