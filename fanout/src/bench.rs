@@ -260,6 +260,7 @@ async fn start(dir: &tempfile::TempDir, key: Option<&str>) -> Result<BenchServer
             max_age_ms: u64::MAX,
             max_bytes: u64::MAX,
             dedup_window_ms: 6 * 3_600_000,
+            dedup_max_keys: 2_000_000,
             cache_bytes: 64 << 20,
             shared_groups_bytes: 32 << 20,
         },

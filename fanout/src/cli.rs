@@ -219,9 +219,12 @@ pub(crate) struct ServeArgs {
     /// Memory for log groups shared by subscribers catching up together (0 turns it off).
     #[arg(long, env = "GRAPH_RELAY_SHARED_GROUPS_SIZE", default_value = "32MiB")]
     pub(crate) shared_groups_size: ByteSize,
-    /// A notification stored again within this window is a duplicate (Graph retries for 4 h).
+    /// A delivery stored again within this window is a duplicate (Graph retries for 4 h).
     #[arg(long, env = "GRAPH_RELAY_DEDUP_WINDOW", default_value = "6h", value_parser = humantime::parse_duration)]
     pub(crate) dedup_window: Duration,
+    /// Most delivery ids the dedup index keeps in memory (60–100 bytes each); past it the oldest go early.
+    #[arg(long, env = "GRAPH_RELAY_DEDUP_MAX_KEYS", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) dedup_max_keys: u64,
     /// Subscriptions file: keep Graph's subscriptions in line with it (create, renew, react to lifecycle events).
     #[arg(long, env = "GRAPH_RELAY_SUBSCRIPTIONS_FILE")]
     pub(crate) subscriptions_file: Option<PathBuf>,

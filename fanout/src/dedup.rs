@@ -14,7 +14,11 @@
 //!   O(1) each, without touching the log.
 //!
 //! Memory: 16 bytes of key and 8 of time in each of the two, plus the hash
-//! table's slack: 60–100 bytes per notification inside the window.
+//! table's slack: 60–100 bytes per notification inside the window. The index
+//! holds at most `max_keys` (`--dedup-max-keys`): past that the oldest keys
+//! go early, so the window shrinks under a flood instead of memory growing
+//! with it; a redelivery older than what is kept is stored again (a
+//! duplicate, never a loss), and a warning says how far the window shrank.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -36,11 +40,18 @@ pub(crate) struct Dedup {
     order: VecDeque<(u64, Key)>,
     /// A notification stored again within this many ms is a duplicate.
     window_ms: u64,
+    /// Most keys kept; the oldest go first past it.
+    max_keys: usize,
+    /// Keys forgotten before their window passed, since the last warning.
+    evicted: u64,
 }
 
+/// Keys forgotten early between two warnings about it.
+const EVICTIONS_PER_WARNING: u64 = 100_000;
+
 impl Dedup {
-    pub(crate) fn new(window_ms: u64) -> Self {
-        Self { seen: HashMap::new(), order: VecDeque::new(), window_ms }
+    pub(crate) fn new(window_ms: u64, max_keys: usize) -> Self {
+        Self { seen: HashMap::new(), order: VecDeque::new(), window_ms, max_keys: max_keys.max(1), evicted: 0 }
     }
 
     /// Whether `key` was stored at or after `now_ms - window`.
@@ -53,6 +64,22 @@ impl Dedup {
     pub(crate) fn remember(&mut self, key: Key, at_ms: u64) {
         self.seen.insert(key, at_ms);
         self.order.push_back((at_ms, key));
+        while self.seen.len() > self.max_keys {
+            let Some((at, oldest)) = self.order.pop_front() else { break };
+            if self.seen.get(&oldest) == Some(&at) {
+                self.seen.remove(&oldest);
+                self.evicted += 1;
+                if self.evicted >= EVICTIONS_PER_WARNING {
+                    let kept_ms = at_ms.saturating_sub(at);
+                    tracing::warn!(
+                        max_keys = self.max_keys,
+                        kept_ms,
+                        "dedup index full: keys leave before --dedup-window; raise --dedup-max-keys"
+                    );
+                    self.evicted = 0;
+                }
+            }
+        }
     }
 
     /// Forgets keys stored before `now_ms - window`.
@@ -113,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_key_is_recent_until_the_window_passes() {
-        let mut dedup = Dedup::new(100);
+        let mut dedup = Dedup::new(100, 1_000);
         dedup.remember(key(1), 1_000);
         assert!(dedup.is_recent(&key(1), 1_100));
         assert!(!dedup.is_recent(&key(1), 1_101));
@@ -122,7 +149,7 @@ mod tests {
 
     #[test]
     fn expiry_forgets_only_keys_older_than_the_window() {
-        let mut dedup = Dedup::new(100);
+        let mut dedup = Dedup::new(100, 1_000);
         dedup.remember(key(1), 1_000);
         dedup.remember(key(2), 1_050);
         dedup.expire(1_120);
@@ -132,7 +159,7 @@ mod tests {
 
     #[test]
     fn a_key_stored_again_survives_the_expiry_of_its_first_storage() {
-        let mut dedup = Dedup::new(100);
+        let mut dedup = Dedup::new(100, 1_000);
         dedup.remember(key(1), 1_000);
         dedup.remember(key(1), 1_200); // stored again after the window
         dedup.expire(1_250);
@@ -140,8 +167,20 @@ mod tests {
     }
 
     #[test]
+    fn past_its_capacity_the_index_forgets_its_oldest_keys_first() {
+        let mut dedup = Dedup::new(1_000_000, 3);
+        for n in 1..=5 {
+            dedup.remember(key(n), 1_000 + u64::from(n));
+        }
+        assert_eq!(dedup.len(), 3, "bounded");
+        assert!(!dedup.is_recent(&key(1), 1_010) && !dedup.is_recent(&key(2), 1_010), "the oldest went");
+        assert!((3..=5).all(|n| dedup.is_recent(&key(n), 1_010)));
+        assert!(dedup.order.len() <= 3, "the order queue is bounded too");
+    }
+
+    #[test]
     fn pending_keys_count_as_duplicates_in_their_group_and_reach_the_index_on_commit() {
-        let mut dedup = Dedup::new(100);
+        let mut dedup = Dedup::new(100, 1_000);
         let mut pending = Pending::default();
         pending.add(key(1));
         assert!(pending.is_duplicate(&dedup, &key(1), 1_000));

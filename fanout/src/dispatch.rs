@@ -34,6 +34,11 @@ use crate::store::Stored;
 /// Up to this many live feeds a dispatch runs as a task: what a runtime
 /// worker's local run queue holds.
 pub(crate) const TASK_AT_MOST: usize = 256;
+/// Groups queued on each route at most. Dispatch only copies into bounded
+/// subscriber buffers, so it keeps up unless starved of CPU; when it does
+/// not, the writer waits here (and publishers behind it) rather than
+/// committed groups piling up in memory.
+pub(crate) const QUEUE: usize = 1024;
 /// At most this many (event, live feed) pairs per group on the task route:
 /// ~0.7 ms of matching and `try_send` (~45 ns a pair in BENCHMARKS.md's
 /// session 8 timings). A bigger group would stall that worker's other tasks.
@@ -44,9 +49,9 @@ pub(crate) struct Dispatcher {
     /// Asked for its live feed count before each group.
     hub: Arc<Hub>,
     /// Groups for the task route.
-    task: mpsc::UnboundedSender<Vec<Stored>>,
+    task: mpsc::Sender<Vec<Stored>>,
     /// Groups for the thread route.
-    thread: mpsc::UnboundedSender<Vec<Stored>>,
+    thread: mpsc::Sender<Vec<Stored>>,
     /// Groups handed to either route and not dispatched yet: what a change
     /// of route waits for.
     pending: Arc<AtomicUsize>,
@@ -59,8 +64,13 @@ pub(crate) struct Dispatcher {
 impl Dispatcher {
     /// Starts both routes; must be called inside the runtime.
     pub(crate) fn start(hub: Arc<Hub>, task_at_most: usize) -> std::io::Result<Self> {
+        Self::start_queueing(hub, task_at_most, QUEUE)
+    }
+
+    /// [`Dispatcher::start`] with `queue` groups at most on each route.
+    fn start_queueing(hub: Arc<Hub>, task_at_most: usize, queue: usize) -> std::io::Result<Self> {
         let pending = Arc::new(AtomicUsize::new(0));
-        let (thread, mut groups) = mpsc::unbounded_channel::<Vec<Stored>>();
+        let (thread, mut groups) = mpsc::channel::<Vec<Stored>>(queue);
         let (on_hub, done) = (hub.clone(), pending.clone());
         std::thread::Builder::new().name("graph-relay-dispatch".into()).spawn(move || {
             while let Some(stored) = groups.blocking_recv() {
@@ -68,7 +78,7 @@ impl Dispatcher {
                 done.fetch_sub(1, Ordering::AcqRel);
             }
         })?;
-        let (task, mut groups) = mpsc::unbounded_channel::<Vec<Stored>>();
+        let (task, mut groups) = mpsc::channel::<Vec<Stored>>(queue);
         let (on_hub, done) = (hub.clone(), pending.clone());
         tokio::spawn(async move {
             while let Some(stored) = groups.recv().await {
@@ -88,7 +98,7 @@ impl Dispatcher {
             self.on_thread = on_thread;
         }
         self.pending.fetch_add(1, Ordering::AcqRel);
-        let sent = if on_thread { self.thread.send(stored).is_ok() } else { self.task.send(stored).is_ok() };
+        let sent = send_waiting(if on_thread { &self.thread } else { &self.task }, stored);
         if !sent {
             self.pending.fetch_sub(1, Ordering::AcqRel);
         }
@@ -100,6 +110,22 @@ impl Dispatcher {
     fn drain(&self) {
         while self.pending.load(Ordering::Acquire) > 0 && !self.task.is_closed() && !self.thread.is_closed() {
             std::thread::sleep(Duration::from_micros(20));
+        }
+    }
+}
+
+/// Queues `stored`, waiting while the route is full (the writer is a plain
+/// thread, and `blocking_send` would refuse to run inside the runtime that
+/// tests call it from); false if the route is gone.
+fn send_waiting(route: &mpsc::Sender<Vec<Stored>>, mut stored: Vec<Stored>) -> bool {
+    loop {
+        match route.try_send(stored) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                stored = back;
+                std::thread::sleep(Duration::from_micros(20));
+            }
         }
     }
 }
@@ -154,6 +180,27 @@ mod tests {
         }
         let first_out_of_order = received.iter().zip(1u64..).position(|(got, wanted)| *got != wanted);
         assert_eq!(first_out_of_order, None, "every group once, in commit order");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_route_makes_the_writer_wait_instead_of_queueing_more() {
+        let hub = Hub::new(0, 16);
+        let mut dispatcher = Dispatcher::start_queueing(hub, TASK_AT_MOST, 2).unwrap();
+        let (sent, reports) = std::sync::mpsc::channel();
+        // The writer's thread; the task route runs only when this test yields.
+        let writer = std::thread::spawn(move || {
+            for sequence in 1..=3 {
+                dispatcher.send(group(sequence));
+                sent.send(sequence).unwrap();
+            }
+        });
+        assert_eq!((reports.recv().unwrap(), reports.recv().unwrap()), (1, 2));
+        let third = reports.recv_timeout(Duration::from_millis(200));
+        assert!(third.is_err(), "a third group was queued beyond the bound: {third:?}");
+        while reports.try_recv().is_err() {
+            tokio::task::yield_now().await; // the task route drains; the writer goes on
+        }
+        writer.join().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,6 +113,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         max_age_ms: args.retention_max_age.as_millis() as u64,
         max_bytes: args.retention_max_bytes.as_u64(),
         dedup_window_ms: args.dedup_window.as_millis() as u64,
+        dedup_max_keys: usize::try_from(args.dedup_max_keys).unwrap_or(usize::MAX),
         cache_bytes: usize::try_from(args.cache_size.as_u64()).unwrap_or(usize::MAX),
         shared_groups_bytes: usize::try_from(args.shared_groups_size.as_u64()).unwrap_or(usize::MAX),
     };

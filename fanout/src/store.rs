@@ -51,8 +51,10 @@ const READERS_AT_ONCE: usize = 4;
 pub struct Retention {
     pub max_age_ms: u64,
     pub max_bytes: u64,
-    /// A notification seen again within this window is a duplicate.
+    /// A delivery seen again within this window is a duplicate.
     pub dedup_window_ms: u64,
+    /// Most delivery ids the dedup index keeps (see `dedup`).
+    pub dedup_max_keys: usize,
     /// redb's page cache (its own default is 1 GiB).
     pub cache_bytes: usize,
     /// Groups shared by readers (see `cache`); 0 keeps none.
@@ -167,7 +169,7 @@ impl Store {
             seal::open(opening, first.value(), group.value())?;
         }
         drop(groups);
-        let dedup = rebuild_dedup(&db, opening, retention.dedup_window_ms, now_ms)?;
+        let dedup = rebuild_dedup(&db, opening, retention, now_ms)?;
         tracing::debug!(keys = dedup.len(), "dedup index rebuilt from the log");
         let cache = GroupCache::new(retention.shared_groups_bytes);
         let readers = tokio::sync::Semaphore::new(READERS_AT_ONCE);
@@ -345,9 +347,9 @@ impl Store {
 /// sequences finds the window's first group and only the window is read (a
 /// clock stepped back can shift that boundary by the size of the step: at
 /// worst a few keys more or fewer).
-fn rebuild_dedup(db: &Database, opening: seal::Opening<'_>, window_ms: u64, now_ms: u64) -> Result<Dedup> {
-    let mut dedup = Dedup::new(window_ms);
-    let window_start = now_ms.saturating_sub(window_ms);
+fn rebuild_dedup(db: &Database, opening: seal::Opening<'_>, retention: Retention, now_ms: u64) -> Result<Dedup> {
+    let mut dedup = Dedup::new(retention.dedup_window_ms, retention.dedup_max_keys);
+    let window_start = now_ms.saturating_sub(retention.dedup_window_ms);
     let txn = db.begin_read()?;
     let groups = txn.open_table(GROUPS)?;
     let Some((first, _)) = groups.first()? else { return Ok(dedup) };

@@ -13,6 +13,7 @@ fn retention() -> Retention {
         max_age_ms: 7 * DAY,
         max_bytes: u64::MAX,
         dedup_window_ms: DAY,
+        dedup_max_keys: 1_000_000,
         cache_bytes: 16 << 20,
         shared_groups_bytes: 16 << 20,
     }

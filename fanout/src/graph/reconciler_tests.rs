@@ -70,6 +70,7 @@ async fn a_broken_lifecycle_feed_is_restarted_from_the_cursor_and_the_failure_is
         max_age_ms: u64::MAX,
         max_bytes: u64::MAX,
         dedup_window_ms: 1_000,
+        dedup_max_keys: 1_000,
         cache_bytes: 1 << 20,
         shared_groups_bytes: 0,
     };
