@@ -265,6 +265,7 @@ async fn start(dir: &tempfile::TempDir, key: Option<&str>) -> Result<BenchServer
             shared_groups_bytes: 32 << 20,
         },
         reconciler: None,
+        limits: crate::server::ServerLimits::default(),
     };
     let store = server::open_store(&mut config).map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -225,6 +225,15 @@ pub(crate) struct ServeArgs {
     /// Most delivery ids the dedup index keeps in memory (60–100 bytes each); past it the oldest go early.
     #[arg(long, env = "GRAPH_RELAY_DEDUP_MAX_KEYS", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) dedup_max_keys: u64,
+    /// Connections each port holds at once; more wait in the kernel's backlog.
+    #[arg(long, env = "GRAPH_RELAY_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_connections: u64,
+    /// A connection that sends nothing for this long after connecting is closed.
+    #[arg(long, env = "GRAPH_RELAY_FIRST_BYTE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) first_byte_timeout: Duration,
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    #[arg(long, env = "GRAPH_RELAY_MAX_STREAMS_PER_CONNECTION", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_streams_per_connection: u32,
     /// Subscriptions file: keep Graph's subscriptions in line with it (create, renew, react to lifecycle events).
     #[arg(long, env = "GRAPH_RELAY_SUBSCRIPTIONS_FILE")]
     pub(crate) subscriptions_file: Option<PathBuf>,

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`server`]: the listener (gRPC + gRPC-Web on one port), graceful stop.
+//! - [`listener`]: accepted connections, bounded in number and in silence.
 //! - [`service`]: the `Fanout` gRPC service, thin glue.
 //! - [`codec`]: prost for gRPC, encoding into a buffer reserved up front.
 //! - [`ingest`]: the single log writer: group commit, then live dispatch.
@@ -43,6 +44,7 @@ pub mod hub;
 pub mod index;
 pub mod ingest;
 mod legacy;
+pub mod listener;
 pub mod prepared;
 pub mod route;
 pub mod seal;

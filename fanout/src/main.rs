@@ -138,6 +138,13 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         }),
         retention,
         reconciler,
+        limits: server::ServerLimits {
+            connections: graph_relay_fanout::listener::ConnectionLimits {
+                max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+                first_byte_timeout: args.first_byte_timeout,
+            },
+            streams_per_connection: args.max_streams_per_connection,
+        },
     };
     server::serve(config, shutdown::signal()).await
 }

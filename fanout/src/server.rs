@@ -14,7 +14,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_web::GrpcWebLayer;
 
@@ -22,11 +21,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::access::Access;
-use crate::auth::BearerToken;
+use crate::auth::{BearerToken, PublishGate};
 use crate::decrypt::Keyring;
 use crate::graph::{lifecycle, reconciler::Reconciler};
 use crate::hub::Hub;
 use crate::ingest::Ingest;
+use crate::listener::{self, ConnectionLimits};
 use crate::pb::fanout_server::FanoutServer;
 use crate::seal::LogKeys;
 use crate::service::{FanoutService, ServiceParts};
@@ -55,7 +55,30 @@ pub struct ServeConfig {
     pub retention: Retention,
     /// Keeps Graph's subscriptions in line with a subscriptions file (`--subscriptions`).
     pub reconciler: Option<Reconciler>,
+    /// What one port and one connection may hold.
+    pub limits: ServerLimits,
 }
+
+/// The bounds of each port, chosen so that no peer can make the server hold
+/// more than an operator decided (README, "Bounds").
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    pub connections: ConnectionLimits,
+    /// HTTP/2 streams (calls) one connection may have open at once: a client
+    /// multiplexing subscribers on one connection gets this many.
+    pub streams_per_connection: u32,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self { connections: ConnectionLimits::default(), streams_per_connection: 1024 }
+    }
+}
+
+/// A connection whose peer stops answering HTTP/2 pings for this long
+/// after one is sent is closed (a vanished subscriber, a half-open socket).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// PEM files for TLS; with `client_ca`, clients must present a certificate
 /// it signed (mutual TLS, e.g. the Worker's mTLS certificate binding).
@@ -124,6 +147,7 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let local = listeners.main.local_addr()?;
+    let (limits, gate) = (config.limits, PublishGate::new(config.ingest_token.clone()));
     let head = store.next_sequence()? - 1;
     let hub = Hub::new(head, config.subscriber_buffer);
     let ingest = Ingest::start(store.clone(), hub.clone())?;
@@ -149,9 +173,9 @@ pub async fn run(
     // Dropped when `run` returns, which stops the ingest port too.
     let (_stop_ingest, ingest_stopped) = tokio::sync::watch::channel(());
     if let Some(listener) = listeners.ingest {
-        serve_ingest_port(listener, service.for_ingest_port(), tls.clone(), ingest_stopped)?;
+        serve_ingest_port(listener, service.for_ingest_port(), tls.clone(), limits, gate.clone(), ingest_stopped)?;
     }
-    let incoming = TcpIncoming::from(listeners.main).with_nodelay(Some(true));
+    let incoming = listener::incoming(listeners.main, limits.connections);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     // Set when the log failed rather than someone asking to stop.
     let fault = Arc::new(std::sync::OnceLock::new());
@@ -171,8 +195,9 @@ pub async fn run(
     if let Some(files) = &config.tls {
         tracing::info!(mutual = files.client_ca.is_some(), "TLS on");
     }
-    let server = server_builder(tls)?
+    let server = server_builder(tls, limits)?
         .layer(GrpcWebLayer::new())
+        .layer(gate)
         .add_service(FanoutServer::new(service))
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
@@ -194,8 +219,12 @@ pub async fn run(
 }
 
 /// gRPC and gRPC-Web (HTTP/1.1, for the Worker), with TLS if configured.
-fn server_builder(tls: Option<ServerTlsConfig>) -> Result<Server, Box<dyn std::error::Error>> {
-    let mut builder = Server::builder().accept_http1(true);
+fn server_builder(tls: Option<ServerTlsConfig>, limits: ServerLimits) -> Result<Server, Box<dyn std::error::Error>> {
+    let mut builder = Server::builder()
+        .accept_http1(true)
+        .max_concurrent_streams(limits.streams_per_connection)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -209,12 +238,14 @@ fn serve_ingest_port(
     listener: tokio::net::TcpListener,
     service: FanoutService,
     tls: Option<ServerTlsConfig>,
+    limits: ServerLimits,
+    gate: PublishGate,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let local = listener.local_addr()?;
     let listener = listener.into_std()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let builder = server_builder(tls)?;
+    let builder = server_builder(tls, limits)?;
     std::thread::Builder::new().name("graph-relay-ingest".into()).spawn(move || {
         runtime.block_on(async move {
             let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -222,10 +253,11 @@ fn serve_ingest_port(
                 Err(e) => return tracing::error!(%local, "ingest port: {e}"),
             };
             tracing::info!(%local, "serving Publish on the ingest port");
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let incoming = listener::incoming(listener, limits.connections);
             let stopped = async move { while stop.changed().await.is_ok() {} };
             let served = builder
                 .layer(GrpcWebLayer::new())
+                .layer(gate)
                 .add_service(FanoutServer::new(service))
                 .serve_with_incoming_shutdown(incoming, stopped)
                 .await;

@@ -66,3 +66,35 @@ async fn subscribe_refuses_invalid_filters_with_the_reason() {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("users/["), "{}", status.message());
 }
+
+/// A gRPC-Web `Publish` whose body is not a `PublishRequest` at all.
+async fn raw_publish(fanout: &Fanout, authorization: &str, message: &[u8]) -> (String, String) {
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(message);
+    let response = reqwest::Client::new()
+        .post(format!("{}{}", fanout.url(), graph_relay_proto::PUBLISH_PATH))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("authorization", authorization)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    (header("grpc-status"), header("grpc-message"))
+}
+
+#[tokio::test]
+async fn an_unauthenticated_publish_is_refused_before_its_body_is_decoded() {
+    let fanout = Fanout::start().await;
+    // Not protobuf, and as large as a message may be: decoding it would fail
+    // (or cost 4 MiB); the token check comes first and answers UNAUTHENTICATED.
+    let garbage = vec![0xff; 4 * 1024 * 1024 - 64];
+    let (status, message) = raw_publish(&fanout, "Bearer wrong-token-0123456789", &garbage).await;
+    assert_eq!(status, (Code::Unauthenticated as i32).to_string(), "{message}");
+    // With the token, the same bytes reach the decoder, which refuses them.
+    let (status, _) = raw_publish(&fanout, &format!("Bearer {INGEST_TOKEN}"), &garbage).await;
+    assert_ne!(status, (Code::Unauthenticated as i32).to_string());
+    assert_ne!(status, "0");
+}
