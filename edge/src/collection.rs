@@ -106,6 +106,14 @@ impl Batch {
         !self.rich_tenants.is_empty()
     }
 
+    /// Whether the batch's validationTokens must be checked before anything
+    /// of it is delivered. Only when some item passed clientState: a batch
+    /// of forged items delivers nothing anyway, and must cost neither an RSA
+    /// check nor a quarantine entry (forgers cannot fill either).
+    pub fn needs_token_check(&self) -> bool {
+        !self.notifications.is_empty() && (self.validation_tokens.is_some() || self.has_encrypted_content())
+    }
+
     /// One log line per rejection reason, naming the first few items: a
     /// flood of forged items must not become a flood of log lines.
     pub fn rejection_summary(&self) -> Vec<String> {

@@ -230,3 +230,16 @@ fn the_same_body_acknowledged_twice_is_two_deliveries() {
     assert_eq!(first.notifications[0].kind, second.notifications[0].kind, "byte-identical items");
     assert_ne!(first.notifications[0].delivery_id, second.notifications[0].delivery_id);
 }
+
+#[test]
+fn only_a_batch_with_an_item_that_passed_client_state_needs_its_tokens_checked() {
+    let forged = json!({"clientState": "forged", "subscriptionId": "s", "changeType": "created", "resource": "r"});
+    let forged_with_tokens = json!({"value": [forged.clone()], "validationTokens": ["a.b.c"]});
+    assert!(!parse_json(forged_with_tokens).needs_token_check(), "forgers reach neither RSA nor the quarantine");
+    let mut forged_rich = forged;
+    forged_rich["encryptedContent"] = json!({"data": "d", "dataKey": "k"});
+    assert!(!parse_json(json!({"value": [forged_rich.clone()]})).needs_token_check());
+    let genuine_beside = json!({"value": [forged_rich, message_item()], "validationTokens": ["a.b.c"]});
+    assert!(parse_json(genuine_beside).needs_token_check(), "a genuine item: every token is checked");
+    assert!(!parse_json(json!({"value": [message_item()]})).needs_token_check(), "basic, no tokens");
+}

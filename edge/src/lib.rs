@@ -17,6 +17,7 @@
 //! - [`validation_tokens`]: the rich-notification JWT rules.
 //! - `verified_tokens`: tokens already verified, so repeats skip the RSA check.
 //! - [`inbound`]: the HTTP decisions (routes, statuses, reasons).
+//! - [`quarantine`]: what is kept of a batch refused for its tokens, bounded.
 //!
 //! The Worker glue (`worker_glue`, wasm32 only, feature `glue`) wires those
 //! to `fetch`.
@@ -31,6 +32,7 @@ pub mod delivery;
 pub mod grpc_web;
 pub mod handshake;
 pub mod inbound;
+pub mod quarantine;
 pub mod secret;
 pub mod validation_tokens;
 mod verified_tokens;

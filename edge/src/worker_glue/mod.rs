@@ -126,7 +126,7 @@ enum Refusal {
 
 /// Checks every validationToken before anything of the batch is delivered.
 async fn check_validation_tokens(env: &Env, batch: &Batch) -> std::result::Result<(), Refusal> {
-    if batch.validation_tokens.is_none() && !batch.has_encrypted_content() {
+    if !batch.needs_token_check() {
         return Ok(());
     }
     let policy = TokenPolicy::from_env(env).map_err(|problem| {

@@ -1,21 +1,16 @@
 //! Batches refused as a whole (failed validationTokens): Graph still gets 202
-//! (as it recommends), nothing is delivered, and the batch is recorded here
-//! with its reason so an operator can see it, never silently gone.
-//!
-//! What is kept is the accepted items' JSON WITHOUT `clientState`: the
-//! quarantine must not become a store of secrets.
+//! (as it recommends), nothing is delivered, and the batch is recorded in KV
+//! with its reason so an operator can see it, never silently gone. What an
+//! entry holds and its bounds: `crate::quarantine`.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use worker::kv::KvStore;
 use worker::{console_error, Env, Result};
 
 use super::operator::{self, KV_BINDING};
 use crate::collection::Batch;
 use crate::inbound::{Reply, Route};
-
-const PREFIX: &str = "quarantine/";
-/// Quarantined batches expire after 14 days (as long as a queue keeps them).
-const KEEP_SECONDS: u64 = 14 * 24 * 3600;
+use crate::quarantine;
 
 /// Records a refused batch; logs whether or not KV is available.
 pub(crate) async fn park(env: &Env, route: Route, batch: &Batch, reason: &str, now_ms: u64) {
@@ -25,12 +20,13 @@ pub(crate) async fn park(env: &Env, route: Route, batch: &Batch, reason: &str, n
         batch.notifications.len() + batch.rejections.len()
     );
     let Ok(kv) = env.kv(KV_BINDING) else { return };
-    let items: Vec<Value> = batch.notifications.iter().filter_map(raw_item).collect();
-    let record = json!({ "route": route.name(), "reason": reason, "receivedAtUnixMs": now_ms, "items": items });
-    let key = format!("{PREFIX}{now_ms:013}-{:08x}", fingerprint(&record));
+    if let Err(e) = make_room(&kv).await {
+        console_error!("could not trim the quarantine: {e}");
+    }
+    let entry = quarantine::entry(route.name(), reason, now_ms, &batch.notifications, batch.rejections.len());
     let put = kv
-        .put(&key, record.to_string())
-        .and_then(|p| p.metadata(json!({ "reason": reason })).map(|p| p.expiration_ttl(KEEP_SECONDS)));
+        .put(&entry.key, entry.value)
+        .and_then(|p| p.metadata(entry.metadata).map(|p| p.expiration_ttl(quarantine::KEEP_SECONDS)));
     let outcome = match put {
         Ok(put) => put.execute().await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
@@ -40,26 +36,27 @@ pub(crate) async fn park(env: &Env, route: Route, batch: &Batch, reason: &str, n
     }
 }
 
+/// Deletes the oldest entries beyond the bound (KV's listing may lag a
+/// little behind recent writes: the bound holds within that lag).
+async fn make_room(kv: &KvStore) -> Result<()> {
+    let names = operator::list_keys(kv, quarantine::PREFIX).await?.into_iter().map(|key| key.name).collect();
+    for name in quarantine::to_evict(names) {
+        kv.delete(&name).await?;
+    }
+    Ok(())
+}
+
+/// The entries, newest first, each with when and why.
 pub(crate) async fn list(kv: &KvStore) -> Result<Reply> {
-    let keys = operator::list_keys(kv, PREFIX).await?;
+    let mut keys = operator::list_keys(kv, quarantine::PREFIX).await?;
+    let at = |key: &worker::kv::Key| {
+        key.metadata.as_ref().and_then(|m| m.get("receivedAtUnixMs")).and_then(Value::as_u64).unwrap_or(0)
+    };
+    keys.sort_by_key(|key| std::cmp::Reverse(at(key)));
     let mut text = format!("{} quarantined batches\n", keys.len());
     for key in keys {
         let reason = key.metadata.as_ref().and_then(|m| m.get("reason")).and_then(Value::as_str).unwrap_or("");
-        text.push_str(&format!("{} {reason}\n", key.name));
+        text.push_str(&format!("{} received {} {reason}\n", key.name, at(&key)));
     }
     Ok(Reply::text(200, text))
-}
-
-fn raw_item(notification: &graph_relay_proto::v1::Notification) -> Option<Value> {
-    use graph_relay_proto::v1::notification::Kind;
-    let raw = match notification.kind.as_ref()? {
-        Kind::Change(change) => &change.raw_json,
-        Kind::Lifecycle(lifecycle) => &lifecycle.raw_json,
-    };
-    serde_json::from_str(raw).ok()
-}
-
-/// Distinguishes two batches refused in the same millisecond.
-fn fingerprint(record: &Value) -> u32 {
-    record.to_string().bytes().fold(2_166_136_261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619))
 }
