@@ -1,10 +1,13 @@
-//! Splitting accepted notifications into Cloudflare Queue messages.
+//! Splitting accepted notifications into Cloudflare Queue messages, and
+//! into the publishes of the synchronous path.
 //!
 //! A queue message may hold at most 128 KB and one `sendBatch` at most 100
 //! messages and 256 KB. Each message body is an encoded `PublishRequest`, so
 //! the consumer forwards it to the fan-out as it is. An item that alone does
 //! not fit in a message is returned apart: the edge forwards it to the
-//! fan-out synchronously before acknowledging (it is never dropped).
+//! fan-out synchronously before acknowledging (it is never dropped). Every
+//! request also holds at most `MAX_PUBLISH_NOTIFICATIONS` items, the
+//! fan-out's limit: a 1 MiB body of tiny items holds more than that.
 
 use graph_relay_proto::v1::{Notification, PublishRequest};
 use prost::Message;
@@ -15,6 +18,11 @@ pub const MAX_MESSAGE_BYTES: usize = 120 * 1024;
 /// `sendBatch` limits: messages per call and total bytes per call.
 pub const MAX_BATCH_MESSAGES: usize = 100;
 pub const MAX_BATCH_BYTES: usize = 240 * 1024;
+/// Largest publish of the synchronous path: well inside the fan-out's 4 MiB
+/// message limit (a 1 MiB Graph body encodes to about twice its size).
+pub const MAX_PUBLISH_BYTES: usize = 3 << 20;
+/// Items per request at most (queue message or publish).
+pub const MAX_ITEMS: usize = graph_relay_proto::MAX_PUBLISH_NOTIFICATIONS;
 
 /// The queue messages for a batch, and what must bypass the queue.
 #[derive(Debug, Default)]
@@ -37,7 +45,7 @@ pub fn split(notifications: Vec<Notification>, max_message_bytes: usize) -> Chun
             chunks.oversized.push(notification);
             continue;
         }
-        if current_len + item_len > max_message_bytes {
+        if current_len + item_len > max_message_bytes || current.notifications.len() == MAX_ITEMS {
             chunks.messages.push(std::mem::take(&mut current).encode_to_vec());
             current_len = 0;
         }
@@ -117,6 +125,14 @@ mod tests {
         assert_eq!(chunks.messages.len(), 1);
         assert_eq!(ids(&chunks.messages[0]), ["0", "2"]);
         assert_eq!(chunks.oversized.len(), 1);
+    }
+
+    #[test]
+    fn a_body_of_more_tiny_items_than_one_publish_may_carry_is_split_by_count() {
+        let chunks = split((0..MAX_ITEMS + 1).map(|i| note(i, 0)).collect(), MAX_PUBLISH_BYTES);
+        let counts: Vec<usize> = chunks.messages.iter().map(|m| ids(m).len()).collect();
+        assert_eq!(counts, [MAX_ITEMS, 1]);
+        assert!(chunks.oversized.is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! The protocol core is plain Rust, built natively (unit tests, reuse by the
 //! end-to-end tests) and for `wasm32-unknown-unknown`:
 //! - [`handshake`]: the `validationToken` reflection.
+//! - [`budget`]: Graph's 3 s, shared by every slow step of a request.
 //! - [`client_state`]: the accepted clientState set, compared in constant time.
 //! - [`collection`]: parsing a notification collection into fan-out messages.
 //! - [`delivery`]: the identity of each accepted item (one delivery, not its content).
@@ -25,6 +26,7 @@
 // A panic in a Worker can poison the isolate: outside tests, no unwrap/expect.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod budget;
 pub mod chunk;
 pub mod client_state;
 pub mod collection;

@@ -19,9 +19,9 @@ use crate::prepared;
 use crate::store::Store;
 use crate::subscriber;
 
-/// Most notifications one `Publish` may carry. The edge sends at most one
-/// Graph batch (≤ 1 MiB); this bounds the work of a single call.
-pub const MAX_PUBLISH_NOTIFICATIONS: usize = 10_000;
+/// Most notifications one `Publish` may carry: bounds the work of a single
+/// call (the edge splits a larger Graph batch into several publishes).
+pub use graph_relay_proto::MAX_PUBLISH_NOTIFICATIONS;
 
 /// Cheap to clone: its parts are shared handles.
 #[derive(Clone)]

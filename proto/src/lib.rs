@@ -14,3 +14,7 @@ pub mod v1 {
 
 /// The gRPC path of `Fanout.Publish`, which the edge posts gRPC-Web frames to.
 pub const PUBLISH_PATH: &str = "/graphrelay.v1.Fanout/Publish";
+
+/// Most notifications one `Publish` may carry; the fan-out refuses more
+/// (`INVALID_ARGUMENT`) and the edge splits larger batches.
+pub const MAX_PUBLISH_NOTIFICATIONS: usize = 10_000;

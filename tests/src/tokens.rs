@@ -95,6 +95,8 @@ pub struct JwksServer {
     pub requests: Arc<Mutex<usize>>,
     /// When set, every request gets a 503 (an identity platform outage).
     failing: Arc<Mutex<bool>>,
+    /// When set, requests are read and never answered (a hung endpoint).
+    hanging: Arc<Mutex<bool>>,
 }
 
 impl JwksServer {
@@ -104,15 +106,22 @@ impl JwksServer {
         let keys = Arc::new(Mutex::new(keys));
         let requests = Arc::new(Mutex::new(0));
         let failing = Arc::new(Mutex::new(false));
-        let (served, counted, down) = (keys.clone(), requests.clone(), failing.clone());
+        let hanging = Arc::new(Mutex::new(false));
+        let (served, counted, down, hung) = (keys.clone(), requests.clone(), failing.clone(), hanging.clone());
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let body = json!({ "keys": *served.lock().unwrap() }).to_string();
                 *counted.lock().unwrap() += 1;
                 let status = if *down.lock().unwrap() { "503 Service Unavailable" } else { "200 OK" };
+                let hang = *hung.lock().unwrap();
                 tokio::spawn(async move {
                     let mut request = [0u8; 4096];
                     let _ = socket.read(&mut request).await;
+                    if hang {
+                        // Holds the socket open, unanswered, until the peer gives up.
+                        let _ = socket.read(&mut request).await;
+                        return;
+                    }
                     let response = format!(
                         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
@@ -121,7 +130,12 @@ impl JwksServer {
                 });
             }
         });
-        JwksServer { url, keys, requests, failing }
+        JwksServer { url, keys, requests, failing, hanging }
+    }
+
+    /// Makes the endpoint take requests and never answer (or recover).
+    pub fn set_hanging(&self, hanging: bool) {
+        *self.hanging.lock().unwrap() = hanging;
     }
 
     /// Makes the endpoint answer 503 (or recover).

@@ -8,20 +8,35 @@ use prost::Message;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 use super::config::FanoutTarget;
+use crate::budget::Budget;
 use crate::grpc_web;
 
-/// How long the fan-out may take while Graph waits. Graph allows 3 s for the
-/// whole exchange; past this we answer 503 and let Graph retry rather than be
-/// counted slow.
+/// How long the fan-out may take while Graph waits, when the request's
+/// budget has more left (see `crate::budget`); past it the edge answers 503
+/// and Graph retries rather than counting the endpoint slow.
 pub(crate) const SYNC_TIMEOUT: Duration = Duration::from_millis(2_000);
 
-/// Publishes `notifications`; returns the fan-out's answer.
+/// Publishes `notifications` within `timeout`; returns the fan-out's answer.
 pub(crate) async fn publish(
     target: &FanoutTarget,
     notifications: Vec<Notification>,
     timeout: Duration,
 ) -> Result<PublishResponse, String> {
-    let body = grpc_web::frame(&PublishRequest { notifications }.encode_to_vec());
+    call(target, PublishRequest { notifications }.encode_to_vec(), timeout).await
+}
+
+/// Publishes an encoded `PublishRequest` within what `budget` leaves.
+pub(crate) async fn publish_encoded(
+    target: &FanoutTarget,
+    request: Vec<u8>,
+    budget: &Budget,
+) -> Result<PublishResponse, String> {
+    let timeout = budget.step(now_ms(), SYNC_TIMEOUT).ok_or("no time left in this request to forward")?;
+    call(target, request, timeout).await
+}
+
+async fn call(target: &FanoutTarget, request: Vec<u8>, timeout: Duration) -> Result<PublishResponse, String> {
+    let body = grpc_web::frame(&request);
     let headers = Headers::new();
     let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| e.to_string());
     set("content-type", grpc_web::CONTENT_TYPE)?;
@@ -33,28 +48,34 @@ pub(crate) async fn publish(
     init.with_method(Method::Post).with_headers(headers).with_body(Some(js_sys_bytes(&body)));
     let url = format!("{}{}", target.url, graph_relay_proto::PUBLISH_PATH);
     let request = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
-    // Both paths stop waiting at the timeout; the global fetch is also
-    // aborted (a binding's fetch takes no signal in this workers-rs).
-    let call = Box::pin(async {
-        match &target.mtls {
+    // The whole exchange, reply body included, stops at the timeout; the
+    // global fetch is also aborted (a binding's fetch takes no signal in
+    // this workers-rs).
+    let exchange = Box::pin(async {
+        let mut response = match &target.mtls {
             Some(mtls) => mtls.fetch_request(request).await,
             None => Fetch::Request(request).send_with_signal(&signal).await,
         }
+        .map_err(|e| format!("fetch failed: {e}"))?;
+        let status = response.status_code();
+        let grpc_status = response.headers().get("grpc-status").ok().flatten();
+        let grpc_message = response.headers().get("grpc-message").ok().flatten();
+        let bytes = response.bytes().await.map_err(|e| format!("reading reply: {e}"))?;
+        grpc_web::unframe_reply(status, grpc_status.as_deref(), grpc_message.as_deref(), &bytes)
+            .map_err(|e| e.to_string())
     });
-    let mut response = match select(call, Box::pin(Delay::from(timeout))).await {
-        Either::Left((response, _)) => response.map_err(|e| format!("fetch failed: {e}"))?,
+    let reply = match select(exchange, Box::pin(Delay::from(timeout))).await {
+        Either::Left((reply, _)) => reply?,
         Either::Right(_) => {
             controller.abort();
             return Err(format!("no answer within {timeout:?}"));
         }
     };
-    let status = response.status_code();
-    let grpc_status = response.headers().get("grpc-status").ok().flatten();
-    let grpc_message = response.headers().get("grpc-message").ok().flatten();
-    let bytes = response.bytes().await.map_err(|e| format!("reading reply: {e}"))?;
-    let reply = grpc_web::unframe_reply(status, grpc_status.as_deref(), grpc_message.as_deref(), &bytes)
-        .map_err(|e| e.to_string())?;
     PublishResponse::decode(reply.as_slice()).map_err(|e| format!("decoding reply: {e}"))
+}
+
+fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
 }
 
 fn js_sys_bytes(bytes: &[u8]) -> worker::wasm_bindgen::JsValue {

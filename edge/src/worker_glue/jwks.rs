@@ -3,9 +3,10 @@
 //! Keys rotate daily, and fetching them on every request would add a round
 //! trip to Graph's 3 s budget. So: keys live in the isolate (thread-local;
 //! wasm is single-threaded) and in the Workers Cache API (survives isolate
-//! restarts), for an hour. An unknown `kid` forces a refetch, at most once per
-//! `JWKS_MIN_REFRESH_SECONDS` (default 60). If the endpoint fails, the cached
-//! keys keep serving.
+//! restarts), for `JWKS_MAX_AGE_SECONDS` (default an hour). An unknown `kid`
+//! forces a refetch, at most once per `JWKS_MIN_REFRESH_SECONDS` (default
+//! 60). If the endpoint fails, the cached keys keep serving. Every fetch's
+//! timeout comes from the request's budget (see `crate::budget`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,10 +15,11 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use worker::{console_error, Cache, Delay, Env, Fetch, Response};
 
+use crate::budget::Budget;
 use crate::validation_tokens::Keys;
 
 const DEFAULT_JWKS_URL: &str = "https://login.microsoftonline.com/common/discovery/v2.0/keys";
-const FRESH_FOR_MS: u64 = 3_600_000;
+/// A fetch's own limit, when the request's budget has more left.
 const FETCH_TIMEOUT: Duration = Duration::from_millis(1_500);
 
 struct Cached {
@@ -32,40 +34,53 @@ thread_local! {
 pub(crate) struct JwksSource {
     url: String,
     min_refresh_ms: u64,
+    /// Cached keys older than this are fetched again.
+    max_age_ms: u64,
 }
 
 impl JwksSource {
     pub(crate) fn from_env(env: &Env) -> Self {
         let url = env.var("GRAPH_JWKS_URL").map(|v| v.to_string()).unwrap_or_else(|_| DEFAULT_JWKS_URL.to_owned());
-        let min_refresh_seconds: u64 =
-            env.var("JWKS_MIN_REFRESH_SECONDS").ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(60);
-        Self { url, min_refresh_ms: min_refresh_seconds * 1000 }
+        let seconds = |name: &str, default: u64| {
+            env.var(name).ok().and_then(|v| v.to_string().trim().parse::<u64>().ok()).unwrap_or(default)
+        };
+        let min_refresh_ms = seconds("JWKS_MIN_REFRESH_SECONDS", 60) * 1000;
+        Self { url, min_refresh_ms, max_age_ms: seconds("JWKS_MAX_AGE_SECONDS", 3_600) * 1000 }
     }
 
     /// Cached keys, fetched when absent or stale.
-    pub(crate) async fn keys(&self) -> Result<Rc<Keys>, String> {
+    pub(crate) async fn keys(&self, budget: &Budget) -> Result<Rc<Keys>, String> {
         let now = now_ms();
         if let Some((keys, fetched_at)) = cached() {
-            if now.saturating_sub(fetched_at) < FRESH_FOR_MS {
+            if now.saturating_sub(fetched_at) < self.max_age_ms {
                 return Ok(keys);
             }
         } else if let Some(keys) = self.read_cache_api().await {
             store(keys.clone(), now);
             return Ok(keys);
         }
-        self.fetch_or_keep().await
+        self.fetch_or_keep(budget).await
     }
 
-    /// After an unknown `kid`: refetch unless we did so very recently.
-    pub(crate) async fn refresh(&self) -> Result<Rc<Keys>, String> {
+    /// After an unknown `kid`: refetch unless we did so very recently;
+    /// `None` when the budget leaves no time to (the caller answers 503:
+    /// the kid may be new, so the token cannot be called bad yet).
+    pub(crate) async fn refresh(&self, budget: &Budget) -> Option<Result<Rc<Keys>, String>> {
         match cached() {
-            Some((keys, fetched_at)) if now_ms().saturating_sub(fetched_at) < self.min_refresh_ms => Ok(keys),
-            _ => self.fetch_or_keep().await,
+            Some((keys, fetched_at)) if now_ms().saturating_sub(fetched_at) < self.min_refresh_ms => Some(Ok(keys)),
+            _ => {
+                budget.step(now_ms(), FETCH_TIMEOUT)?;
+                Some(self.fetch_or_keep(budget).await)
+            }
         }
     }
 
-    async fn fetch_or_keep(&self) -> Result<Rc<Keys>, String> {
-        match self.fetch().await {
+    async fn fetch_or_keep(&self, budget: &Budget) -> Result<Rc<Keys>, String> {
+        let fetched = match budget.step(now_ms(), FETCH_TIMEOUT) {
+            Some(timeout) => self.fetch(timeout).await,
+            None => Err("no time left in this request to fetch the signing keys".to_owned()),
+        };
+        match fetched {
             Ok(keys) => Ok(keys),
             Err(e) => match cached() {
                 Some((keys, _)) => {
@@ -77,17 +92,20 @@ impl JwksSource {
         }
     }
 
-    async fn fetch(&self) -> Result<Rc<Keys>, String> {
+    /// Fetches the keys; the whole exchange, body included, within `timeout`.
+    async fn fetch(&self, timeout: Duration) -> Result<Rc<Keys>, String> {
         let request = Fetch::Url(self.url.parse().map_err(|e| format!("GRAPH_JWKS_URL: {e}"))?);
-        let call = Box::pin(request.send());
-        let mut response = match select(call, Box::pin(Delay::from(FETCH_TIMEOUT))).await {
-            Either::Left((response, _)) => response.map_err(|e| format!("fetching the JWKS: {e}"))?,
-            Either::Right(_) => return Err(format!("JWKS endpoint gave no answer within {FETCH_TIMEOUT:?}")),
+        let exchange = Box::pin(async {
+            let mut response = request.send().await.map_err(|e| format!("fetching the JWKS: {e}"))?;
+            if response.status_code() != 200 {
+                return Err(format!("JWKS endpoint answered {}", response.status_code()));
+            }
+            response.text().await.map_err(|e| e.to_string())
+        });
+        let text = match select(exchange, Box::pin(Delay::from(timeout))).await {
+            Either::Left((text, _)) => text?,
+            Either::Right(_) => return Err(format!("JWKS endpoint gave no answer within {timeout:?}")),
         };
-        if response.status_code() != 200 {
-            return Err(format!("JWKS endpoint answered {}", response.status_code()));
-        }
-        let text = response.text().await.map_err(|e| e.to_string())?;
         let keys = Rc::new(Keys::from_jwks(&text)?);
         store(keys.clone(), now_ms());
         self.write_cache_api(&text).await;

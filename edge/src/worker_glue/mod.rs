@@ -28,6 +28,8 @@ mod queue;
 use graph_relay_proto::v1::Notification;
 use worker::{console_error, console_log, event, Context, Env, Request, Response, Result};
 
+use crate::budget::Budget;
+use crate::chunk;
 use crate::collection::Batch;
 use crate::delivery::RequestId;
 use crate::inbound::{self, Reply, Route};
@@ -48,6 +50,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
+    let budget = Budget::starting_at(now_unix_ms() as u64);
     let method = req.method().to_string();
     let url = req.url()?;
     let route = match inbound::route(&method, url.path()) {
@@ -93,7 +96,7 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
     for line in batch.rejection_summary() {
         console_log!("{}: {line}", route.name());
     }
-    match check_validation_tokens(env, &batch).await {
+    match check_validation_tokens(env, &batch, &budget).await {
         Ok(()) => {}
         Err(Refusal::Retry(reply)) => return Ok(reply),
         Err(Refusal::Quarantine(reason)) => {
@@ -104,7 +107,7 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
     if batch.notifications.is_empty() {
         return Ok(Reply::accepted());
     }
-    match deliver(env, &config, batch.notifications).await {
+    match deliver(env, &config, batch.notifications, &budget).await {
         Ok(summary) => {
             console_log!("{}: {summary}", route.name());
             Ok(Reply::accepted())
@@ -125,7 +128,7 @@ enum Refusal {
 }
 
 /// Checks every validationToken before anything of the batch is delivered.
-async fn check_validation_tokens(env: &Env, batch: &Batch) -> std::result::Result<(), Refusal> {
+async fn check_validation_tokens(env: &Env, batch: &Batch, budget: &Budget) -> std::result::Result<(), Refusal> {
     if !batch.needs_token_check() {
         return Ok(());
     }
@@ -138,12 +141,15 @@ async fn check_validation_tokens(env: &Env, batch: &Batch) -> std::result::Resul
         Refusal::Retry(Reply::text(503, "signing keys unavailable; retry later"))
     };
     let source = JwksSource::from_env(env);
-    let keys = source.keys().await.map_err(unavailable)?;
+    let keys = source.keys(budget).await.map_err(unavailable)?;
     let tokens = batch.validation_tokens.as_ref();
     let now_s = (now_unix_ms() / 1000) as u64;
     let verdict = match validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s) {
         Err(e) if e.is_unknown_key() => {
-            let keys = source.refresh().await.map_err(unavailable)?;
+            let Some(refreshed) = source.refresh(budget).await else {
+                return Err(unavailable("no time left to refetch them for an unknown kid".to_owned()));
+            };
+            let keys = refreshed.map_err(unavailable)?;
             validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s)
         }
         verdict => verdict,
@@ -151,13 +157,25 @@ async fn check_validation_tokens(env: &Env, batch: &Batch) -> std::result::Resul
     verdict.map(|_| ()).map_err(|e| Refusal::Quarantine(e.to_string()))
 }
 
-/// Stores the accepted items: on the queue when bound, else at the fan-out.
-async fn deliver(env: &Env, config: &Config, notifications: Vec<Notification>) -> std::result::Result<String, String> {
+/// Stores the accepted items within the request's budget: on the queue
+/// when bound, else at the fan-out (in as many publishes as its limits
+/// need: a 1 MiB body can hold more items than one publish may carry).
+async fn deliver(
+    env: &Env,
+    config: &Config,
+    notifications: Vec<Notification>,
+    budget: &Budget,
+) -> std::result::Result<String, String> {
     match env.queue(queue::BINDING) {
-        Ok(queue) => queue::enqueue(&queue, &config.fanout, notifications).await,
+        Ok(queue) => queue::enqueue(&queue, &config.fanout, notifications, budget).await,
         Err(_) => {
-            let reply = fanout::publish(&config.fanout, notifications, fanout::SYNC_TIMEOUT).await?;
-            Ok(format!("forwarded: {} stored, {} duplicates", reply.stored, reply.duplicates))
+            let chunks = chunk::split(notifications, chunk::MAX_PUBLISH_BYTES);
+            let (mut stored, mut duplicates) = (0, 0);
+            for request in chunks.messages {
+                let reply = fanout::publish_encoded(&config.fanout, request, budget).await?;
+                (stored, duplicates) = (stored + reply.stored, duplicates + reply.duplicates);
+            }
+            Ok(format!("forwarded: {stored} stored, {duplicates} duplicates"))
         }
     }
 }

@@ -13,12 +13,15 @@ use prost::Message as _;
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{
-    console_error, console_log, event, Context, Env, MessageBatch, MessageExt, Queue, QueueContentType,
+    console_error, console_log, event, Context, Delay, Env, MessageBatch, MessageExt, Queue, QueueContentType,
     QueueRetryOptionsBuilder, RawMessageBuilder, Result,
 };
 
+use futures_util::future::{select, Either};
+
 use super::config::{FanoutTarget, RetryPolicy};
 use super::{dead_letters, fanout};
+use crate::budget::{self, Budget};
 use crate::chunk;
 
 /// The producer binding in `wrangler.toml`; without it the edge runs in
@@ -28,12 +31,14 @@ pub(crate) const BINDING: &str = "NOTIFICATIONS";
 /// The consumer is not racing Graph's 3 s, so it may wait longer.
 const CONSUMER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Queues `notifications`; items too large for a message are forwarded to
-/// the fan-out right away. Returns a summary for the log.
+/// Queues `notifications` within the request's budget; items too large for
+/// a message are forwarded to the fan-out right away. Returns a summary for
+/// the log.
 pub(crate) async fn enqueue(
     queue: &Queue,
     target: &FanoutTarget,
     notifications: Vec<Notification>,
+    budget: &Budget,
 ) -> std::result::Result<String, String> {
     let chunks = chunk::split(notifications, chunk::MAX_MESSAGE_BYTES);
     let messages = chunks.messages.len();
@@ -42,15 +47,23 @@ pub(crate) async fn enqueue(
             .iter()
             .map(|bytes| RawMessageBuilder::new(bytes_value(bytes)).build_with_content_type(QueueContentType::V8))
             .collect();
-        queue.send_raw_batch(batch).await.map_err(|e| format!("queue send failed: {e}"))?;
+        let timeout = budget.step(now_ms(), budget::ANSWER_WITHIN).ok_or("no time left in this request to queue")?;
+        match select(Box::pin(queue.send_raw_batch(batch)), Box::pin(Delay::from(timeout))).await {
+            Either::Left((sent, _)) => sent.map_err(|e| format!("queue send failed: {e}"))?,
+            Either::Right(_) => return Err(format!("the queue did not take the batch within {timeout:?}")),
+        }
     }
     let oversized = chunks.oversized.len();
-    if oversized > 0 {
-        fanout::publish(target, chunks.oversized, fanout::SYNC_TIMEOUT)
+    for request in chunk::split(chunks.oversized, chunk::MAX_PUBLISH_BYTES).messages {
+        fanout::publish_encoded(target, request, budget)
             .await
             .map_err(|e| format!("forwarding {oversized} oversized items failed: {e}"))?;
     }
     Ok(format!("queued {messages} messages, forwarded {oversized} oversized items directly"))
+}
+
+fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
 }
 
 #[event(queue)]
