@@ -1,8 +1,8 @@
 //! Graph's 3 seconds, spent once per request.
 //!
 //! Graph counts an answer slower than 3 s as a failure, and an endpoint that
-//! keeps failing is throttled and then dropped (docs/graph-protocol.md,
-//! "Acknowledgement"). A request may take several slow steps in a row:
+//! keeps failing is throttled and then dropped (docs/graph-protocol.md
+//! section 2). A request may take several slow steps in a row:
 //! fetching signing keys, refetching them for an unknown `kid`, forwarding
 //! to the fan-out, sending to the queue. Each step's timeout is what is left
 //! of one budget, so the answer (a 202, or a 503 Graph retries) always

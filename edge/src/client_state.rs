@@ -1,4 +1,4 @@
-//! The accepted `clientState` values (graph-protocol.md section 4).
+//! The accepted `clientState` values (docs/graph-protocol.md section 4).
 //!
 //! `clientState` is the shared secret that proves a notification comes from a
 //! subscription we created. Several values are accepted at once so they can be

@@ -1,4 +1,4 @@
-//! Parsing and validating a Graph notification collection (graph-protocol.md
+//! Parsing and validating a Graph notification collection (docs/graph-protocol.md
 //! sections 3-4) into the messages the fan-out stores.
 //!
 //! Two levels of failure, on purpose:

@@ -9,7 +9,7 @@
 //! Publish) and the fan-out stores an item once per id. So redelivery and
 //! replay are recognised, and two acknowledged deliveries stay two events.
 //! A request Graph retries because it got no 202 is a new request: that is
-//! the at-least-once part of the guarantee (docs/graph-protocol.md).
+//! the at-least-once part of the guarantee (docs/graph-protocol.md section 8).
 
 use std::fmt;
 

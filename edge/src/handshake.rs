@@ -1,4 +1,4 @@
-//! Graph's validation handshake (graph-protocol.md section 1).
+//! Graph's validation handshake (docs/graph-protocol.md section 1).
 //!
 //! On subscription creation Graph POSTs `?validationToken=<url-encoded token>`
 //! to the notification and lifecycle URLs and expects the DECODED token back as

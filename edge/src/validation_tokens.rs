@@ -1,4 +1,4 @@
-//! Checking a rich notification batch's `validationTokens` (graph-protocol.md
+//! Checking a rich notification batch's `validationTokens` (docs/graph-protocol.md
 //! section 5): every token must be an RS256 JWT signed by a key of the
 //! Microsoft identity platform's JWKS, current, for one of our app ids,
 //! issued to Microsoft Graph Change Tracking, by a tenant's issuer, and the

@@ -1,4 +1,4 @@
-//! Decrypting rich notifications' `encryptedContent` (graph-protocol.md
+//! Decrypting rich notifications' `encryptedContent` (docs/graph-protocol.md
 //! section 5), with RustCrypto:
 //!
 //! 1. pick the private key by `encryptionCertificateId` (old and new at once

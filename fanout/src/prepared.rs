@@ -79,7 +79,7 @@ pub(crate) const NO_KEY: [u8; 32] = [0; 32];
 /// it can never equal the content hashes that records of older logs hold
 /// (those stay in the index until their window passes, matching nothing).
 /// Only the delivery counts, never the content: two deliveries of the same
-/// bytes are two events (docs/graph-protocol.md, "Delivery identity").
+/// bytes are two events (docs/graph-protocol.md section 8).
 pub fn delivery_key(delivery_id: &str) -> Option<[u8; 32]> {
     if delivery_id.is_empty() {
         return None;

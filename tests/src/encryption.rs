@@ -1,6 +1,6 @@
 //! What Graph does for rich notifications: encrypt the resource data with a
 //! fresh AES key, sign the ciphertext, wrap the key with the subscription's
-//! certificate (graph-protocol.md section 5), here with keys made at run time.
+//! certificate (docs/graph-protocol.md section 5), here with keys made at run time.
 
 use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
 use base64::engine::general_purpose::STANDARD;

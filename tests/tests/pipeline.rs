@@ -7,7 +7,7 @@ use graph_relay_tests::tokens::{self, JwksServer, SigningKey};
 use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE, ROTATED_CLIENT_STATE};
 use serde_json::json;
 
-/// One resource kind of each family in graph-protocol.md's table.
+/// One resource kind of each family in docs/graph-protocol.md's table.
 fn mixed_batch() -> Vec<serde_json::Value> {
     let mut teams = graph::change(
         "sub-teams",

@@ -1,6 +1,6 @@
 //! Calling the edge as Graph does: the validation handshake, notification
 //! POSTs with Graph's retry schedule, and the endpoint health Graph tracks
-//! (graph-protocol.md section 2): over 10% of responses slower than 3 s in
+//! (docs/graph-protocol.md section 2): over 10% of responses slower than 3 s in
 //! 10 minutes is "slow" (delayed 10 minutes), over 15% is "drop".
 
 use std::collections::{HashMap, VecDeque};

@@ -1,6 +1,6 @@
 //! `graph-relay emulate`: a local stand-in for Microsoft Graph's
 //! subscription API and the Microsoft identity platform, faithful to the
-//! documented behaviour (graph-protocol.md), so the whole relay can be run and
+//! documented behaviour (docs/graph-protocol.md), so the whole relay can be run and
 //! tested without a tenant.
 //!
 //! # Layout

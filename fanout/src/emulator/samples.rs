@@ -1,6 +1,6 @@
 //! Notifications as Graph sends them, for each resource kind: the change item
 //! (`resource`, `resourceData`, clientState, tenant), `encryptedContent` for
-//! rich subscriptions (graph-protocol.md section 5, in the sending direction)
+//! rich subscriptions (docs/graph-protocol.md section 5, in the sending direction)
 //! and one validationToken per app and tenant in the batch.
 
 use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};

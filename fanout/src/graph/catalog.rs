@@ -1,5 +1,5 @@
 //! The 19 kinds of Graph resource that accept change-notification
-//! subscriptions (graph-protocol.md section 7), as data.
+//! subscriptions (docs/graph-protocol.md section 7), as data.
 //!
 //! Both the subscriptions checker and the Graph emulator read this one table,
 //! so what `graph-relay subscriptions check` refuses is exactly what the
@@ -140,7 +140,7 @@ const fn outlook(kind: Kind) -> Kind {
 
 use ResourceData::{No, Yes, YesWithSelect};
 
-/// The table, in graph-protocol.md's order.
+/// The table, in docs/graph-protocol.md's order.
 pub static KINDS: [Kind; 19] = [
     Kind {
         required_query_options: Some("$filter=isFetchable eq true"),

@@ -87,7 +87,7 @@ fn unknown_resource(resource: &str, path: &ResourcePath) -> Violation {
         .filter(|p| p.trim_start_matches('/').split('/').next().is_some_and(|s| s.eq_ignore_ascii_case(first)))
         .collect();
     let fix = if related.is_empty() {
-        "use a resource path from the table in graph-protocol.md section 7".to_string()
+        "use a resource path from the table in docs/graph-protocol.md section 7".to_string()
     } else {
         format!("use one of: {}", related.join(", "))
     };

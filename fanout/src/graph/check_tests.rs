@@ -211,7 +211,7 @@ fn paths_outside_the_table_name_their_neighbours() {
     assert_eq!(violations[0].rule, "unknown-resource");
     assert!(violations[0].fix.contains("/teams/{id}/channels"), "{}", violations[0].fix);
     let violations = check(&request("/nothing/here", "created", A)).unwrap_err();
-    assert!(violations[0].fix.contains("graph-protocol.md"));
+    assert!(violations[0].fix.contains("docs/graph-protocol.md"));
 }
 
 #[test]

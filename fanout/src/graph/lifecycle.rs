@@ -1,4 +1,4 @@
-//! Lifecycle events drive the reconciler (graph-protocol.md section 6).
+//! Lifecycle events drive the reconciler (docs/graph-protocol.md section 6).
 //!
 //! The reconciler reads the fan-out's own log like a subscriber, from a
 //! cursor kept in its state file, so a lifecycle event stored just before a

@@ -28,7 +28,7 @@ pub mod plan;
 pub mod reconciler;
 pub mod resync;
 
-/// A reauthorize and a renewing PATCH never both within this (graph-protocol.md 6).
+/// A reauthorize and a renewing PATCH never both within this (docs/graph-protocol.md 6).
 pub const REAUTHORIZE_WINDOW_MS: u64 = 10 * 60 * 1000;
 
 #[cfg(test)]
