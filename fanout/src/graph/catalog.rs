@@ -5,10 +5,8 @@
 //! so what `graph-relay subscriptions check` refuses is exactly what the
 //! emulator answers 400 to.
 //!
-//! Deviation from the seed table: it lists `chat` under no permission type,
-//! which would make the Teams chat row unusable; Microsoft's documentation
-//! supports chat with delegated (work or school) and application permissions,
-//! so this table does too.
+//! Where Microsoft's sources disagree, the row says so in its `note` (Teams
+//! chat's permission types), and `subscriptions check` repeats it.
 
 use std::fmt;
 
@@ -46,9 +44,41 @@ pub enum ResourceData {
 /// One path shape a kind accepts; `{id}` is any one segment.
 #[derive(Debug)]
 pub struct Template {
+    /// The API reference's spelling: what subscriptions are made with.
     pub path: &'static str,
     /// This path's own changeTypes, when narrower than the kind's.
     pub change_types: Option<&'static [&'static str]>,
+    /// Other spellings Microsoft publishes for the same path (the overview
+    /// table's), accepted and sent to Graph as `path`.
+    pub aliases: &'static [&'static str],
+    /// The `resource` Graph's notifications carry for a change under this
+    /// path, in Graph's own form (OData keys, capitals): `{id}` is the changed
+    /// item, and the other names are filled with the subscribed path's ids
+    /// in order (see the emulator's samples).
+    pub notified: &'static str,
+    /// Graph accepts this path only with a `$filter` query (a collection it
+    /// will not notify about as a whole).
+    pub requires_filter: bool,
+}
+
+/// Which subscriptions share one of Graph's quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaScope {
+    /// Per application and tenant.
+    App,
+    /// Per mailbox (the `/users/{id}` the path names).
+    Mailbox,
+    /// Per organization (tenant), across every app.
+    Organization,
+}
+
+/// One of Graph's documented subscription quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub scope: QuotaScope,
+    pub limit: usize,
+    /// Kinds with the same group count against the same quota.
+    pub group: &'static str,
 }
 
 /// One row of the table.
@@ -70,8 +100,13 @@ pub struct Kind {
     pub teams: bool,
     /// `notificationQueryOptions` this kind requires (Universal Print).
     pub required_query_options: Option<&'static str>,
-    /// Whether Graph sends `subscriptionRemoved` and `missed` for it.
-    pub removal_and_missed_events: bool,
+    /// The lifecycle events Graph sends for this kind.
+    pub lifecycle_events: &'static [&'static str],
+    /// Graph's quota for this kind, where one is documented.
+    pub quota: Option<Quota>,
+    /// Where this table deliberately differs from one of Microsoft's
+    /// sources, said on every `subscriptions check` of such an entry.
+    pub note: Option<&'static str>,
 }
 
 impl Kind {
@@ -81,6 +116,11 @@ impl Kind {
             (true, Some(minutes)) => minutes,
             _ => self.max_lifetime_minutes,
         }
+    }
+
+    /// Whether Graph ever sends `event` (any case) for this kind.
+    pub fn sends_lifecycle_event(&self, event: &str) -> bool {
+        self.lifecycle_events.iter().any(|e| e.eq_ignore_ascii_case(event))
     }
 }
 
@@ -95,11 +135,22 @@ const U: &[&str] = &["updated"];
 const CU: &[&str] = &["created", "updated"];
 const C: &[&str] = &["created"];
 
-const fn t(path: &'static str) -> Template {
-    Template { path, change_types: None }
+/// Lifecycle events: every kind may need reauthorization; Outlook's kinds
+/// are also removed and miss changes; Teams chat messages are removed.
+const REAUTHORIZE: &[&str] = &["reauthorizationRequired"];
+const OUTLOOK_EVENTS: &[&str] = &["reauthorizationRequired", "subscriptionRemoved", "missed"];
+const REMOVED_TOO: &[&str] = &["reauthorizationRequired", "subscriptionRemoved"];
+
+const DIRECTORY_QUOTA: Quota = Quota { scope: QuotaScope::App, limit: 100, group: "directory" };
+const MAILBOX_QUOTA: Quota = Quota { scope: QuotaScope::Mailbox, limit: 1_000, group: "outlook" };
+const CALL_QUOTA: Quota = Quota { scope: QuotaScope::Organization, limit: 100, group: "callRecords" };
+const TEAMS_QUOTA: Quota = Quota { scope: QuotaScope::Organization, limit: 10_000, group: "teams" };
+
+const fn t(path: &'static str, notified: &'static str) -> Template {
+    Template { path, change_types: None, aliases: &[], notified, requires_filter: false }
 }
-const fn narrowed(path: &'static str, change_types: &'static [&'static str]) -> Template {
-    Template { path, change_types: Some(change_types) }
+const fn narrowed(path: &'static str, notified: &'static str, change_types: &'static [&'static str]) -> Template {
+    Template { change_types: Some(change_types), ..t(path, notified) }
 }
 
 use Permission::{Application as A, DelegatedPersonal as P, DelegatedWork as W};
@@ -127,16 +178,31 @@ const fn row(
         least_permission,
         teams: false,
         required_query_options: None,
-        removal_and_missed_events: false,
+        lifecycle_events: REAUTHORIZE,
+        quota: None,
+        note: None,
     }
 }
 
 const fn teams(kind: Kind) -> Kind {
-    Kind { teams: true, ..kind }
+    Kind { teams: true, quota: Some(TEAMS_QUOTA), ..kind }
 }
 const fn outlook(kind: Kind) -> Kind {
-    Kind { max_lifetime_with_data_minutes: Some(1440), removal_and_missed_events: true, ..kind }
+    Kind {
+        max_lifetime_with_data_minutes: Some(1440),
+        lifecycle_events: OUTLOOK_EVENTS,
+        quota: Some(MAILBOX_QUOTA),
+        ..kind
+    }
 }
+const fn directory(kind: Kind) -> Kind {
+    Kind { quota: Some(DIRECTORY_QUOTA), ..kind }
+}
+
+/// Said of every Teams chat entry: the two sources disagree.
+pub const CHAT_PERMISSION_NOTE: &str = "Microsoft's change-notification overview lists chat under no permission \
+     type; the chat resource's API reference allows delegated (work or school) and application permissions, \
+     and this project follows the API reference (docs/subscriptions.md, \"Where the sources disagree\")";
 
 use ResourceData::{No, Yes, YesWithSelect};
 
@@ -144,12 +210,24 @@ use ResourceData::{No, Yes, YesWithSelect};
 pub static KINDS: [Kind; 19] = [
     Kind {
         required_query_options: Some("$filter=isFetchable eq true"),
-        ..row("printer", "printer", &[t("/print/printers/{id}/jobs")], 4230, No, U, &[A], "Printer.Read.All")
+        ..row(
+            "printer",
+            "printer",
+            &[t("/print/printers/{id}/jobs", "print/printers/{printer}/jobs/{id}")],
+            4230,
+            No,
+            U,
+            &[A],
+            "Printer.Read.All",
+        )
     },
     row(
         "printTaskDefinition",
         "printTaskDefinition",
-        &[t("/print/taskDefinitions/{id}/tasks")],
+        &[Template {
+            aliases: &["/print/printtaskdefinition/{id}/tasks"],
+            ..t("/print/taskDefinitions/{id}/tasks", "print/taskDefinitions/{definition}/tasks/{id}")
+        }],
         4230,
         No,
         C,
@@ -160,10 +238,10 @@ pub static KINDS: [Kind; 19] = [
         "driveItem (personal)",
         "driveItem",
         &[
-            t("/users/{id}/drive/root"),
-            t("/drives/{id}/root"),
-            t("/drives/{id}/items/{id}"),
-            t("/users/{id}/drive/items/{id}"),
+            t("/users/{id}/drive/root", "users/{user}/drive/root"),
+            t("/drives/{id}/root", "drives/{drive}/root"),
+            t("/drives/{id}/items/{id}", "drives/{drive}/items/{item}"),
+            t("/users/{id}/drive/items/{id}", "users/{user}/drive/items/{item}"),
         ],
         42300,
         No,
@@ -174,28 +252,42 @@ pub static KINDS: [Kind; 19] = [
     row(
         "driveItem (business)",
         "driveItem",
-        &[t("/drives/{id}/root"), t("/users/{id}/drive/root")],
+        &[t("/drives/{id}/root", "drives/{drive}/root"), t("/users/{id}/drive/root", "users/{user}/drive/root")],
         42300,
         No,
         U,
         &[W, A],
         "Files.Read.All",
     ),
-    row(
+    directory(row(
         "group",
         "group",
-        &[t("/groups"), t("/groups/{id}"), t("/groups/{id}/owners"), t("/groups/{id}/members")],
+        &[
+            t("/groups", "Groups/{id}"),
+            t("/groups/{id}", "Groups/{group}"),
+            t("/groups/{id}/owners", "Groups/{group}"),
+            t("/groups/{id}/members", "Groups/{group}"),
+        ],
         41760,
         No,
         UD,
         &[W, A],
         "Group.Read.All",
+    )),
+    row(
+        "list",
+        "list",
+        &[t("/sites/{id}/lists/{id}", "sites/{site}/lists/{list}")],
+        42300,
+        No,
+        U,
+        &[W, P, A],
+        "Sites.Read.All",
     ),
-    row("list", "list", &[t("/sites/{id}/lists/{id}")], 42300, No, U, &[W, P, A], "Sites.Read.All"),
     row(
         "group conversation",
         "conversation",
-        &[t("/groups/{id}/conversations")],
+        &[t("/groups/{id}/conversations", "groups('{group}')/conversations('{id}')")],
         4230,
         No,
         CUD,
@@ -205,7 +297,10 @@ pub static KINDS: [Kind; 19] = [
     outlook(row(
         "Outlook message",
         "message",
-        &[t("/users/{id}/messages"), t("/users/{id}/mailFolders/{id}/messages")],
+        &[
+            t("/users/{id}/messages", "Users/{user}/Messages/{id}"),
+            t("/users/{id}/mailFolders/{id}/messages", "Users/{user}/Messages/{id}"),
+        ],
         10080,
         YesWithSelect,
         CUD,
@@ -215,7 +310,7 @@ pub static KINDS: [Kind; 19] = [
     outlook(row(
         "Outlook event",
         "event",
-        &[t("/users/{id}/events")],
+        &[t("/users/{id}/events", "Users/{user}/Events/{id}")],
         10080,
         YesWithSelect,
         CUD,
@@ -225,7 +320,7 @@ pub static KINDS: [Kind; 19] = [
     outlook(row(
         "Outlook contact",
         "contact",
-        &[t("/users/{id}/contacts")],
+        &[t("/users/{id}/contacts", "Users/{user}/Contacts/{id}")],
         10080,
         YesWithSelect,
         CUD,
@@ -235,44 +330,53 @@ pub static KINDS: [Kind; 19] = [
     row(
         "security alert",
         "alert",
-        &[t("/security/alerts"), t("/security/alerts/{id}")],
+        &[
+            Template { requires_filter: true, ..t("/security/alerts", "security/alerts/{id}") },
+            t("/security/alerts/{id}", "security/alerts/{alert}"),
+        ],
         43200,
         No,
         CUD,
         &[W, A],
         "SecurityEvents.ReadWrite.All",
     ),
-    teams(row(
-        "Teams callRecord",
-        "callRecord",
-        &[t("/communications/callRecords")],
-        4230,
-        No,
-        CU,
-        &[A],
-        "CallRecords.Read.All",
-    )),
-    teams(row(
-        "Teams chat",
-        "chat",
-        &[t("/chats"), narrowed("/chats/{id}", U)],
-        4320,
-        Yes,
-        CU,
-        &[W, A],
-        "Chat.Read.All",
-    )),
     Kind {
-        removal_and_missed_events: true,
+        quota: Some(CALL_QUOTA),
+        ..teams(row(
+            "Teams callRecord",
+            "callRecord",
+            &[t("/communications/callRecords", "communications/callRecords('{id}')")],
+            4230,
+            No,
+            CU,
+            &[A],
+            "CallRecords.Read.All",
+        ))
+    },
+    Kind {
+        note: Some(CHAT_PERMISSION_NOTE),
+        ..teams(row(
+            "Teams chat",
+            "chat",
+            &[t("/chats", "chats('{id}')"), narrowed("/chats/{id}", "chats('{chat}')", U)],
+            4320,
+            Yes,
+            CU,
+            &[W, A],
+            "Chat.Read.All",
+        ))
+    },
+    Kind {
+        lifecycle_events: REMOVED_TOO,
         ..teams(row(
             "Teams chatMessage",
             "chatMessage",
             &[
-                t("/teams/getAllMessages"),
-                t("/teams/{id}/channels/{id}/messages"),
-                t("/chats/getAllMessages"),
-                t("/chats/{id}/messages"),
-                t("/users/{id}/chats/getAllMessages"),
+                t("/teams/getAllMessages", "teams('{team}')/channels('{channel}')/messages('{id}')"),
+                t("/teams/{id}/channels/{id}/messages", "teams('{team}')/channels('{channel}')/messages('{id}')"),
+                t("/chats/getAllMessages", "chats('{chat}')/messages('{id}')"),
+                t("/chats/{id}/messages", "chats('{chat}')/messages('{id}')"),
+                t("/users/{id}/chats/getAllMessages", "chats('{chat}')/messages('{id}')"),
             ],
             4320,
             Yes,
@@ -284,7 +388,10 @@ pub static KINDS: [Kind; 19] = [
     teams(row(
         "Teams channel",
         "channel",
-        &[t("/teams/getAllChannels"), t("/teams/{id}/channels")],
+        &[
+            t("/teams/getAllChannels", "teams('{team}')/channels('{id}')"),
+            t("/teams/{id}/channels", "teams('{team}')/channels('{id}')"),
+        ],
         4320,
         Yes,
         CUD,
@@ -295,10 +402,10 @@ pub static KINDS: [Kind; 19] = [
         "Teams conversationMember",
         "conversationMember",
         &[
-            t("/teams/{id}/members"),
-            t("/teams/{id}/channels/getAllMembers"),
-            t("/chats/{id}/members"),
-            t("/teams/getAllMembers"),
+            t("/teams/{id}/members", "teams('{team}')/members('{id}')"),
+            t("/teams/{id}/channels/getAllMembers", "teams('{team}')/channels('{channel}')/members('{id}')"),
+            t("/chats/{id}/members", "chats('{chat}')/members('{id}')"),
+            t("/teams/getAllMembers", "teams('{team}')/members('{id}')"),
         ],
         4320,
         Yes,
@@ -309,15 +416,33 @@ pub static KINDS: [Kind; 19] = [
     teams(row(
         "Teams team",
         "team",
-        &[t("/teams"), narrowed("/teams/{id}", UD)],
+        &[t("/teams", "teams('{id}')"), narrowed("/teams/{id}", "teams('{team}')", UD)],
         4320,
         Yes,
         CUD,
         &[W, A],
         "Team.ReadBasic.All",
     )),
-    row("To Do task", "todoTask", &[t("/users/{id}/todo/lists/{id}/tasks")], 4230, No, CUD, &[W, P], "Tasks.ReadWrite"),
-    row("user", "user", &[t("/users"), t("/users/{id}")], 41760, No, UD, &[W, A], "User.Read.All"),
+    row(
+        "To Do task",
+        "todoTask",
+        &[t("/users/{id}/todo/lists/{id}/tasks", "Users/{user}/todo/lists/{list}/tasks/{id}")],
+        4230,
+        No,
+        CUD,
+        &[W, P],
+        "Tasks.ReadWrite",
+    ),
+    directory(row(
+        "user",
+        "user",
+        &[t("/users", "Users/{id}"), t("/users/{id}", "Users/{user}")],
+        41760,
+        No,
+        UD,
+        &[W, A],
+        "User.Read.All",
+    )),
 ];
 
 /// A resource path split into what matching needs.
@@ -395,6 +520,20 @@ impl Match {
     pub fn change_types(&self) -> &'static [&'static str] {
         self.template.change_types.unwrap_or(self.kind.change_types)
     }
+
+    /// `path` in the API reference's spelling, when it was written in one
+    /// of the template's aliases (`None` when it already is): the template's
+    /// literal segments, the path's ids and query.
+    pub fn canonical(&self, path: &ResourcePath) -> Option<String> {
+        if path.specificity(self.template.path).is_some() {
+            return None;
+        }
+        let parts = self.template.path.split('/').filter(|s| !s.is_empty());
+        let segments: Vec<&str> =
+            parts.zip(&path.segments).map(|(part, segment)| if part == "{id}" { segment } else { part }).collect();
+        let query = path.query.as_ref().map(|q| format!("?{q}")).unwrap_or_default();
+        Some(format!("/{}{query}", segments.join("/")))
+    }
 }
 
 /// The most specific rows whose templates match `path` (several when rows
@@ -403,7 +542,8 @@ pub fn resolve(path: &ResourcePath) -> Vec<Match> {
     let mut best: Vec<(usize, Match)> = Vec::new();
     for kind in &KINDS {
         for template in kind.templates {
-            let Some(score) = path.specificity(template.path) else { continue };
+            let spellings = std::iter::once(&template.path).chain(template.aliases);
+            let Some(score) = spellings.filter_map(|spelling| path.specificity(spelling)).max() else { continue };
             best.retain(|(s, _)| *s >= score);
             if best.first().is_none_or(|(s, _)| *s <= score) {
                 best.push((score, Match { kind, template }));

@@ -52,6 +52,7 @@ pub fn check(request: &Request<'_>) -> Result<&'static Kind, Vec<Violation>> {
     };
     let kind = found.kind;
     let mut violations = Vec::new();
+    filter_rules(request, &path, found, &mut violations);
     permission_rules(request, &path, found, &mut violations);
     change_type_rules(request, found, &mut violations);
     resource_data_rules(request, &path, kind, &mut violations);
@@ -61,6 +62,55 @@ pub fn check(request: &Request<'_>) -> Result<&'static Kind, Vec<Violation>> {
         Ok(kind)
     } else {
         Err(violations)
+    }
+}
+
+/// What `subscriptions check` says of an entry beside its verdict: the
+/// spelling sent to Graph when the file uses another published one, and the
+/// row's note where Microsoft's sources disagree.
+pub fn notes(request: &Request<'_>) -> Vec<String> {
+    let path = ResourcePath::parse(request.resource);
+    let Some(found) = pick(&path, request) else { return Vec::new() };
+    let mut notes = Vec::new();
+    if let Some(canonical) = found.canonical(&path) {
+        notes.push(format!(
+            "{:?} is the overview table's spelling; Graph's API reference spells it {canonical:?}, \
+             which is what is sent to Graph",
+            request.resource
+        ));
+    }
+    notes.extend(found.kind.note.map(str::to_string));
+    notes
+}
+
+/// `resource` as it is sent to Graph: in the API reference's spelling when
+/// it is written in another published one, else as written.
+pub fn graph_resource(resource: &str, permission: Permission) -> String {
+    let path = ResourcePath::parse(resource);
+    let request = Request {
+        resource,
+        change_types: Vec::new(),
+        permission,
+        include_resource_data: false,
+        has_encryption_certificate: false,
+        lifetime_minutes: None,
+        has_lifecycle_url: false,
+        notification_query_options: None,
+    };
+    pick(&path, &request).and_then(|found| found.canonical(&path)).unwrap_or_else(|| resource.to_string())
+}
+
+/// A collection Graph notifies about only when filtered (security alerts).
+fn filter_rules(request: &Request<'_>, path: &ResourcePath, found: Match, out: &mut Vec<Violation>) {
+    if found.template.requires_filter && path.query_param("$filter").is_none_or(|f| f.trim().is_empty()) {
+        out.push(violation(
+            "filter-required",
+            format!("{} subscriptions on {} need a $filter", found.kind.label, found.template.path),
+            format!(
+                "subscribe to one item ({}/{{id}}) or a filtered collection, e.g. {}?$filter=severity eq 'high'",
+                found.template.path, request.resource
+            ),
+        ));
     }
 }
 

@@ -60,6 +60,9 @@ fn printer() {
 #[test]
 fn print_task_definition() {
     accepted("printTaskDefinition", request("/print/taskDefinitions/d1/tasks", "created", A));
+    // The overview table's spelling, any case, as Graph matches paths.
+    accepted("printTaskDefinition", request("/print/printtaskdefinition/d1/tasks", "created", A));
+    accepted("printTaskDefinition", request("/Print/PrintTaskDefinition/d1/tasks", "created", A));
     refused("change-type-unsupported", request("/print/taskDefinitions/d1/tasks", "updated", A));
     refused("permission-unsupported", request("/print/taskDefinitions/d1/tasks", "created", P));
 }
@@ -133,7 +136,11 @@ fn outlook_contact() {
 fn security_alert() {
     accepted("security alert", request("/security/alerts?$filter=severity eq 'high'", "updated", A));
     accepted("security alert", request("/security/alerts/a1", "updated", W));
-    refused("permission-unsupported", request("/security/alerts", "updated", P));
+    refused("permission-unsupported", request("/security/alerts?$filter=severity eq 'high'", "updated", P));
+    refused("filter-required", request("/security/alerts", "updated", A));
+    refused("filter-required", request("/security/alerts?$filter=", "updated", A));
+    let violations = check(&request("/security/alerts", "updated", A)).unwrap_err();
+    assert!(violations[0].fix.contains("/security/alerts/{id}") && violations[0].fix.contains("$filter="));
 }
 
 #[test]
@@ -224,7 +231,9 @@ fn query_options_are_only_for_print() {
 #[test]
 fn every_row_has_a_template_that_resolves_to_it() {
     for kind in &KINDS {
-        let path = kind.templates[0].path.replace("{id}", "x1");
+        let template = &kind.templates[0];
+        let query = if template.requires_filter { "?$filter=x eq 1" } else { "" };
+        let path = format!("{}{query}", template.path.replace("{id}", "x1"));
         let permission = kind.permissions[0];
         let found = check(&Request {
             change_types: vec![kind.change_types[0].into()],
@@ -233,4 +242,62 @@ fn every_row_has_a_template_that_resolves_to_it() {
         });
         assert_eq!(found.map(|k| k.label).map_err(|v| format!("{v:?}")), Ok(kind.label), "{path}");
     }
+}
+
+#[test]
+fn the_overview_table_s_spelling_is_sent_to_graph_in_the_api_reference_s_and_check_says_so() {
+    use super::check::{graph_resource, notes};
+    let written = "/print/printtaskdefinition/D1/tasks";
+    assert_eq!(graph_resource(written, A), "/print/taskDefinitions/D1/tasks", "ids keep their case");
+    assert_eq!(graph_resource("/print/taskDefinitions/d1/tasks", A), "/print/taskDefinitions/d1/tasks");
+    assert_eq!(graph_resource("/users/u1/messages?$select=id", A), "/users/u1/messages?$select=id");
+    let said = notes(&request(written, "created", A));
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("/print/taskDefinitions/D1/tasks") && said[0].contains("sent to Graph"), "{said:?}");
+    assert!(notes(&request("/print/taskDefinitions/d1/tasks", "created", A)).is_empty());
+}
+
+#[test]
+fn published_spellings_a_user_may_paste_are_accepted_or_refused_with_a_fix() {
+    // Accepted as written: OData keys, no leading slash, /me, any case.
+    for (label, resource, change_type, permission) in [
+        ("Outlook message", "/users/u1/mailFolders('inbox')/messages", "created", A),
+        ("Outlook message", "users/u1/mailFolders/inbox/messages", "created", A),
+        ("Outlook message", "/me/messages", "created", W),
+        ("Outlook message", "/Users/u1/Messages", "created", A),
+        ("group conversation", "groups/g1/conversations", "created", W),
+        ("Teams chatMessage", "/teams('t1')/channels('c1')/messages", "created", A),
+        ("Teams chatMessage", "/chats('c1')/messages", "created", A),
+        ("Teams channel", "teams/t1/channels", "created", A),
+        ("To Do task", "/me/todo/lists/l1/tasks", "created", W),
+        ("driveItem (business)", "/me/drive/root", "updated", W),
+        ("security alert", "security/alerts?$filter=severity eq 'high'", "updated", A),
+    ] {
+        accepted(label, request(resource, change_type, permission));
+    }
+    // Refused, each with its fix.
+    refused("unknown-resource", request("/users/u1/mailFolders/inbox", "created", A));
+    refused("onedrive-business-root-only", request("/drives/d1/items/i1", "updated", A));
+    refused("filter-required", request("security/alerts", "updated", A));
+}
+
+#[test]
+fn teams_chat_entries_carry_the_note_about_the_sources_disagreeing() {
+    let said = super::check::notes(&request("/chats", "created", A));
+    assert_eq!(said, [super::catalog::CHAT_PERMISSION_NOTE]);
+    assert!(super::check::notes(&request("/chats/getAllMessages", "created", A)).is_empty(), "chatMessage: no note");
+}
+
+#[test]
+fn lifecycle_events_are_the_ones_graph_sends_for_each_kind() {
+    let by = |label: &str| KINDS.iter().find(|k| k.label == label).unwrap();
+    for outlook in ["Outlook message", "Outlook event", "Outlook contact"] {
+        assert!(["missed", "subscriptionRemoved", "reauthorizationRequired"]
+            .iter()
+            .all(|e| by(outlook).sends_lifecycle_event(e)));
+    }
+    assert!(by("Teams chatMessage").sends_lifecycle_event("subscriptionremoved"));
+    assert!(!by("Teams chatMessage").sends_lifecycle_event("missed"));
+    assert!(!by("user").sends_lifecycle_event("subscriptionRemoved"));
+    assert!(KINDS.iter().all(|k| k.sends_lifecycle_event("reauthorizationRequired")));
 }

@@ -28,6 +28,11 @@ pub fn check(path: &Path) -> Result<bool, BoxError> {
         let kind = kinds.get(&entry.name).map_or("?", |k| k.label);
         println!("{}: ok ({kind}, {})", entry.name, entry.permission);
     }
+    for entry in &plan.subscriptions {
+        for note in super::check::notes(&entry.check_request(&plan.edge)) {
+            println!("{}: note: {note}", entry.name);
+        }
+    }
     println!("{} entries, {} problems", plan.subscriptions.len(), findings.len());
     Ok(findings.is_empty())
 }

@@ -131,7 +131,12 @@ impl Entry {
 
     /// Graph's 409 identity: the same resource and changeTypes.
     pub fn graph_identity(&self) -> (String, Vec<String>) {
-        super::subscription_identity(&self.resource, &self.change_types.join(","))
+        super::subscription_identity(&self.graph_resource(), &self.change_types.join(","))
+    }
+
+    /// The resource as sent to Graph (the API reference's spelling of it).
+    pub fn graph_resource(&self) -> String {
+        super::check::graph_resource(&self.resource, self.permission)
     }
 }
 

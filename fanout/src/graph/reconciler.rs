@@ -300,7 +300,7 @@ impl Reconciler {
             change_type: entry.change_types.join(","),
             notification_url: self.plan.edge.notification_url.clone(),
             lifecycle_notification_url: self.plan.edge.lifecycle_notification_url.clone(),
-            resource: entry.resource.clone(),
+            resource: entry.graph_resource(),
             expiration_date_time: Self::desired_expiration(entry, kind),
             client_state: self.client_state.clone(),
             include_resource_data: entry.include_resource_data,
@@ -403,7 +403,7 @@ impl Reconciler {
         let record = Record {
             subscription_id: remote.id.clone(),
             permission: Some(entry.permission),
-            resource: entry.resource.clone(),
+            resource: entry.graph_resource(),
             change_types: entry.change_types.join(","),
             fingerprint: fingerprint(entry, &self.plan),
             expiration_ms,
@@ -469,7 +469,7 @@ impl Reconciler {
 fn fingerprint(entry: &Entry, plan: &Plan) -> String {
     format!(
         "{}|{}|{}|{:?}|{}|{:?}|{}|{:?}",
-        entry.resource,
+        entry.graph_resource(),
         entry.graph_identity().1.join(","),
         entry.include_resource_data,
         entry.encryption_certificate_id,
