@@ -74,6 +74,12 @@ pub(crate) enum SubscriptionsCommand {
         #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// The 19 resource kinds Graph notifies about: paths, change types, lifetimes, permissions, rules.
+    Kinds {
+        /// One JSON array, for tools.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]

@@ -46,6 +46,10 @@ async fn subscriptions(which: SubscriptionsCommand) -> Result<(), Box<dyn std::e
             commands::list(&data_dir)?;
             true
         }
+        SubscriptionsCommand::Kinds { json } => {
+            println!("{}", graph_relay_fanout::graph::kinds::render(json));
+            true
+        }
     };
     if ok {
         Ok(())

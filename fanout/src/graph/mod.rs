@@ -14,6 +14,7 @@
 //! - [`lifecycle`]: lifecycle events from the log drive the reconciler.
 //! - [`resync`]: the `resyncNeeded` owed after Graph lost a subscription.
 //! - [`commands`]: `subscriptions check|sync|list` and `login`.
+//! - [`kinds`]: `subscriptions kinds`, the catalog as a table.
 
 pub(crate) mod backoff;
 pub mod catalog;
@@ -21,6 +22,7 @@ pub mod check;
 pub mod client;
 pub mod commands;
 pub mod credentials;
+pub mod kinds;
 pub mod ledger;
 pub mod lifecycle;
 pub mod listing;
