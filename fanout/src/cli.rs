@@ -102,9 +102,9 @@ pub(crate) struct EmulateArgs {
     /// Every subscription expires this soon after creation or renewal (e.g. 8s), to exercise renewals.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) lifetime_override: Option<Duration>,
-    /// Subscriptions the app may hold before 403.
-    #[arg(long, default_value_t = 100)]
-    pub(crate) quota: usize,
+    /// At most this many subscriptions for the app, whatever the kinds' own quotas (a test knob).
+    #[arg(long)]
+    pub(crate) quota: Option<usize>,
     /// First retry delay after a failed delivery; doubles each time.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub(crate) retry_base_delay: Duration,
@@ -134,6 +134,9 @@ pub(crate) enum EmulateCommand {
         subscription_id: String,
         #[arg(long)]
         event: String,
+        /// Send it even where Graph never sends that event for the subscription's kind.
+        #[arg(long)]
+        force: bool,
     },
     /// Complete a device-code sign-in.
     Approve {

@@ -101,9 +101,35 @@ impl Filter {
         match &self.resources {
             None => true,
             Some(_) if resource.is_empty() => false,
-            Some(globs) => globs.is_match(resource.trim_start_matches('/')),
+            Some(globs) => {
+                let resource = resource.trim_start_matches('/');
+                globs.is_match(resource) || (resource.contains('(') && globs.is_match(slash_form(resource).as_str()))
+            }
         }
     }
+}
+
+/// Graph's OData key segments as path segments: `teams('t1')/channels('c1')`
+/// reads as `teams/t1/channels/c1`, so a filter written in the slash form of
+/// the subscription paths (`teams/*/channels/*/messages/*`) matches the
+/// resources Graph sends for Teams, chats, call records and conversations
+/// (README, "Filters").
+pub fn slash_form(resource: &str) -> String {
+    let mut out = String::with_capacity(resource.len());
+    for (index, segment) in resource.split('/').enumerate() {
+        if index > 0 {
+            out.push('/');
+        }
+        match segment.split_once('(') {
+            Some((name, key)) if segment.ends_with(')') => {
+                out.push_str(name);
+                out.push('/');
+                out.push_str(key.trim_end_matches(')').trim_matches('\''));
+            }
+            _ => out.push_str(segment),
+        }
+    }
+    out
 }
 
 /// An empty list allows anything; otherwise `value` must be in it.

@@ -104,3 +104,35 @@ fn only_a_filter_without_any_criterion_in_it_or_its_scope_is_everything() {
     let scoped = Filter::compile(None).unwrap().within(Filter::compile(Some(&tenant())).unwrap());
     assert!(!scoped.is_everything(), "the scope limits it");
 }
+
+#[test]
+fn slash_form_filters_match_the_odata_forms_graph_sends() {
+    let matches = |glob: &str, resource: &str| {
+        filter(pb::Filter { resources: vec![glob.into()], ..Default::default() })
+            .matches(&change(resource, "created", "t1", "s1"))
+    };
+    for (glob, sent) in [
+        ("users/*/messages/*", "Users/u1/Messages/m1"),
+        ("users/u1/events/*", "Users/u1/Events/e1"),
+        ("users/*/contacts/*", "Users/u1/Contacts/c1"),
+        ("teams/*/channels/*/messages/*", "teams('t1')/channels('19:abc@thread.tacv2')/messages('1')"),
+        ("chats/*/messages/*", "chats('19:x@thread.v2')/messages('1')"),
+        ("communications/callRecords/*", "communications/callRecords('r1')"),
+        ("groups/g1/conversations/*", "groups('g1')/conversations('c1')"),
+        ("teams/*/members/*", "teams('t1')/members('m1')"),
+        ("teams/*", "teams('t1')"),
+        ("chats/*", "chats('c1')"),
+        ("groups/*", "Groups/g1"),
+        ("users/*", "Users/u1"),
+        ("print/taskDefinitions/*/tasks/*", "print/taskDefinitions/d1/tasks/t1"),
+        ("security/alerts/*", "security/alerts/a1"),
+        ("teams('t1')/channels('c1')/messages('*')", "teams('t1')/channels('c1')/messages('1')"),
+    ] {
+        assert!(matches(glob, sent), "{glob} should match {sent}");
+    }
+    assert!(!matches("teams/*/channels/*/messages/*", "teams('t1')/channels('c1')"), "a channel is not a message");
+    assert!(!matches("users/*/messages/*", "Users/u1/Events/e1"));
+    assert!(!matches("teams/t2/*", "teams('t1')/channels('c1')"));
+    assert_eq!(slash_form("teams('t1')/channels('c1')/messages('m1')"), "teams/t1/channels/c1/messages/m1");
+    assert_eq!(slash_form("users/u1/mailFolders('inbox')/messages"), "users/u1/mailFolders/inbox/messages");
+}

@@ -66,8 +66,9 @@ async fn emulate(args: EmulateArgs) -> Result<(), Box<dyn std::error::Error>> {
                 json!({"subscription_id": subscription_id, "kind": kind, "change_type": change_type, "count": count});
             remote::post(&emulator, "trigger", &body).await
         }
-        Some(EmulateCommand::Lifecycle { emulator, subscription_id, event }) => {
-            remote::post(&emulator, "lifecycle", &json!({"subscription_id": subscription_id, "event": event})).await
+        Some(EmulateCommand::Lifecycle { emulator, subscription_id, event, force }) => {
+            let body = json!({"subscription_id": subscription_id, "event": event, "force": force});
+            remote::post(&emulator, "lifecycle", &body).await
         }
         Some(EmulateCommand::Approve { emulator, user_code, account }) => {
             remote::post(&emulator, "device/approve", &json!({"user_code": user_code, "account": account})).await

@@ -90,7 +90,10 @@ async fn subscription_rules_are_graphs() {
     let (status, _) = create(&emulator, &token, subscription("/users", "updated", 60, &endpoint)).await;
     assert_eq!(status, 409);
     create(&emulator, &token, subscription("/groups", "updated", 60, &endpoint)).await;
-    create(&emulator, &token, subscription("/security/alerts", "updated", 60, &endpoint)).await;
+    let (status, body) = create(&emulator, &token, subscription("/security/alerts", "updated", 60, &endpoint)).await;
+    assert!(status == 400 && body["error"]["message"].as_str().unwrap().contains("filter-required"), "{body}");
+    create(&emulator, &token, subscription("/security/alerts?$filter=severity eq 'high'", "updated", 60, &endpoint))
+        .await;
     let (status, body) =
         create(&emulator, &token, subscription("/communications/callRecords", "created", 60, &endpoint)).await;
     assert!(status == 403 && body["error"]["message"].as_str().unwrap().contains("quota"), "{body}");
@@ -198,4 +201,53 @@ async fn identity_flows_client_secret_certificate_and_device_code() {
     let again = [("grant_type", "refresh_token"), ("client_id", CLIENT_ID), ("refresh_token", refresh.as_str())];
     assert!(http.post(&token_url).form(&again).send().await.unwrap().status().is_success());
     assert_eq!(http.post(&token_url).form(&again).send().await.unwrap().status(), 400, "a spent refresh token");
+}
+
+#[tokio::test]
+async fn quotas_lifecycle_events_and_renewals_follow_graph_per_kind() {
+    let emulator = Emulator::start(&[]).await;
+    let endpoint = Endpoint::start().await;
+    let token = emulator.app_token().await;
+
+    // Users and groups share 100 per app and tenant; Outlook counts per mailbox, apart.
+    for n in 0..100 {
+        let (status, body) =
+            create(&emulator, &token, subscription(&format!("/users/u{n}"), "updated", 60, &endpoint)).await;
+        assert_eq!(status, 201, "{n}: {body}");
+    }
+    let (status, body) = create(&emulator, &token, subscription("/groups", "updated", 60, &endpoint)).await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(status == 403 && message.contains("quota exceeded for this app and tenant"), "{body}");
+    let (status, body) = create(&emulator, &token, subscription("/users/u1/messages", "created", 60, &endpoint)).await;
+    assert_eq!(status, 201, "a mailbox's quota is its own: {body}");
+    let outlook = body["id"].as_str().unwrap().to_string();
+    let users = emulator.subscriptions().await.iter().find(|s| s["resource"] == "/users/u0").unwrap()["id"].clone();
+
+    // Lifecycle events only where Graph sends them, unless forced.
+    let refused = reqwest::Client::new()
+        .post(format!("{}/emulator/lifecycle", emulator.url))
+        .json(&json!({"subscription_id": users, "event": "missed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let reason: Value = refused.json().await.unwrap();
+    assert!(reason["error"]["message"].as_str().unwrap().contains("never sends missed for user"), "{reason}");
+    let forced =
+        emulator.control("lifecycle", json!({"subscription_id": users, "event": "missed", "force": true})).await;
+    assert_eq!(forced["attempt"]["status"], 202, "{forced}");
+    let sent = emulator.control("lifecycle", json!({"subscription_id": outlook, "event": "missed"})).await;
+    assert_eq!(sent["attempt"]["status"], 202, "{sent}");
+
+    // A renewal obeys the creation rules: Teams beyond an hour needs a lifecycle URL.
+    let mut teams = subscription("/teams/getAllChannels", "created", 50, &endpoint);
+    teams.as_object_mut().unwrap().remove("lifecycleNotificationUrl");
+    let (status, body) = create(&emulator, &token, teams).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap();
+    let patch = json!({"expirationDateTime": format_time(now_ms() + 120 * MINUTE_MS)});
+    let (status, body) =
+        graph(&emulator, reqwest::Method::PATCH, &format!("/subscriptions/{id}"), &token, Some(patch)).await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(status == 400 && message.contains("lifecycle-url-required"), "{body}");
 }

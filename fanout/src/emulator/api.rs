@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{delivery, identity, Emulator};
-use crate::graph::catalog::{Permission, MIN_LIFETIME_MINUTES};
+use crate::graph::catalog::{self, Kind, Permission, QuotaScope, ResourcePath, MIN_LIFETIME_MINUTES};
 use crate::graph::check::{self, Request};
 use crate::graph::{format_time, parse_time, subscription_identity, REAUTHORIZE_WINDOW_MS};
 use crate::ingest::now_ms;
@@ -42,6 +42,8 @@ pub struct Subscription {
     /// Last PATCH and last reauthorize: never both within 10 minutes.
     pub last_renewal_ms: u64,
     pub last_reauthorize_ms: u64,
+    /// As created, for a PATCH checked by the same rules.
+    pub notification_query_options: Option<String>,
 }
 
 impl Subscription {
@@ -163,7 +165,7 @@ pub async fn create(State(emulator): State<Emulator>, headers: HeaderMap, Json(b
         Ok(kind) => kind,
         Err(violations) => return refused(&violations),
     };
-    if let Some(response) = conflict_or_quota(&emulator, &grant, &resource, &change_type) {
+    if let Some(response) = conflict_or_quota(&emulator, &grant, kind, &resource, &change_type) {
         return response;
     }
     for url in std::iter::once(&notification_url).chain(body.lifecycle_notification_url.as_ref()) {
@@ -193,6 +195,7 @@ pub async fn create(State(emulator): State<Emulator>, headers: HeaderMap, Json(b
         renewals: 0,
         last_renewal_ms: 0,
         last_reauthorize_ms: 0,
+        notification_query_options: body.notification_query_options,
     };
     let reply = subscription.to_json();
     let mut world = emulator.world();
@@ -211,9 +214,13 @@ fn refused(violations: &[check::Violation]) -> Response {
     }
 }
 
+/// 409 for a duplicate; 403 when the kind's quota (per app and tenant, per
+/// mailbox or per organization: `catalog::Quota`) or the `--quota` cap for
+/// the app is full.
 fn conflict_or_quota(
     emulator: &Emulator,
     grant: &identity::Grant,
+    kind: &'static Kind,
     resource: &str,
     change_type: &str,
 ) -> Option<Response> {
@@ -228,14 +235,41 @@ fn conflict_or_quota(
             "A subscription for this resource and changeType already exists.",
         ));
     }
-    if mine.count() >= emulator.config.quota {
-        return Some(graph_error(
-            StatusCode::FORBIDDEN,
-            "ExtensionError",
-            "Operation: Create; Exception: [Status Code: Forbidden; Reason: subscription quota exceeded for this app and tenant]",
-        ));
+    let quota_full = |scope: &str| {
+        let message = format!(
+            "Operation: Create; Exception: [Status Code: Forbidden; Reason: subscription quota exceeded for this {scope}]"
+        );
+        Some(graph_error(StatusCode::FORBIDDEN, "ExtensionError", &message))
+    };
+    if emulator.config.quota.is_some_and(|cap| mine.count() >= cap) {
+        return quota_full("app and tenant");
+    }
+    let quota = kind.quota?;
+    let counted = world.subscriptions.values().filter(|s| {
+        let other = catalog::by_label(s.kind).and_then(|k| k.quota);
+        other.is_some_and(|q| q.group == quota.group)
+            && s.tenant_id == grant.tenant_id
+            && match quota.scope {
+                QuotaScope::App => s.client_id == grant.client_id,
+                QuotaScope::Mailbox => mailbox(&s.resource) == mailbox(resource),
+                QuotaScope::Organization => true,
+            }
+    });
+    if counted.count() >= quota.limit {
+        let scope = match quota.scope {
+            QuotaScope::App => "app and tenant",
+            QuotaScope::Mailbox => "mailbox",
+            QuotaScope::Organization => "organization",
+        };
+        return quota_full(scope);
     }
     None
+}
+
+/// The mailbox an Outlook resource is in: its `users/{id}` (or `me`).
+fn mailbox(resource: &str) -> String {
+    let path = ResourcePath::parse(resource);
+    path.segments.get(1).map(|id| id.to_ascii_lowercase()).unwrap_or_default()
 }
 
 /// The RSA public key of a DER certificate.
@@ -308,12 +342,20 @@ pub async fn renew(
     let granted = granted_expiry(&emulator, requested_ms);
     let mut world = emulator.world();
     let Some(subscription) = world.subscriptions.get_mut(&id) else { return not_found(&id) };
-    let max = crate::graph::catalog::by_label(subscription.kind)
-        .map(|k| k.max_lifetime_minutes(subscription.include_resource_data))
-        .unwrap_or(u32::MAX);
-    if lifetime_minutes(requested_ms) > max {
-        let message = format!("Subscription expiration can only be {max} minutes in the future.");
-        return graph_error(StatusCode::BAD_REQUEST, "InvalidRequest", &message);
+    // A renewal is held to the rules of a creation with the new expiry
+    // (the maximum lifetime, Teams' hour without a lifecycle URL).
+    let request = Request {
+        resource: &subscription.resource,
+        change_types: subscription.change_type.split(',').map(|s| s.trim().to_string()).collect(),
+        permission: subscription.permission,
+        include_resource_data: subscription.include_resource_data,
+        has_encryption_certificate: subscription.encryption.is_some(),
+        lifetime_minutes: Some(lifetime_minutes(requested_ms)),
+        has_lifecycle_url: subscription.lifecycle_notification_url.is_some(),
+        notification_query_options: subscription.notification_query_options.as_deref(),
+    };
+    if let Err(violations) = check::check(&request) {
+        return refused(&violations);
     }
     let now = now_ms();
     let too_soon = now.saturating_sub(subscription.last_reauthorize_ms) < REAUTHORIZE_WINDOW_MS;

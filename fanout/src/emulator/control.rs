@@ -92,6 +92,9 @@ pub struct Lifecycle {
     pub subscription_id: String,
     /// missed, subscriptionRemoved or reauthorizationRequired.
     pub event: String,
+    /// Send it even where Graph never would (tests of the receiving side).
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// `POST /emulator/lifecycle`: sent to the subscription's lifecycleNotificationUrl.
@@ -107,6 +110,16 @@ pub async fn lifecycle(State(emulator): State<Emulator>, Json(request): Json<Lif
     let Some(subscription) = subscription else {
         return graph_error(StatusCode::NOT_FOUND, "ResourceNotFound", "no such subscription");
     };
+    let kind = crate::graph::catalog::by_label(subscription.kind);
+    if let Some(kind) = kind.filter(|k| !request.force && !k.sends_lifecycle_event(&request.event)) {
+        let message = format!(
+            "Graph never sends {} for {} subscriptions (it sends: {}); pass \"force\": true to send it anyway",
+            request.event,
+            kind.label,
+            kind.lifecycle_events.join(", ")
+        );
+        return graph_error(StatusCode::BAD_REQUEST, "InvalidRequest", &message);
+    }
     let Some(url) = subscription.lifecycle_notification_url.clone() else {
         return graph_error(
             StatusCode::BAD_REQUEST,

@@ -48,8 +48,9 @@ pub struct EmulatorConfig {
     /// Every subscription expires this long after creation or renewal, as if
     /// each kind's maximum were this short (tests of renewal); `None`: Graph's.
     pub lifetime_override: Option<Duration>,
-    /// Subscriptions allowed for the app before 403 (Graph's quotas).
-    pub quota: usize,
+    /// At most this many subscriptions for the app before 403, on top of
+    /// each kind's own quota (`catalog::Quota`); `None`: only those.
+    pub quota: Option<usize>,
     /// The first retry's delay after a failed delivery (Graph: ~10 s); doubles.
     pub retry_base_delay: Duration,
 }

@@ -20,23 +20,45 @@ use crate::ingest::now_ms;
 /// Microsoft Graph Change Tracking's app id: the caller validationTokens name.
 pub const CHANGE_TRACKING_APP_ID: &str = "0bf30f3b-4a52-48df-9a82-234910c4a086";
 
-/// The `resource` a change under `subscription` reports: the item itself for
-/// single-item subscriptions (`/users/{id}`, a drive root), else a new item
-/// in the subscribed collection.
+/// The `resource` a change under `subscription` reports, in the form Graph
+/// sends for the subscribed path (the catalog's `notified`): OData keys and
+/// capitals as Graph writes them, the named parts filled with the subscribed
+/// path's ids in order (fixed stand-ins where it names none, as for
+/// `/teams/getAllMessages`), and `{id}` the changed item.
 pub fn changed_resource(subscription: &Subscription, item_id: &str) -> String {
     let path = crate::graph::resource_path(&subscription.resource);
     let parsed = ResourcePath::parse(path);
-    let single_item = catalog::resolve(&parsed).first().is_some_and(|m| {
-        let last = m.template.path.rsplit('/').next().unwrap_or("");
-        last == "{id}" || last == "root"
-    });
-    if single_item {
-        path.to_string()
-    } else if let Some(collection) = path.strip_suffix("getAllMessages") {
-        format!("{collection}t1/channels/c1/messages/{item_id}")
-    } else {
-        format!("{path}/{item_id}")
+    let Some(found) = catalog::resolve(&parsed).into_iter().next() else { return format!("{path}/{item_id}") };
+    let template = found.template;
+    if template.notified == "{subscribed}" {
+        return path.to_string();
     }
+    let parts = template.path.split('/').filter(|s| !s.is_empty());
+    let mut ids = parts.zip(&parsed.segments).filter(|(part, _)| *part == "{id}").map(|(_, id)| id.as_str());
+    fill(template.notified, item_id, &mut ids)
+}
+
+/// `notified` with `{id}` as `item_id` and each other `{name}` as the next
+/// of `ids` (or the name's stand-in: `t1` for a team, `c1` for a channel...).
+fn fill<'a>(notified: &str, item_id: &str, ids: &mut impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::with_capacity(notified.len() + 32);
+    let mut rest = notified;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else { break };
+        let name = &rest[open + 1..open + close];
+        match name {
+            "id" => out.push_str(item_id),
+            name => out.push_str(&ids.next().map_or_else(|| stand_in(name), str::to_string)),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn stand_in(name: &str) -> String {
+    format!("{}1", name.chars().next().unwrap_or('x'))
 }
 
 fn odata_type(resource_type: &str) -> String {
@@ -80,7 +102,8 @@ pub fn change_item(subscription: &Subscription, change_type: &str) -> Value {
     item
 }
 
-/// A lifecycle notification for `subscription`.
+/// A lifecycle notification for `subscription` (whether Graph sends `event`
+/// for its kind is the caller's to check: see `control::lifecycle`).
 pub fn lifecycle_item(subscription: &Subscription, event: &str) -> Value {
     let mut item = json!({
         "subscriptionId": subscription.id,
@@ -149,4 +172,53 @@ pub fn batch(keys: &SigningKeys, subscriptions: &[&Subscription], items: Vec<Val
         body["validationTokens"] = json!(tokens);
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscription(resource: &str) -> Subscription {
+        Subscription {
+            id: "s".into(),
+            resource: resource.into(),
+            change_type: "created".into(),
+            notification_url: String::new(),
+            lifecycle_notification_url: None,
+            client_state: None,
+            expiration_ms: 0,
+            include_resource_data: false,
+            encryption: None,
+            client_id: String::new(),
+            tenant_id: String::new(),
+            permission: catalog::Permission::Application,
+            kind: "",
+            renewals: 0,
+            last_renewal_ms: 0,
+            last_reauthorize_ms: 0,
+            notification_query_options: None,
+        }
+    }
+
+    #[test]
+    fn changes_name_their_resource_as_graph_does() {
+        for (subscribed, sent) in [
+            ("/users/u1/messages?$select=subject", "Users/u1/Messages/m9"),
+            ("/users/u1/mailFolders('inbox')/messages", "Users/u1/Messages/m9"),
+            ("/me/events", "Users/me/Events/m9"),
+            ("/users", "Users/m9"),
+            ("/users/u2", "Users/u2"),
+            ("/groups/g1/members", "Groups/g1"),
+            ("/teams/getAllMessages", "teams('t1')/channels('c1')/messages('m9')"),
+            ("/teams/T7/channels/C7/messages", "teams('T7')/channels('C7')/messages('m9')"),
+            ("/chats/getAllMessages", "chats('c1')/messages('m9')"),
+            ("/chats", "chats('m9')"),
+            ("/communications/callRecords", "communications/callRecords('m9')"),
+            ("/groups/g1/conversations", "groups('g1')/conversations('m9')"),
+            ("/drives/d1/root", "drives/d1/root"),
+            ("/print/taskDefinitions/d1/tasks", "print/taskDefinitions/d1/tasks/m9"),
+        ] {
+            assert_eq!(changed_resource(&subscription(subscribed), "m9"), sent, "{subscribed}");
+        }
+    }
 }

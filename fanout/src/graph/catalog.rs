@@ -54,7 +54,8 @@ pub struct Template {
     /// The `resource` Graph's notifications carry for a change under this
     /// path, in Graph's own form (OData keys, capitals): `{id}` is the changed
     /// item, and the other names are filled with the subscribed path's ids
-    /// in order (see the emulator's samples).
+    /// in order (see the emulator's samples); `{subscribed}` alone: the
+    /// subscribed path itself (a drive root, a list).
     pub notified: &'static str,
     /// Graph accepts this path only with a `$filter` query (a collection it
     /// will not notify about as a whole).
@@ -238,10 +239,10 @@ pub static KINDS: [Kind; 19] = [
         "driveItem (personal)",
         "driveItem",
         &[
-            t("/users/{id}/drive/root", "users/{user}/drive/root"),
-            t("/drives/{id}/root", "drives/{drive}/root"),
-            t("/drives/{id}/items/{id}", "drives/{drive}/items/{item}"),
-            t("/users/{id}/drive/items/{id}", "users/{user}/drive/items/{item}"),
+            t("/users/{id}/drive/root", "{subscribed}"),
+            t("/drives/{id}/root", "{subscribed}"),
+            t("/drives/{id}/items/{id}", "{subscribed}"),
+            t("/users/{id}/drive/items/{id}", "{subscribed}"),
         ],
         42300,
         No,
@@ -252,7 +253,7 @@ pub static KINDS: [Kind; 19] = [
     row(
         "driveItem (business)",
         "driveItem",
-        &[t("/drives/{id}/root", "drives/{drive}/root"), t("/users/{id}/drive/root", "users/{user}/drive/root")],
+        &[t("/drives/{id}/root", "{subscribed}"), t("/users/{id}/drive/root", "{subscribed}")],
         42300,
         No,
         U,
@@ -274,16 +275,7 @@ pub static KINDS: [Kind; 19] = [
         &[W, A],
         "Group.Read.All",
     )),
-    row(
-        "list",
-        "list",
-        &[t("/sites/{id}/lists/{id}", "sites/{site}/lists/{list}")],
-        42300,
-        No,
-        U,
-        &[W, P, A],
-        "Sites.Read.All",
-    ),
+    row("list", "list", &[t("/sites/{id}/lists/{id}", "{subscribed}")], 42300, No, U, &[W, P, A], "Sites.Read.All"),
     row(
         "group conversation",
         "conversation",
