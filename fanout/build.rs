@@ -1,7 +1,7 @@
 //! Generates the fan-out's server code for `graphrelay.v1.Fanout`.
 //!
 //! Messages come from `graph-relay-proto` (extern paths), except the streamed
-//! `EventBatch`, which maps to `crate::wire::EncodedBatch`: events encoded ONCE
+//! `EventBatch`, which maps to `graph_relay_log::wire::EncodedBatch`: events encoded ONCE
 //! by prost and shared by every subscriber, instead of re-encoded per stream.
 //! The codec is `crate::codec::ReservingCodec` (prost, sized buffers).
 
@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .codec_path("crate::codec::ReservingCodec")
         .extern_path(".graphrelay.v1", "::graph_relay_proto::v1")
-        .extern_path(".graphrelay.v1.EventBatch", "crate::wire::EncodedBatch")
+        .extern_path(".graphrelay.v1.EventBatch", "::graph_relay_log::wire::EncodedBatch")
         .compile_fds(descriptors)?;
     Ok(())
 }

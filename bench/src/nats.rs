@@ -122,7 +122,7 @@ fn message(notification: Notification, sequence: u64) -> (String, Bytes) {
         Some(Kind::Change(change)) => change.tenant_id.clone(),
         _ => String::new(),
     };
-    let event = graph_relay_fanout::wire::to_event(sequence, notification);
+    let event = graph_relay_log::wire::to_event(sequence, notification);
     (format!("graph.{tenant}"), Bytes::from(event.encode_to_vec()))
 }
 

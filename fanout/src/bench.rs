@@ -18,9 +18,9 @@ use tonic::transport::Channel;
 
 use crate::access::Access;
 use crate::auth::BearerToken;
-use crate::seal::LogKeys;
 use crate::server::{self, ServeConfig};
-use crate::store::{Retention, Store};
+use graph_relay_log::seal::LogKeys;
+use graph_relay_log::store::{Retention, Store};
 
 const TOKEN: &str = "bench-ingest-token-0123456789";
 

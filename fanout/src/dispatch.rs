@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::hub::Hub;
-use crate::store::Stored;
+use graph_relay_log::store::Stored;
 
 /// Up to this many live feeds a dispatch runs as a task: what a runtime
 /// worker's local run queue holds.
@@ -135,7 +135,7 @@ mod tests {
     use super::*;
     use crate::filter::Filter;
     use crate::hub::{Feed, Join};
-    use crate::prepared::Prepared;
+    use graph_relay_log::prepared::Prepared;
     use graph_relay_proto::v1::{notification::Kind, ChangeNotification, Notification};
 
     fn stored(sequence: u64) -> Stored {

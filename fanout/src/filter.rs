@@ -9,7 +9,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use graph_relay_proto::v1::{self as pb, event::Payload};
 use thiserror::Error;
 
-use crate::route::{Kind, Route};
+use graph_relay_log::route::{Kind, Route};
 
 /// Bounds a subscriber's filter so one client cannot make matching expensive.
 pub const MAX_VALUES_PER_FIELD: usize = 256;

@@ -136,3 +136,66 @@ fn slash_form_filters_match_the_odata_forms_graph_sends() {
     assert_eq!(slash_form("teams('t1')/channels('c1')/messages('m1')"), "teams/t1/channels/c1/messages/m1");
     assert_eq!(slash_form("users/u1/mailFolders('inbox')/messages"), "users/u1/mailFolders/inbox/messages");
 }
+
+/// A change event with every field set (the route must skip the fields it
+/// does not read), and a lifecycle event: as stored, and as decoded.
+fn stored_pair() -> [graph_relay_proto::v1::Event; 2] {
+    use graph_relay_proto::v1::{EncryptedContent, Event};
+    let change = ChangeNotification {
+        id: "id-1".into(),
+        subscription_id: "sub-1".into(),
+        subscription_expiration_date_time: "2026-11-30T18:23:45Z".into(),
+        change_type: "updated".into(),
+        resource: "/Users/u-1/Messages/m-1".into(),
+        tenant_id: "tenant-1".into(),
+        organization_id: "tenant-1".into(),
+        resource_data_json: r#"{"id":"m-1"}"#.into(),
+        encrypted_content: Some(EncryptedContent { data: "ZGF0YQ==".into(), ..Default::default() }),
+        raw_json: "x".repeat(1000),
+        decrypted_resource_data_json: String::new(),
+        decryption_error: String::new(),
+    };
+    let lifecycle = LifecycleNotification {
+        subscription_id: "sub-2".into(),
+        lifecycle_event: "reauthorizationRequired".into(),
+        resource: "teams/t/channels/c".into(),
+        tenant_id: "tenant-2".into(),
+        raw_json: "{}".into(),
+        reason: "token expires".into(),
+        previous_subscription_id: "sub-0".into(),
+        ..Default::default()
+    };
+    [
+        Event { sequence: 42, payload: Some(Payload::Change(change)), received_at_unix_ms: 1_795_000_000_000 },
+        Event { sequence: 7, payload: Some(Payload::Lifecycle(lifecycle)), received_at_unix_ms: 1 },
+    ]
+}
+
+#[test]
+fn a_filter_decides_the_same_on_the_stored_route_as_on_the_decoded_event() {
+    use graph_relay_log::route::StoredRoute;
+    use prost::Message;
+    let f = |filter: pb::Filter| Filter::compile(Some(&filter)).unwrap();
+    // What each filter takes of [the change, the lifecycle event].
+    let cases = [
+        (f(pb::Filter::default()), [true, true]),
+        (f(pb::Filter { tenant_ids: vec!["TENANT-1".into()], ..Default::default() }), [true, false]),
+        (f(pb::Filter { tenant_ids: vec!["tenant-2".into()], ..Default::default() }), [false, true]),
+        (f(pb::Filter { change_types: vec!["created".into()], ..Default::default() }), [false, true]),
+        (
+            f(pb::Filter { lifecycle_events: vec!["reauthorizationrequired".into()], ..Default::default() }),
+            [true, true],
+        ),
+        (f(pb::Filter { subscription_ids: vec!["sub-1".into()], ..Default::default() }), [true, false]),
+        (f(pb::Filter { resources: vec!["users/*/messages/*".into()], ..Default::default() }), [true, false]),
+        (f(pb::Filter { resources: vec!["teams/**".into()], ..Default::default() }), [false, true]),
+    ];
+    for (filter, expected) in cases {
+        for (event, expected) in stored_pair().iter().zip(expected) {
+            let read = StoredRoute::read(bytes::Bytes::from(event.encode_to_vec())).unwrap();
+            let on_route = filter.admits(&read.route().unwrap().unwrap());
+            assert_eq!(on_route, expected, "{filter:?} {event:?}");
+            assert_eq!(filter.matches(event.payload.as_ref().unwrap()), expected, "{filter:?} {event:?}");
+        }
+    }
+}

@@ -23,9 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::filter::Filter;
-use crate::route::{Kind, RouteError, StoredRoute};
-use crate::store::Stored;
-use crate::wire::EncodedEvent;
+use graph_relay_log::route::{Kind, RouteError, StoredRoute};
+use graph_relay_log::store::Stored;
+use graph_relay_log::wire::EncodedEvent;
 
 struct Live {
     filter: Arc<Filter>,

@@ -1,7 +1,7 @@
 use super::*;
 use graph_relay_proto::v1::{self as pb, notification::Kind, ChangeNotification, Notification};
 
-use crate::prepared::Prepared;
+use graph_relay_log::prepared::Prepared;
 
 fn stored(sequence: u64, tenant: &str) -> Stored {
     let change = ChangeNotification { tenant_id: tenant.into(), resource: "users/u".into(), ..Default::default() };

@@ -30,8 +30,9 @@ use tonic::Status;
 
 use crate::dispatch::{self, Dispatcher};
 use crate::hub::Hub;
-use crate::prepared::Prepared;
-use crate::store::{Appended, Store};
+use graph_relay_log::prepared::Prepared;
+use graph_relay_log::store::Appended;
+use graph_relay_log::EventLog;
 
 /// Publish requests one commit may take; bounds commit latency under load.
 const MAX_GROUP: usize = 512;
@@ -72,12 +73,14 @@ pub struct Ingest {
 
 impl Ingest {
     /// Starts the writer thread and the retention ticker.
-    pub fn start(store: Arc<Store>, hub: Arc<Hub>) -> std::io::Result<Self> {
+    /// The writer takes the log through its facade ([`EventLog`]): append
+    /// and prune are all it asks.
+    pub fn start(store: Arc<dyn EventLog>, hub: Arc<Hub>) -> std::io::Result<Self> {
         let (commands, receiver) = mpsc::channel(QUEUE);
         let (report_fault, fault) = watch::channel(None);
         let mut dispatch = Dispatcher::start(hub, dispatch::TASK_AT_MOST)?;
         std::thread::Builder::new().name("graph-relay-writer".into()).spawn(move || {
-            if let Err(fault) = write_loop(&store, &mut dispatch, receiver) {
+            if let Err(fault) = write_loop(store.as_ref(), &mut dispatch, receiver) {
                 tracing::error!("the log cannot be written ({fault}): stopping so a supervisor restarts the fan-out");
                 let _ = report_fault.send(Some(fault));
             }
@@ -123,7 +126,11 @@ impl Ingest {
 
 /// Commits until the publishers are gone (`Ok`) or a commit fails (`Err`,
 /// after answering that commit's publishers).
-fn write_loop(store: &Store, dispatch: &mut Dispatcher, mut commands: mpsc::Receiver<Command>) -> Result<(), String> {
+fn write_loop(
+    store: &dyn EventLog,
+    dispatch: &mut Dispatcher,
+    mut commands: mpsc::Receiver<Command>,
+) -> Result<(), String> {
     // Whether the last commit served several publishers at once.
     let mut concurrent = false;
     while let Some(first) = commands.blocking_recv() {

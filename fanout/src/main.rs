@@ -9,9 +9,8 @@ use cli::{
 };
 use graph_relay_fanout::emulator::{remote, EmulatorConfig};
 use graph_relay_fanout::graph::commands;
-use graph_relay_fanout::{
-    access::Access, auth::BearerToken, decrypt::Keyring, seal::LogKeys, server, shutdown, store::Retention, tail,
-};
+use graph_relay_fanout::{access::Access, auth::BearerToken, decrypt::Keyring, server, shutdown, tail};
+use graph_relay_log::{seal::LogKeys, store::Retention};
 use graph_relay_proto::v1::Filter;
 
 #[tokio::main]

@@ -28,9 +28,9 @@ use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::listener::{self, ConnectionLimits};
 use crate::pb::fanout_server::FanoutServer;
-use crate::seal::LogKeys;
 use crate::service::{FanoutService, ServiceParts};
-use crate::store::{Retention, Store};
+use graph_relay_log::seal::LogKeys;
+use graph_relay_log::store::{Retention, Store};
 
 /// How long open streams get to end after the stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

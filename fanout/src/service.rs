@@ -15,9 +15,9 @@ use crate::graph::reconciler::Directory;
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::pb::fanout_server::Fanout;
-use crate::prepared;
-use crate::store::Store;
 use crate::subscriber;
+use graph_relay_log::prepared;
+use graph_relay_log::store::Store;
 
 /// Most notifications one `Publish` may carry: bounds the work of a single
 /// call (the edge splits a larger Graph batch into several publishes).

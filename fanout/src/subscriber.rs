@@ -24,10 +24,10 @@ use tonic::Status;
 
 use crate::filter::Filter;
 use crate::hub::{Feed, Hub, Join};
-use crate::index::{Entry, PageGroup};
-use crate::route::RouteError;
-use crate::store::Store;
-use crate::wire::{self, EncodedBatch, EncodedEvent};
+use graph_relay_log::index::{Entry, PageGroup};
+use graph_relay_log::route::RouteError;
+use graph_relay_log::store::Store;
+use graph_relay_log::wire::{self, EncodedBatch, EncodedEvent};
 
 /// Events read from the log per round trip.
 const PAGE: usize = 512;
@@ -130,7 +130,7 @@ impl State {
             if with_routes {
                 page.read_routes();
             }
-            Ok::<_, redb::Error>(page)
+            Ok::<_, graph_relay_log::LogError>(page)
         })
         .await;
         drop(turn);

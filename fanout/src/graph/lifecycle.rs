@@ -27,9 +27,9 @@ use super::REAUTHORIZE_WINDOW_MS;
 use crate::filter::Filter;
 use crate::hub::Hub;
 use crate::ingest::{now_ms, Ingest};
-use crate::prepared;
-use crate::store::Store;
-use crate::wire::EncodedEvent;
+use graph_relay_log::prepared;
+use graph_relay_log::store::Store;
+use graph_relay_log::wire::EncodedEvent;
 
 /// The event consumers get when they must run a delta query.
 pub const RESYNC_NEEDED: &str = "resyncNeeded";

@@ -188,7 +188,7 @@ impl Reconciler {
                 continue;
             };
             let event = super::lifecycle::resync_for_loss(&owed, &subscription_id, &entry.resource);
-            match publisher.publish(crate::prepared::prepare(vec![event])).await {
+            match publisher.publish(graph_relay_log::prepared::prepare(vec![event])).await {
                 Ok(appended) => {
                     tracing::info!(entry = name, ?appended, reason = owed.reason, "resyncNeeded published");
                     self.ledger.state.owed_resyncs.remove(&name);

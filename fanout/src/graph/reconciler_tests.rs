@@ -66,7 +66,7 @@ fn a_good_expiration_clears_the_error_and_renews_within_the_lifetime() {
 async fn a_broken_lifecycle_feed_is_restarted_from_the_cursor_and_the_failure_is_saved() {
     let dir = tempfile::tempdir().unwrap();
     let reconciler = reconciler(dir.path());
-    let retention = crate::store::Retention {
+    let retention = graph_relay_log::store::Retention {
         max_age_ms: u64::MAX,
         max_bytes: u64::MAX,
         dedup_window_ms: 1_000,
@@ -74,7 +74,8 @@ async fn a_broken_lifecycle_feed_is_restarted_from_the_cursor_and_the_failure_is
         cache_bytes: 1 << 20,
         shared_groups_bytes: 0,
     };
-    let store = std::sync::Arc::new(crate::store::Store::open(&dir.path().join("log"), retention, None).unwrap());
+    let store =
+        std::sync::Arc::new(graph_relay_log::store::Store::open(&dir.path().join("log"), retention, None).unwrap());
     let hub = crate::hub::Hub::new(0, 16);
     let ingest = crate::ingest::Ingest::start(store, hub).unwrap();
     let mut opened = Vec::new();

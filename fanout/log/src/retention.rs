@@ -10,8 +10,9 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::{Result, Store, GROUPS, META};
+use super::{Result, Store};
 use crate::group;
+use crate::schema::{BYTES, GROUPS, META, NEXT_SEQUENCE};
 use crate::seal::{self, SealError};
 
 /// The oldest group, as retention needs it.
@@ -34,8 +35,8 @@ impl Store {
     pub(super) fn prune_in(&self, txn: &WriteTransaction, now_ms: u64) -> Result<u64> {
         let mut meta = txn.open_table(META)?;
         let mut groups = txn.open_table(GROUPS)?;
-        let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
-        let next_sequence = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
+        let mut bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
+        let next_sequence = meta.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
         let oldest_kept = now_ms.saturating_sub(self.retention.max_age_ms);
         let mut removed = 0;
         while let Some(oldest) = self.oldest(&groups, next_sequence)? {
@@ -55,7 +56,7 @@ impl Store {
             bytes = bytes.saturating_sub(oldest.len);
             removed += oldest.count;
         }
-        meta.insert("bytes", bytes)?;
+        meta.insert(BYTES, bytes)?;
         Ok(removed)
     }
 

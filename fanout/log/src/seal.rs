@@ -182,14 +182,6 @@ pub(crate) fn open<'a>(opening: Opening<'_>, first: u64, stored: &'a [u8]) -> Re
         .map_err(|_| SealError::Altered { first })
 }
 
-impl From<SealError> for redb::Error {
-    /// The store's errors are redb's; a group that does not open is, to the
-    /// store, a value it cannot use.
-    fn from(error: SealError) -> Self {
-        redb::Error::Corrupted(error.to_string())
-    }
-}
-
 #[cfg(test)]
 #[path = "seal_tests.rs"]
 mod tests;

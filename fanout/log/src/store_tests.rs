@@ -2,9 +2,8 @@ use super::*;
 use graph_relay_proto::v1::{event::Payload, notification::Kind, ChangeNotification, Event, Notification};
 use prost::Message;
 
-use crate::prepared::{prepare, Prepared};
-use crate::wire;
-use redb::{ReadableTableMetadata, TableHandle};
+use crate::prepared::prepare;
+use redb::ReadableTableMetadata;
 
 const DAY: u64 = 86_400_000;
 
@@ -162,79 +161,6 @@ fn reopening_rebuilds_the_dedup_index_from_the_records_inside_the_window() {
     let (outcomes, _) = store.append(vec![prepare(vec![note("n0"), note("n1"), note("n2"), note("n3")])], now).unwrap();
     assert_eq!((outcomes[0].stored, outcomes[0].duplicates), (2, 2));
     assert_eq!(outcomes[0].first_sequence, 5, "n0 and n1 are stored again");
-}
-
-/// Writes a log of the earlier layout holding `notes` at sequences 3..:
-/// one entry per event (stored at + dedup key + event), as if 1..=2 had
-/// been pruned, and the on-disk dedup index of the time.
-fn write_earlier_layout(dir: &tempfile::TempDir, notes: &[Notification]) {
-    let records: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
-    let old_dedup: TableDefinition<[u8; 32], u64> = TableDefinition::new("dedup");
-    let db = Database::create(dir.path().join("events.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut table = txn.open_table(records).unwrap();
-        let mut bytes = 0;
-        for (i, notification) in notes.iter().enumerate() {
-            let sequence = 3 + i as u64;
-            let event = wire::to_event(sequence, notification.clone());
-            let key = Prepared::of(notification).key().copied().unwrap_or_default();
-            let mut record = 1_000u64.to_be_bytes().to_vec();
-            record.extend_from_slice(&key);
-            record.extend_from_slice(&event.encode_to_vec());
-            bytes += record.len() as u64;
-            table.insert(sequence, record.as_slice()).unwrap();
-            txn.open_table(old_dedup).unwrap().insert(key, sequence).unwrap();
-        }
-        let mut meta = txn.open_table(META).unwrap();
-        meta.insert("next_sequence", 3 + notes.len() as u64).unwrap();
-        meta.insert("bytes", bytes).unwrap();
-        meta.insert("dedup_pruned_through", 2).unwrap();
-    }
-    txn.commit().unwrap();
-}
-
-#[test]
-fn a_log_of_the_earlier_layout_is_upgraded_and_reads_the_same() {
-    let dir = tempfile::tempdir().unwrap();
-    let notes: Vec<Notification> = (1..=5).map(|i| note(&format!("old{i}"))).collect();
-    write_earlier_layout(&dir, &notes);
-    let store = Store::open_at(dir.path(), retention(), None, 2_000).unwrap();
-    assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old1", "old2", "old3", "old4", "old5"]);
-    assert_eq!(store.read_after(4, 10).unwrap().events()[0].0, 5);
-    assert_eq!(store.next_sequence().unwrap(), 8);
-    let (outcomes, _) = store.append(vec![prepare(vec![notes[1].clone()]), prepare(vec![note("new")])], 2_000).unwrap();
-    assert_eq!(outcomes[0].duplicates, 1, "dedup keys came along");
-    assert_eq!(outcomes[1].first_sequence, 8);
-    let txn = store.db.begin_read().unwrap();
-    let tables: Vec<String> = txn.list_tables().unwrap().map(|t| t.name().to_owned()).collect();
-    assert!(!tables.iter().any(|t| t == "records" || t == "dedup"), "old tables gone: {tables:?}");
-    assert!(txn.open_table(META).unwrap().get("dedup_pruned_through").unwrap().is_none());
-}
-
-#[test]
-fn a_log_of_the_earlier_layout_upgraded_with_a_key_is_sealed() {
-    let dir = tempfile::tempdir().unwrap();
-    let notes: Vec<Notification> = (1..=3).map(|i| rich(&format!("old{i}"))).collect();
-    write_earlier_layout(&dir, &notes);
-    let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
-    let stored: Vec<Vec<u8>> = {
-        let groups = store.db.begin_read().unwrap().open_table(GROUPS).unwrap();
-        groups.range::<u64>(..).unwrap().map(|entry| entry.unwrap().1.value().to_vec()).collect()
-    };
-    assert!(!stored.is_empty());
-    for value in &stored {
-        let plaintext = value.windows(13).any(|w| w == b"confidential-");
-        assert!(
-            !plaintext && seal::open(seal::Opening::default(), 3, value).is_err(),
-            "every upgraded group is sealed"
-        );
-    }
-    drop(store);
-    let refused = Store::open(dir.path(), retention(), None).err().unwrap().to_string();
-    assert!(refused.contains("this log is sealed") && refused.contains("--log-key-file"), "{refused}");
-    let store = Store::open(dir.path(), retention(), log_key(7)).unwrap();
-    assert_eq!(ids(&store.read_after(0, 10).unwrap()), ["old1", "old2", "old3"]);
 }
 
 #[test]
@@ -447,4 +373,25 @@ fn a_plaintext_group_swapped_into_a_sealed_log_fails_loudly() {
     drop(db);
     let refused = Store::open(dir.path(), retention(), log_key(7)).err().expect("the newest group is checked at open");
     assert!(refused.to_string().contains("log group 2 is not sealed"), "{refused}");
+}
+
+#[test]
+fn a_missing_log_key_is_a_key_error_and_a_log_of_another_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path(), retention(), log_key(7)).unwrap().append(vec![prepare(vec![rich("a")])], 1_000).unwrap();
+    let refused = Store::open(dir.path(), retention(), None).err().expect("refused without its key");
+    assert!(
+        matches!(refused, crate::LogError::Seal(seal::SealError::SealedLogWithoutKey { .. })),
+        "a key problem, not a corrupted log: {refused:?}"
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    drop(Store::open(other.path(), retention(), None).unwrap());
+    let db = Database::create(other.path().join("events.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(crate::schema::META).unwrap().insert(crate::schema::FORMAT_KEY, 2).unwrap();
+    txn.commit().unwrap();
+    drop(db);
+    let refused = Store::open(other.path(), retention(), None).err().expect("another format is refused");
+    assert!(matches!(refused, crate::LogError::Format { found: 2, expected: crate::schema::FORMAT }), "{refused:?}");
 }

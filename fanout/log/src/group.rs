@@ -89,12 +89,6 @@ fn buffer(left: usize) -> Vec<u8> {
     Vec::with_capacity(left.min(MAX_BYTES + (16 << 10)))
 }
 
-/// Appends a record in the pre-group layout (prefix + event) as a frame.
-pub(crate) fn push_record(group: &mut Vec<u8>, record: &[u8]) {
-    group.extend_from_slice(&(record.len() as u32).to_be_bytes());
-    group.extend_from_slice(record);
-}
-
 /// One record of a group.
 pub(crate) struct Record<'a> {
     pub(crate) sequence: u64,

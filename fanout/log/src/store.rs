@@ -16,8 +16,9 @@
 //!   `bytes` (size of the groups).
 //!
 //! The dedup index is in memory (see `dedup` for why); readers share copies
-//! of the groups they read, and of the newest ones (see `cache`). Logs
-//! written by earlier versions are upgraded when opened (see `legacy`).
+//! of the groups they read, and of the newest ones (see `cache`). The
+//! tables and metadata keys are in `schema`, whose `FORMAT` a log records:
+//! a log of another format is refused, not misread.
 //! With a log key, group values are sealed at rest (see `seal`); the cache
 //! holds them opened. Retention (`retention`) removes the oldest groups.
 
@@ -27,7 +28,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::cache::{Cached, GroupCache};
 use crate::dedup::{self, Dedup, Pending};
@@ -37,10 +38,8 @@ use crate::prepared::{Prepared, NO_KEY};
 use crate::seal::{self, LogKeys};
 use crate::wire::EncodedEvent;
 
-pub(crate) const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-
-pub type Result<T> = std::result::Result<T, redb::Error>;
+pub use crate::error::Result;
+use crate::schema::{self, BYTES, GROUPS, META, NEXT_SEQUENCE, SEALED_FROM};
 
 /// Subscribers' page reads at once (`Store::read_turn`).
 const READERS_AT_ONCE: usize = 4;
@@ -153,7 +152,7 @@ impl Store {
     /// key, or an old one dropped too early from the key file, fails here,
     /// not at a subscriber's first replay.
     pub fn open_at(dir: &Path, retention: Retention, log_keys: Option<LogKeys>, now_ms: u64) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
+        std::fs::create_dir_all(dir).map_err(crate::error::LogError::Directory)?;
         let db = Database::builder().set_cache_size(retention.cache_bytes).create(dir.join("events.redb"))?;
         let txn = db.begin_write()?;
         {
@@ -161,7 +160,7 @@ impl Store {
             txn.open_table(META)?;
         }
         txn.commit()?;
-        crate::legacy::upgrade(&db, log_keys.as_ref())?;
+        schema::check_format(&db)?;
         let sealed_from = sealed_from(&db, log_keys.is_some())?;
         let opening = seal::Opening { keys: log_keys.as_ref(), sealed_from };
         let groups = db.begin_read()?.open_table(GROUPS)?;
@@ -190,7 +189,7 @@ impl Store {
     /// The sequence the next stored event gets (1 on a new log).
     pub fn next_sequence(&self) -> Result<u64> {
         let txn = self.db.begin_read()?;
-        Ok(txn.open_table(META)?.get("next_sequence")?.map(|v| v.value()).unwrap_or(1))
+        Ok(txn.open_table(META)?.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1))
     }
 
     /// Appends the notifications of several publish requests in ONE durable
@@ -207,8 +206,8 @@ impl Store {
         let over_size;
         {
             let mut meta = txn.open_table(META)?;
-            let mut next = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
-            let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
+            let mut next = meta.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
+            let mut bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
             let mut groups = txn.open_table(GROUPS)?;
             let mut packer = group::Packer::new(requests.iter().flatten().map(Prepared::record_len).sum(), next);
             for notifications in requests {
@@ -239,8 +238,8 @@ impl Store {
                 self.put_group(&mut groups, first, last, &mut written)?;
             }
             bytes += written.iter().map(|(_, _, stored)| stored).sum::<u64>();
-            meta.insert("next_sequence", next)?;
-            meta.insert("bytes", bytes)?;
+            meta.insert(NEXT_SEQUENCE, next)?;
+            meta.insert(BYTES, bytes)?;
             over_size = bytes > self.retention.max_bytes;
         }
         // Size is enforced at once; age by the periodic `prune` (reading the
@@ -287,7 +286,7 @@ impl Store {
     /// routes are read when a reader first asks (see `index`).
     pub fn read_after(&self, cursor: u64, limit: usize) -> Result<Page> {
         let txn = self.db.begin_read()?;
-        let next_sequence = txn.open_table(META)?.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
+        let next_sequence = txn.open_table(META)?.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
         let wanted = cursor.saturating_add(1);
         let (mut groups, mut events, mut next) = (Vec::new(), 0, wanted);
         while events < limit {
@@ -404,7 +403,7 @@ fn sealed_from(db: &Database, has_keys: bool) -> Result<Option<u64>> {
             let txn = db.begin_write()?;
             let sealed_from = {
                 let mut meta = txn.open_table(META)?;
-                let next = meta.get("next_sequence")?.map(|v| v.value()).unwrap_or(1);
+                let next = meta.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
                 meta.insert(SEALED_FROM, next)?;
                 next
             };
@@ -413,9 +412,6 @@ fn sealed_from(db: &Database, has_keys: bool) -> Result<Option<u64>> {
         }
     }
 }
-
-/// `meta` key: the first sequence from which every group is sealed.
-const SEALED_FROM: &str = "sealed_from";
 
 #[path = "retention.rs"]
 mod retention;
