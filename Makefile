@@ -65,6 +65,7 @@ bench-setup: setup edge
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p graph-relay-fanout --no-default-features -- -D warnings
 	cargo clippy -p graph-relay-edge --target wasm32-unknown-unknown -- -D warnings
 
 clean:

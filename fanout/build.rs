@@ -3,7 +3,7 @@
 //! Messages come from `graph-relay-proto` (extern paths), except the streamed
 //! `EventBatch`, which maps to `graph_relay_log::wire::EncodedBatch`: events encoded ONCE
 //! by prost and shared by every subscriber, instead of re-encoded per stream.
-//! The codec is `crate::codec::ReservingCodec` (prost, sized buffers).
+//! The codec is `crate::grpc::codec::ReservingCodec` (prost, sized buffers).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = "../proto";
@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(false)
         .build_server(true)
-        .codec_path("crate::codec::ReservingCodec")
+        .codec_path("crate::grpc::codec::ReservingCodec")
         .extern_path(".graphrelay.v1", "::graph_relay_proto::v1")
         .extern_path(".graphrelay.v1.EventBatch", "::graph_relay_log::wire::EncodedBatch")
         .compile_fds(descriptors)?;

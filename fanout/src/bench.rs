@@ -16,7 +16,7 @@ use graph_relay_proto::v1::{
 };
 use tonic::transport::Channel;
 
-use crate::access::Access;
+use crate::auth::access::Access;
 use crate::auth::BearerToken;
 use crate::server::{self, ServeConfig};
 use graph_relay_log::seal::LogKeys;

@@ -1,15 +1,14 @@
 //! `graph-relay`: the fan-out server and its command-line tools. The
 //! arguments are defined in `cli`; this runs what they ask for.
 
-mod cli;
-
 use clap::Parser;
-use cli::{
+use graph_relay_fanout::auth::{access::Access, BearerToken};
+use graph_relay_fanout::cli::args::{
     BenchArgs, BenchCommand, Cli, Command, EmulateArgs, EmulateCommand, ServeArgs, SubscriptionsCommand, TailArgs,
 };
-use graph_relay_fanout::emulator::{remote, EmulatorConfig};
-use graph_relay_fanout::graph::commands;
-use graph_relay_fanout::{access::Access, auth::BearerToken, decrypt::Keyring, server, shutdown, tail};
+use graph_relay_fanout::cli::{emulator as remote, subscriptions as commands, tail};
+use graph_relay_fanout::ingest::decrypt::Keyring;
+use graph_relay_fanout::server::{self, shutdown};
 use graph_relay_log::{seal::LogKeys, store::Retention};
 use graph_relay_proto::v1::Filter;
 
@@ -72,26 +71,35 @@ async fn emulate(args: EmulateArgs) -> Result<(), Box<dyn std::error::Error>> {
         Some(EmulateCommand::Approve { emulator, user_code, account }) => {
             remote::post(&emulator, "device/approve", &json!({"user_code": user_code, "account": account})).await
         }
-        None => {
-            let config = EmulatorConfig {
-                listen: args.listen,
-                tenant_id: args.tenant_id,
-                client_id: args.client_id,
-                client_secret: args.client_secret,
-                client_certificate: args.client_certificate,
-                lifetime_override: args.lifetime_override,
-                quota: args.quota,
-                retry_base_delay: args.retry_base_delay,
-            };
-            graph_relay_fanout::emulator::run(config, shutdown::signal()).await
-        }
+        None => run_emulator(args).await,
     }
+}
+
+/// `graph-relay emulate` itself: a local Microsoft Graph.
+#[cfg(feature = "emulator")]
+async fn run_emulator(args: EmulateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = graph_relay_fanout::emulator::EmulatorConfig {
+        listen: args.listen,
+        tenant_id: args.tenant_id,
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        client_certificate: args.client_certificate,
+        lifetime_override: args.lifetime_override,
+        quota: args.quota,
+        retry_base_delay: args.retry_base_delay,
+    };
+    graph_relay_fanout::emulator::run(config, shutdown::signal()).await
+}
+
+#[cfg(not(feature = "emulator"))]
+async fn run_emulator(_: EmulateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    Err("this graph-relay was built without the emulator (cargo feature `emulator`)".into())
 }
 
 fn hash_token() -> Result<(), Box<dyn std::error::Error>> {
     let mut token = String::new();
     std::io::stdin().read_line(&mut token)?;
-    println!("{}", graph_relay_fanout::access::hash_token(&token));
+    println!("{}", graph_relay_fanout::auth::access::hash_token(&token));
     Ok(())
 }
 
@@ -143,7 +151,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         retention,
         reconciler,
         limits: server::ServerLimits {
-            connections: graph_relay_fanout::listener::ConnectionLimits {
+            connections: server::listener::ConnectionLimits {
                 max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
                 first_byte_timeout: args.first_byte_timeout,
             },

@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use graph_relay_fanout::filter::Filter;
+use graph_relay_fanout::delivery::filter::Filter;
 use graph_relay_log::route::StoredRoute;
 use graph_relay_proto::v1::{notification::Kind, Event, Filter as FilterSpec};
 use prost::Message;

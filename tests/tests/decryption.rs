@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use graph_relay_fanout::decrypt::{DecryptError, Keyring};
+use graph_relay_fanout::ingest::decrypt::{DecryptError, Keyring};
 use graph_relay_proto::v1::EncryptedContent;
 use graph_relay_tests::encryption::encrypt;
 use graph_relay_tests::tokens::SigningKey;

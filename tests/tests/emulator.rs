@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use graph_relay_fanout::graph::format_time;
-use graph_relay_fanout::ingest::now_ms;
+use graph_relay_fanout::graph::now_ms;
 use graph_relay_tests::emulator::{Emulator, CLIENT_ID, TENANT_ID};
 use graph_relay_tests::endpoint::{Answer, Endpoint, Validation};
 use serde_json::{json, Value};

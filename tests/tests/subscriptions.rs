@@ -97,7 +97,7 @@ async fn every_resource_kind_is_subscribed_through_the_handshake_and_delivered_f
         assert_eq!(change.subscription_id, id, "{name} got another subscription's notification");
         // Graph's own form (OData keys for Teams and friends), read in the filters' slash form.
         let prefix = glob.split('*').next().unwrap_or_default().to_lowercase();
-        let sent = graph_relay_fanout::filter::slash_form(&change.resource).to_lowercase();
+        let sent = graph_relay_fanout::delivery::filter::slash_form(&change.resource).to_lowercase();
         assert!(sent.starts_with(&prefix), "{name}: {}", change.resource);
         if resource.starts_with("/teams") || resource.starts_with("/chats") {
             assert!(
@@ -284,7 +284,7 @@ async fn one_shot_sync_backs_off_adopts_on_409_and_reports_quota() {
 
     // Someone created /groups by hand: Graph answers 409 and the reconciler adopts it.
     let token = stack.emulator.app_token().await;
-    let expiry = graph_relay_fanout::graph::format_time(graph_relay_fanout::ingest::now_ms() + 3_600_000);
+    let expiry = graph_relay_fanout::graph::format_time(graph_relay_fanout::graph::now_ms() + 3_600_000);
     let body = json!({"changeType": "updated", "resource": "/groups", "expirationDateTime": expiry,
         "notificationUrl": format!("{}/graph/notifications", stack.edge.url), "clientState": graph_relay_tests::CLIENT_STATE});
     let made: Value = reqwest::Client::new()

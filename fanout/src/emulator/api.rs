@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use super::{delivery, identity, Emulator};
 use crate::graph::catalog::{self, Kind, Permission, QuotaScope, ResourcePath, MIN_LIFETIME_MINUTES};
 use crate::graph::check::{self, Request};
+use crate::graph::now_ms;
 use crate::graph::{format_time, parse_time, subscription_identity, REAUTHORIZE_WINDOW_MS};
-use crate::ingest::now_ms;
 
 /// One live subscription.
 #[derive(Debug, Clone)]

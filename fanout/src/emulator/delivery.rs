@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::identity::random_token;
 use super::Emulator;
-use crate::ingest::now_ms;
+use crate::graph::now_ms;
 
 /// Graph's per-attempt timeout for notifications and handshakes.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);

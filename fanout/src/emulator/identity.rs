@@ -17,8 +17,8 @@ use subtle::ConstantTimeEq;
 
 use super::Emulator;
 use crate::graph::catalog::Permission;
+use crate::graph::now_ms;
 pub use crate::graph::random_token;
-use crate::ingest::now_ms;
 
 const ACCESS_TOKEN_SECONDS: u64 = 3599;
 const DEVICE_CODE_SECONDS: u64 = 900;

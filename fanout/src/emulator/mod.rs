@@ -23,7 +23,6 @@ pub mod api;
 pub mod control;
 pub mod delivery;
 pub mod identity;
-pub mod remote;
 pub mod samples;
 
 use std::collections::HashMap;

@@ -15,7 +15,7 @@ use super::api::{Encryption, Subscription};
 use super::identity::{random_token, SigningKeys};
 use crate::graph::catalog::{self, ResourcePath};
 use crate::graph::format_time;
-use crate::ingest::now_ms;
+use crate::graph::now_ms;
 
 /// Microsoft Graph Change Tracking's app id: the caller validationTokens name.
 pub const CHANGE_TRACKING_APP_ID: &str = "0bf30f3b-4a52-48df-9a82-234910c4a086";

@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use super::catalog::Permission;
 use super::plan::GraphSettings;
-use crate::ingest::now_ms;
+use crate::graph::now_ms;
 
 /// What Graph needs to be asked for: everything the app was granted.
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";

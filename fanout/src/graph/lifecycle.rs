@@ -1,8 +1,9 @@
 //! Lifecycle events drive the reconciler (docs/graph-protocol.md section 6).
 //!
-//! The reconciler reads the fan-out's own log like a subscriber, from a
-//! cursor kept in its state file, so a lifecycle event stored just before a
-//! crash is still handled after the restart:
+//! The reconciler reads the fan-out's own log through a feed the server
+//! hands it (`FeedItem`s over a channel, from a cursor kept in its state
+//! file), so a lifecycle event stored just before a crash is still handled
+//! after the restart:
 //! - `reauthorizationRequired`: POST /reauthorize, or a renewing PATCH when
 //!   the subscription is past half its lifetime (that does both); nothing if
 //!   either happened in the last 10 minutes (never both within 10 minutes).
@@ -15,21 +16,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use graph_relay_proto::v1::{event::Payload, notification::Kind, Event, LifecycleNotification, Notification};
-use prost::Message;
+use graph_relay_proto::v1::{notification::Kind, LifecycleNotification, Notification};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
 
 use super::reconciler::{Reconciler, Report};
 use super::resync;
 use super::REAUTHORIZE_WINDOW_MS;
-use crate::filter::Filter;
-use crate::hub::Hub;
-use crate::ingest::{now_ms, Ingest};
-use graph_relay_log::prepared;
-use graph_relay_log::store::Store;
-use graph_relay_log::wire::EncodedEvent;
+use super::{now_ms, Publish};
 
 /// The event consumers get when they must run a delta query.
 pub const RESYNC_NEEDED: &str = "resyncNeeded";
@@ -57,29 +51,6 @@ pub enum FeedItem {
     Broken(String),
 }
 
-/// Reads the log from `after` (exclusive) on, like a subscriber with no filter.
-pub fn feed(store: Arc<Store>, hub: Arc<Hub>, after: Option<u64>) -> mpsc::Receiver<FeedItem> {
-    let (tx, rx) = mpsc::channel(256);
-    let mut events = crate::subscriber::spawn(store, hub, Filter::default(), false, after);
-    tokio::spawn(async move {
-        while let Some(batch) = events.next().await {
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(status) => {
-                    let _ = tx.send(FeedItem::Broken(status.message().to_string())).await;
-                    return;
-                }
-            };
-            for encoded in batch.events() {
-                if tx.send(feed_item(encoded)).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
-}
-
 /// Runs the reconciler for as long as the server runs: whenever its
 /// lifecycle feed breaks, the failure is logged and saved for `subscriptions
 /// list`, and a new feed (from `open_feed`, given the saved cursor) takes
@@ -87,7 +58,7 @@ pub fn feed(store: Arc<Store>, hub: Arc<Hub>, after: Option<u64>) -> mpsc::Recei
 pub async fn supervise(
     mut reconciler: Reconciler,
     mut open_feed: impl FnMut(Option<u64>) -> mpsc::Receiver<FeedItem>,
-    publisher: Ingest,
+    publisher: Arc<dyn Publish>,
 ) {
     let mut restarts = 0u32;
     loop {
@@ -106,21 +77,12 @@ pub async fn supervise(
     }
 }
 
-fn feed_item(encoded: &EncodedEvent) -> FeedItem {
-    let sequence = encoded.sequence();
-    match Event::decode(encoded.bytes().clone()).map(|e| e.payload) {
-        Ok(Some(Payload::Change(change))) => FeedItem::Change { sequence, subscription_id: change.subscription_id },
-        Ok(Some(Payload::Lifecycle(notification))) => FeedItem::Lifecycle { sequence, notification },
-        _ => FeedItem::Other { sequence },
-    }
-}
-
 impl Reconciler {
     /// Runs until the log's feed ends (`Ok`: the server stops) or breaks
     /// (`Err`, see [`supervise`]), or the task is aborted (state is saved
     /// after every change): passes when something is due, lifecycle
     /// reactions as events arrive.
-    pub async fn run(&mut self, mut feed: mpsc::Receiver<FeedItem>, publisher: Ingest) -> Result<(), String> {
+    pub async fn run(&mut self, mut feed: mpsc::Receiver<FeedItem>, publisher: Arc<dyn Publish>) -> Result<(), String> {
         self.publisher = Some(publisher.clone());
         let mut dirty = false;
         loop {
@@ -135,7 +97,7 @@ impl Reconciler {
                         self.persist();
                         return Err(reason);
                     }
-                    Some(item) => dirty |= self.on_feed(item, &publisher).await,
+                    Some(item) => dirty |= self.on_feed(item, publisher.as_ref()).await,
                     None => break,
                 },
                 _ = tokio::time::sleep(wait) => if dirty {
@@ -149,7 +111,7 @@ impl Reconciler {
     }
 
     /// Handles one logged event; true if only the cursor/health moved (flush later).
-    async fn on_feed(&mut self, item: FeedItem, publisher: &Ingest) -> bool {
+    async fn on_feed(&mut self, item: FeedItem, publisher: &dyn Publish) -> bool {
         let sequence = match item {
             FeedItem::Change { sequence, subscription_id } => {
                 let name = self
@@ -175,7 +137,7 @@ impl Reconciler {
         true
     }
 
-    async fn on_lifecycle(&mut self, sequence: u64, event: &LifecycleNotification, publisher: &Ingest) {
+    async fn on_lifecycle(&mut self, sequence: u64, event: &LifecycleNotification, publisher: &dyn Publish) {
         if event.lifecycle_event == RESYNC_NEEDED {
             return;
         }
@@ -287,9 +249,9 @@ fn resync_notification(resync: LifecycleNotification, delivery_id: String) -> No
     Notification { kind: Some(Kind::Lifecycle(resync)), received_at_unix_ms: now_ms() as i64, delivery_id }
 }
 
-async fn publish(publisher: &Ingest, notification: Notification) {
-    match publisher.publish(prepared::prepare(vec![notification])).await {
-        Ok(appended) => tracing::info!(?appended, "resyncNeeded published"),
+async fn publish(publisher: &dyn Publish, notification: Notification) {
+    match publisher.publish(notification).await {
+        Ok(summary) => tracing::info!(summary, "resyncNeeded published"),
         Err(e) => tracing::error!("publishing resyncNeeded failed: {e}"),
     }
 }

@@ -13,14 +13,12 @@
 //! - [`reconciler`]: create, renew, adopt, recreate, delete.
 //! - [`lifecycle`]: lifecycle events from the log drive the reconciler.
 //! - [`resync`]: the `resyncNeeded` owed after Graph lost a subscription.
-//! - [`commands`]: `subscriptions check|sync|list` and `login`.
 //! - [`kinds`]: `subscriptions kinds`, the catalog as a table.
 
 pub(crate) mod backoff;
 pub mod catalog;
 pub mod check;
 pub mod client;
-pub mod commands;
 pub mod credentials;
 pub mod kinds;
 pub mod ledger;
@@ -36,7 +34,28 @@ pub const REAUTHORIZE_WINDOW_MS: u64 = 10 * 60 * 1000;
 #[cfg(test)]
 mod check_tests;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use graph_relay_proto::v1::Notification;
+
+/// The wall clock, in Unix milliseconds: Graph's expiries and the
+/// reconciler's schedule are wall-clock times.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A publish under way: `Ok` with a summary for the log line.
+pub type Publishing<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+
+/// Where the reconciler's own events (`resyncNeeded`) go: the fan-out's
+/// log, through whatever stores the edge's notifications. Graph management
+/// knows no more of the server than this and the lifecycle feed it is
+/// handed (see `lifecycle::FeedItem`).
+pub trait Publish: Send + Sync {
+    fn publish(&self, notification: Notification) -> Publishing<'_>;
+}
 
 /// What makes two subscriptions the same to Graph (its 409): the resource
 /// (leading `/` optional, any case) and the set of changeTypes.

@@ -20,9 +20,9 @@ use super::catalog::{Kind, Permission};
 use super::client::{GraphClient, GraphError, NewSubscription, Remote};
 use super::format_time;
 use super::ledger::{Ledger, Record};
+use super::now_ms;
 use super::plan::{Entry, Plan};
 use super::resync;
-use crate::ingest::now_ms;
 
 /// Subscription id (lower-case) -> (entry name, resource as notifications
 /// name it: no leading `/`). Filled in lifecycle items by the service, and
@@ -62,7 +62,7 @@ pub struct Reconciler {
     next_verify_ms: u64,
     /// Where `resyncNeeded` events go; `None` in the one-shot `subscriptions
     /// sync`, which leaves its debts in the ledger for `serve` to pay.
-    pub(crate) publisher: Option<crate::ingest::Ingest>,
+    pub(crate) publisher: Option<Arc<dyn super::Publish>>,
 }
 
 impl Reconciler {
@@ -188,9 +188,9 @@ impl Reconciler {
                 continue;
             };
             let event = super::lifecycle::resync_for_loss(&owed, &subscription_id, &entry.resource);
-            match publisher.publish(graph_relay_log::prepared::prepare(vec![event])).await {
-                Ok(appended) => {
-                    tracing::info!(entry = name, ?appended, reason = owed.reason, "resyncNeeded published");
+            match publisher.publish(event).await {
+                Ok(summary) => {
+                    tracing::info!(entry = name, summary, reason = owed.reason, "resyncNeeded published");
                     self.ledger.state.owed_resyncs.remove(&name);
                     paid = true;
                 }

@@ -66,18 +66,8 @@ fn a_good_expiration_clears_the_error_and_renews_within_the_lifetime() {
 async fn a_broken_lifecycle_feed_is_restarted_from_the_cursor_and_the_failure_is_saved() {
     let dir = tempfile::tempdir().unwrap();
     let reconciler = reconciler(dir.path());
-    let retention = graph_relay_log::store::Retention {
-        max_age_ms: u64::MAX,
-        max_bytes: u64::MAX,
-        dedup_window_ms: 1_000,
-        dedup_max_keys: 1_000,
-        cache_bytes: 1 << 20,
-        shared_groups_bytes: 0,
-    };
-    let store =
-        std::sync::Arc::new(graph_relay_log::store::Store::open(&dir.path().join("log"), retention, None).unwrap());
-    let hub = crate::hub::Hub::new(0, 16);
-    let ingest = crate::ingest::Ingest::start(store, hub).unwrap();
+    let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let publisher = std::sync::Arc::new(Recording(published.clone()));
     let mut opened = Vec::new();
     let open_feed = |cursor: Option<u64>| {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -88,7 +78,7 @@ async fn a_broken_lifecycle_feed_is_restarted_from_the_cursor_and_the_failure_is
         opened.push(cursor);
         rx
     };
-    let supervised = super::super::lifecycle::supervise(reconciler, open_feed, ingest);
+    let supervised = super::super::lifecycle::supervise(reconciler, open_feed, publisher);
     tokio::time::timeout(std::time::Duration::from_secs(10), supervised).await.expect("restarted within the backoff");
     assert_eq!(opened, [None, Some(7)], "the new feed starts where the broken one stopped");
     let state = crate::graph::ledger::read(&dir.path().join(crate::graph::ledger::FILE_NAME)).unwrap();
@@ -130,4 +120,14 @@ fn only_a_subscription_with_the_entry_s_definition_may_be_adopted() {
     assert!(!listed("https://old.example.com/n", false).has_definition(entry, edge), "another notification URL");
     assert!(!listed("https://relay.example.com/n", true).has_definition(entry, edge), "rich where basic is wanted");
     assert!(remote("2030-01-01T00:00:00Z").has_definition(entry, edge), "what Graph does not say cannot differ");
+}
+
+/// A publisher that keeps what it is given.
+struct Recording(std::sync::Arc<std::sync::Mutex<Vec<graph_relay_proto::v1::Notification>>>);
+
+impl crate::graph::Publish for Recording {
+    fn publish(&self, notification: graph_relay_proto::v1::Notification) -> crate::graph::Publishing<'_> {
+        self.0.lock().unwrap().push(notification);
+        Box::pin(std::future::ready(Ok("kept".to_string())))
+    }
 }

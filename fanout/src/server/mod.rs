@@ -10,6 +10,10 @@
 //! no longer slows down when delivery cannot keep up (README, "The ingest
 //! port"; BENCHMARKS.md, "Session 11").
 
+pub mod listener;
+pub mod reconciling;
+pub mod shutdown;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,17 +24,17 @@ use tonic_web::GrpcWebLayer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::access::Access;
+use crate::auth::access::Access;
 use crate::auth::{BearerToken, PublishGate};
-use crate::decrypt::Keyring;
+use crate::delivery::hub::Hub;
 use crate::graph::{lifecycle, reconciler::Reconciler};
-use crate::hub::Hub;
+use crate::grpc::service::{FanoutService, ServiceParts};
+use crate::ingest::decrypt::Keyring;
 use crate::ingest::Ingest;
-use crate::listener::{self, ConnectionLimits};
 use crate::pb::fanout_server::FanoutServer;
-use crate::service::{FanoutService, ServiceParts};
 use graph_relay_log::seal::LogKeys;
 use graph_relay_log::store::{Retention, Store};
+use listener::ConnectionLimits;
 
 /// How long open streams get to end after the stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -156,8 +160,9 @@ pub async fn run(
         directory = Some(reconciler.directory());
         // Resumes where the last run stopped, so no lifecycle event is skipped.
         let (store, hub) = (store.clone(), hub.clone());
-        let open_feed = move |cursor: Option<u64>| lifecycle::feed(store.clone(), hub.clone(), cursor.or(Some(head)));
-        tokio::spawn(lifecycle::supervise(reconciler, open_feed, ingest.clone()))
+        let open_feed = move |cursor: Option<u64>| reconciling::feed(store.clone(), hub.clone(), cursor.or(Some(head)));
+        let publisher = Arc::new(reconciling::LogPublisher(ingest.clone()));
+        tokio::spawn(lifecycle::supervise(reconciler, open_feed, publisher))
     });
     let service = FanoutService::new(ServiceParts {
         access: Arc::new(config.access),

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::hub::Hub;
+use crate::delivery::hub::Hub;
 use graph_relay_log::store::Stored;
 
 /// Up to this many live feeds a dispatch runs as a task: what a runtime
@@ -133,8 +133,8 @@ fn send_waiting(route: &mpsc::Sender<Vec<Stored>>, mut stored: Vec<Stored>) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::Filter;
-    use crate::hub::{Feed, Join};
+    use crate::delivery::filter::Filter;
+    use crate::delivery::hub::{Feed, Join};
     use graph_relay_log::prepared::Prepared;
     use graph_relay_proto::v1::{notification::Kind, ChangeNotification, Notification};
 

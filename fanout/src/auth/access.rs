@@ -19,7 +19,7 @@ use subtle::{Choice, ConstantTimeEq};
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
-use crate::filter::Filter;
+use crate::delivery::filter::Filter;
 
 /// What one subscriber token allows.
 #[derive(Debug, Clone, Default, Deserialize)]

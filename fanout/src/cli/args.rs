@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::graph::catalog::Permission;
 use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand};
-use graph_relay_fanout::graph::catalog::Permission;
 
 #[derive(Parser)]
 #[command(
@@ -15,13 +15,13 @@ use graph_relay_fanout::graph::catalog::Permission;
     version,
     about = "Graph Relay fan-out: Microsoft Graph notifications to internal gRPC subscribers"
 )]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub command: Command,
 }
 
 #[derive(Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// Run the fan-out server (gRPC and gRPC-Web on one port).
     Serve(ServeArgs),
     /// Subscribe and print every matching event as one JSON line.
@@ -44,7 +44,7 @@ pub(crate) enum Command {
     Emulate(EmulateArgs),
 }
 
-pub(crate) fn parse_permission(text: &str) -> Result<Permission, String> {
+pub fn parse_permission(text: &str) -> Result<Permission, String> {
     match text {
         "application" => Ok(Permission::Application),
         "delegated-work" => Ok(Permission::DelegatedWork),
@@ -54,13 +54,13 @@ pub(crate) fn parse_permission(text: &str) -> Result<Permission, String> {
 }
 
 #[derive(Args)]
-pub(crate) struct SubscriptionsArgs {
+pub struct SubscriptionsArgs {
     #[command(subcommand)]
-    pub(crate) which: SubscriptionsCommand,
+    pub which: SubscriptionsCommand,
 }
 
 #[derive(Subcommand)]
-pub(crate) enum SubscriptionsCommand {
+pub enum SubscriptionsCommand {
     /// Validate every entry against Graph's rules, without calling Graph.
     Check { file: PathBuf },
     /// Make Graph match the file once (create, renew due, delete removed).
@@ -84,34 +84,34 @@ pub(crate) enum SubscriptionsCommand {
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
-pub(crate) struct EmulateArgs {
+pub struct EmulateArgs {
     #[command(subcommand)]
-    pub(crate) which: Option<EmulateCommand>,
+    pub which: Option<EmulateCommand>,
     #[arg(long, default_value = "127.0.0.1:8790")]
-    pub(crate) listen: SocketAddr,
+    pub listen: SocketAddr,
     #[arg(long, default_value = "00000000-0000-0000-0000-0000000000aa")]
-    pub(crate) tenant_id: String,
+    pub tenant_id: String,
     #[arg(long, default_value = "00000000-0000-0000-0000-0000000000bb")]
-    pub(crate) client_id: String,
+    pub client_id: String,
     /// The app's client secret.
     #[arg(long, env = "GRAPH_RELAY_EMULATOR_CLIENT_SECRET", hide_env_values = true)]
-    pub(crate) client_secret: Option<String>,
+    pub client_secret: Option<String>,
     /// The app's certificate (PEM), for certificate credentials.
     #[arg(long)]
-    pub(crate) client_certificate: Option<PathBuf>,
+    pub client_certificate: Option<PathBuf>,
     /// Every subscription expires this soon after creation or renewal (e.g. 8s), to exercise renewals.
     #[arg(long, value_parser = humantime::parse_duration)]
-    pub(crate) lifetime_override: Option<Duration>,
+    pub lifetime_override: Option<Duration>,
     /// At most this many subscriptions for the app, whatever the kinds' own quotas (a test knob).
     #[arg(long)]
-    pub(crate) quota: Option<usize>,
+    pub quota: Option<usize>,
     /// First retry delay after a failed delivery; doubles each time.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub(crate) retry_base_delay: Duration,
+    pub retry_base_delay: Duration,
 }
 
 #[derive(Subcommand)]
-pub(crate) enum EmulateCommand {
+pub enum EmulateCommand {
     /// Send change notifications for active subscriptions.
     Trigger {
         #[arg(long, default_value = "http://127.0.0.1:8790")]
@@ -150,13 +150,13 @@ pub(crate) enum EmulateCommand {
 }
 
 #[derive(Args)]
-pub(crate) struct BenchArgs {
+pub struct BenchArgs {
     #[command(subcommand)]
-    pub(crate) which: BenchCommand,
+    pub which: BenchCommand,
 }
 
 #[derive(Subcommand)]
-pub(crate) enum BenchCommand {
+pub enum BenchCommand {
     /// Durable Publish throughput/latency with group commit, then replay speed.
     Durable {
         /// Notifications per run.
@@ -178,100 +178,100 @@ pub(crate) enum BenchCommand {
 }
 
 #[derive(Args)]
-pub(crate) struct ServeArgs {
+pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "GRAPH_RELAY_LISTEN", default_value = "127.0.0.1:50051")]
-    pub(crate) listen: SocketAddr,
+    pub listen: SocketAddr,
     /// A second address, for the edge's Publish calls only, served on a thread of its own so
     /// the edge's acks never wait behind subscriber streams (Subscribe is refused there).
     #[arg(long, env = "GRAPH_RELAY_INGEST_LISTEN")]
-    pub(crate) ingest_listen: Option<SocketAddr>,
+    pub ingest_listen: Option<SocketAddr>,
     /// Bearer token the edge must present to Publish (at least 16 characters).
     #[arg(long, env = "GRAPH_RELAY_INGEST_TOKEN", hide_env_values = true)]
-    pub(crate) ingest_token: String,
+    pub ingest_token: String,
     /// Subscribers file (TOML): hashed tokens and their scopes.
     #[arg(long, env = "GRAPH_RELAY_SUBSCRIBERS")]
-    pub(crate) subscribers: Option<PathBuf>,
+    pub subscribers: Option<PathBuf>,
     /// One subscriber token with every right (single team, `make dev`).
     #[arg(long, env = "GRAPH_RELAY_SUBSCRIBER_TOKEN", hide_env_values = true)]
-    pub(crate) subscriber_token: Option<String>,
+    pub subscriber_token: Option<String>,
     /// Private key for rich notifications: CERTIFICATE_ID=PATH.pem (repeatable; old and new during rotation).
     #[arg(long = "decryption-key", env = "GRAPH_RELAY_DECRYPTION_KEYS", value_delimiter = ',')]
-    pub(crate) decryption_keys: Vec<String>,
+    pub decryption_keys: Vec<String>,
     /// Events a live subscriber may hold in memory before it reads from the log instead.
     #[arg(long, env = "GRAPH_RELAY_SUBSCRIBER_BUFFER", default_value_t = 4096)]
-    pub(crate) subscriber_buffer: usize,
+    pub subscriber_buffer: usize,
     /// TLS certificate chain (PEM) for the listener.
     #[arg(long, env = "GRAPH_RELAY_TLS_CERT", requires = "tls_key")]
-    pub(crate) tls_cert: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for the listener.
     #[arg(long, env = "GRAPH_RELAY_TLS_KEY", requires = "tls_cert")]
-    pub(crate) tls_key: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// CA (PEM) whose client certificates are required: mutual TLS.
     #[arg(long, env = "GRAPH_RELAY_TLS_CLIENT_CA", requires = "tls_cert")]
-    pub(crate) tls_client_ca: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
     /// Directory of the durable log.
     #[arg(long, env = "GRAPH_RELAY_DATA_DIR", default_value = "./data")]
-    pub(crate) data_dir: PathBuf,
+    pub data_dir: PathBuf,
     /// Log keys, one per line (64 hex characters, e.g. `openssl rand -hex 32`; the first seals): seals the log at rest.
     #[arg(long, env = "GRAPH_RELAY_LOG_KEY_FILE")]
-    pub(crate) log_key_file: Option<PathBuf>,
+    pub log_key_file: Option<PathBuf>,
     /// Events older than this are removed (e.g. 7d, 12h).
     #[arg(long, env = "GRAPH_RELAY_RETENTION_MAX_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
-    pub(crate) retention_max_age: Duration,
+    pub retention_max_age: Duration,
     /// The oldest events are removed while the log is larger than this (e.g. 10GiB, 500MB).
     #[arg(long, env = "GRAPH_RELAY_RETENTION_MAX_BYTES", default_value = "10GiB")]
-    pub(crate) retention_max_bytes: ByteSize,
+    pub retention_max_bytes: ByteSize,
     /// Memory for the log's page cache (e.g. 64MiB); bounds what replaying subscribers cost.
     #[arg(long, env = "GRAPH_RELAY_CACHE_SIZE", default_value = "64MiB")]
-    pub(crate) cache_size: ByteSize,
+    pub cache_size: ByteSize,
     /// Memory for log groups shared by subscribers catching up together (0 turns it off).
     #[arg(long, env = "GRAPH_RELAY_SHARED_GROUPS_SIZE", default_value = "32MiB")]
-    pub(crate) shared_groups_size: ByteSize,
+    pub shared_groups_size: ByteSize,
     /// A delivery stored again within this window is a duplicate (Graph retries for 4 h).
     #[arg(long, env = "GRAPH_RELAY_DEDUP_WINDOW", default_value = "6h", value_parser = humantime::parse_duration)]
-    pub(crate) dedup_window: Duration,
+    pub dedup_window: Duration,
     /// Most delivery ids the dedup index keeps in memory (60–100 bytes each); past it the oldest go early.
     #[arg(long, env = "GRAPH_RELAY_DEDUP_MAX_KEYS", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) dedup_max_keys: u64,
+    pub dedup_max_keys: u64,
     /// Connections each port holds at once; more wait in the kernel's backlog.
     #[arg(long, env = "GRAPH_RELAY_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) max_connections: u64,
+    pub max_connections: u64,
     /// A connection that sends nothing for this long after connecting is closed.
     #[arg(long, env = "GRAPH_RELAY_FIRST_BYTE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub(crate) first_byte_timeout: Duration,
+    pub first_byte_timeout: Duration,
     /// HTTP/2 streams (calls) one connection may have open at once.
     #[arg(long, env = "GRAPH_RELAY_MAX_STREAMS_PER_CONNECTION", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) max_streams_per_connection: u32,
+    pub max_streams_per_connection: u32,
     /// Subscriptions file: keep Graph's subscriptions in line with it (create, renew, react to lifecycle events).
     #[arg(long, env = "GRAPH_RELAY_SUBSCRIPTIONS_FILE")]
-    pub(crate) subscriptions_file: Option<PathBuf>,
+    pub subscriptions_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
-pub(crate) struct TailArgs {
+pub struct TailArgs {
     /// The fan-out's URL.
     #[arg(long, env = "GRAPH_RELAY_SERVER", default_value = "http://127.0.0.1:50051")]
-    pub(crate) server: String,
+    pub server: String,
     /// Subscriber token.
     #[arg(long, env = "GRAPH_RELAY_TOKEN", hide_env_values = true)]
-    pub(crate) token: String,
+    pub token: String,
     /// Resource glob, e.g. 'users/*/messages/*' (repeatable).
     #[arg(long = "resource")]
-    pub(crate) resources: Vec<String>,
+    pub resources: Vec<String>,
     /// created, updated or deleted (repeatable).
     #[arg(long = "change-type")]
-    pub(crate) change_types: Vec<String>,
+    pub change_types: Vec<String>,
     /// Graph subscription id (repeatable).
     #[arg(long = "subscription-id")]
-    pub(crate) subscription_ids: Vec<String>,
+    pub subscription_ids: Vec<String>,
     /// Tenant id (repeatable).
     #[arg(long = "tenant-id")]
-    pub(crate) tenant_ids: Vec<String>,
+    pub tenant_ids: Vec<String>,
     /// missed, subscriptionRemoved or reauthorizationRequired (repeatable).
     #[arg(long = "lifecycle-event")]
-    pub(crate) lifecycle_events: Vec<String>,
+    pub lifecycle_events: Vec<String>,
     /// Replay stored events after this sequence first (0: everything retained).
     #[arg(long)]
-    pub(crate) after_sequence: Option<u64>,
+    pub after_sequence: Option<u64>,
 }

@@ -1,5 +1,5 @@
 //! `graph-relay emulate trigger|lifecycle|approve`: the control endpoints
-//! ([`super::control`]) from the command line; prints the emulator's answer.
+//! ([`crate::emulator::control`]) from the command line; prints the emulator's answer.
 
 use serde_json::Value;
 

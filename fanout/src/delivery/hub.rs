@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use crate::filter::Filter;
+use crate::delivery::filter::Filter;
 use graph_relay_log::route::{Kind, RouteError, StoredRoute};
 use graph_relay_log::store::Stored;
 use graph_relay_log::wire::EncodedEvent;

@@ -22,14 +22,17 @@
 //! `Restart=`, Kubernetes) starts it again, which reopens the log and
 //! re-derives its state from what is on disk.
 
+pub mod decrypt;
+pub(crate) mod dispatch;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
 
-use crate::dispatch::{self, Dispatcher};
-use crate::hub::Hub;
+use crate::delivery::hub::Hub;
+use dispatch::Dispatcher;
 use graph_relay_log::prepared::Prepared;
 use graph_relay_log::store::Appended;
 use graph_relay_log::EventLog;

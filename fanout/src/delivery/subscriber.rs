@@ -22,8 +22,8 @@ use prost::Message;
 use tokio_stream::Stream;
 use tonic::Status;
 
-use crate::filter::Filter;
-use crate::hub::{Feed, Hub, Join};
+use crate::delivery::filter::Filter;
+use crate::delivery::hub::{Feed, Hub, Join};
 use graph_relay_log::index::{Entry, PageGroup};
 use graph_relay_log::route::RouteError;
 use graph_relay_log::store::Store;

@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
-use super::catalog::Permission;
-use super::client::GraphClient;
-use super::credentials::{self, Credentials};
-use super::ledger::{self, Ledger, Record};
-use super::plan::Plan;
-use super::reconciler::{Reconciler, Report};
-use crate::ingest::now_ms;
+use crate::graph::catalog::Permission;
+use crate::graph::client::GraphClient;
+use crate::graph::credentials::{self, Credentials};
+use crate::graph::ledger::{self, Ledger, Record};
+use crate::graph::now_ms;
+use crate::graph::plan::Plan;
+use crate::graph::reconciler::{Reconciler, Report};
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -29,7 +29,7 @@ pub fn check(path: &Path) -> Result<bool, BoxError> {
         println!("{}: ok ({kind}, {})", entry.name, entry.permission);
     }
     for entry in &plan.subscriptions {
-        for note in super::check::notes(&entry.check_request(&plan.edge)) {
+        for note in crate::graph::check::notes(&entry.check_request(&plan.edge)) {
             println!("{}: note: {note}", entry.name);
         }
     }
@@ -127,8 +127,8 @@ pub fn list(data_dir: &Path) -> Result<(), BoxError> {
             record.resource,
             record.change_types,
             record.subscription_id,
-            super::format_time(record.expiration_ms),
-            super::format_time(record.renew_at_ms),
+            crate::graph::format_time(record.expiration_ms),
+            crate::graph::format_time(record.renew_at_ms),
             ago(now, record.last_notification_ms),
             ago(now, record.last_renewal_ms),
             record.renewals,

@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use graph_relay_proto::v1::{notification::Kind, Notification, PublishRequest, PublishResponse, SubscribeRequest};
 use tonic::{Request, Response, Status};
 
-use crate::access::Access;
+use crate::auth::access::Access;
 use crate::auth::BearerToken;
-use crate::decrypt::Keyring;
-use crate::filter::Filter;
+use crate::delivery::filter::Filter;
+use crate::delivery::hub::Hub;
+use crate::delivery::subscriber;
 use crate::graph::reconciler::Directory;
-use crate::hub::Hub;
+use crate::ingest::decrypt::Keyring;
 use crate::ingest::Ingest;
 use crate::pb::fanout_server::Fanout;
-use crate::subscriber;
 use graph_relay_log::prepared;
 use graph_relay_log::store::Store;
 

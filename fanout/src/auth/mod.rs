@@ -7,6 +7,8 @@
 //! before tonic reads and decodes its body (up to 4 MiB): a caller without
 //! the token costs a header check, not a decode.
 
+pub mod access;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
