@@ -32,12 +32,12 @@ test: setup edge fanout lint
 
 ## Measurements (BENCHMARKS.md); not part of `make test`.
 bench: bench-setup
-	cargo run --release -p graph-relay-fanout -- bench durable
-	cargo bench -p graph-relay-tests --bench edge_core
-	cargo bench -p graph-relay-tests --bench catch_up
-	scripts/edge-wasm-bench.sh
-	cargo bench -p graph-relay-tests --bench edge_load
 	cargo build --release -p graph-relay-fanout -p graph-relay-bench
+	target/release/graph-relay-bench durable
+	cargo bench -p graph-relay-bench --bench edge_core
+	cargo bench -p graph-relay-bench --bench catch_up
+	scripts/edge-wasm-bench.sh
+	cargo bench -p graph-relay-bench --bench edge_load
 	target/release/graph-relay-bench fsync
 	target/release/graph-relay-bench fanout --csv target/bench-fanout.csv
 	target/release/graph-relay-bench idle

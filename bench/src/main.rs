@@ -35,6 +35,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Durable Publish throughput and latency with group commit, for several
+    /// numbers of publishers, then the speed of replaying the log.
+    Durable {
+        /// Notifications per run.
+        #[arg(long, default_value_t = 100_000)]
+        notifications: usize,
+        /// Notifications per Publish call.
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+        /// Concurrent publishers, one run per value.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        publishers: Vec<usize>,
+        /// Seal the log with a random log key (the cost of --log-key-file).
+        #[arg(long)]
+        sealed: bool,
+        /// Selective subscribers resuming from the start at once, after the runs (0: none).
+        #[arg(long, default_value_t = 100)]
+        herd: usize,
+    },
     /// Throughput and latency with N subscribers, at saturation and at 50%,
     /// then the relay and NATS core at one equal load.
     Fanout {
@@ -125,6 +144,10 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     measure::raise_fd_limit();
     let result = match Cli::parse().command {
+        Command::Durable { notifications, batch, publishers, sealed, herd } => {
+            let bench = graph_relay_bench::durable::DurableBench { notifications, batch, publishers, sealed, herd };
+            graph_relay_bench::durable::durable(bench).await.map_err(|e| e.to_string())
+        }
         Command::Fanout {
             subscribers,
             systems,

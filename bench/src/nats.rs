@@ -104,7 +104,7 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // Not left to the TempDir: its removal would land in the next run.
-        graph_relay_fanout::bench::remove_run_dir(self.dir.path());
+        graph_relay_bench::durable::remove_run_dir(self.dir.path());
     }
 }
 

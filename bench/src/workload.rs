@@ -22,7 +22,7 @@ pub fn tenant(n: u64) -> String {
 
 /// Notification `n` (its tenant chosen by `n`), not yet stamped.
 pub fn notification(n: u64) -> Notification {
-    let mut notification = graph_relay_fanout::bench::notification(0, n as usize);
+    let mut notification = graph_relay_bench::durable::notification(0, n as usize);
     if let Some(Kind::Change(change)) = notification.kind.as_mut() {
         change.tenant_id = tenant(n);
     }

@@ -17,10 +17,8 @@
 //!   `emulator`, on by default; a production build can leave it and axum out).
 //! - [`cli`]: arguments, and the client commands (tail, subscriptions,
 //!   the emulator's control).
-//! - [`bench`]: `graph-relay bench durable`.
 
 pub mod auth;
-pub mod bench;
 pub mod cli;
 pub mod delivery;
 #[cfg(feature = "emulator")]

@@ -4,7 +4,7 @@
 use clap::Parser;
 use graph_relay_fanout::auth::{access::Access, BearerToken};
 use graph_relay_fanout::cli::args::{
-    BenchArgs, BenchCommand, Cli, Command, EmulateArgs, EmulateCommand, ServeArgs, SubscriptionsCommand, TailArgs,
+    Cli, Command, EmulateArgs, EmulateCommand, ServeArgs, SubscriptionsCommand, TailArgs,
 };
 use graph_relay_fanout::cli::{emulator as remote, subscriptions as commands, tail};
 use graph_relay_fanout::ingest::decrypt::Keyring;
@@ -21,7 +21,6 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Tail(args) => tail::run(tail_config(args)).await,
-        Command::Bench(args) => bench(args).await,
         Command::HashToken => hash_token(),
         Command::Subscriptions(args) => subscriptions(args.which).await,
         Command::Login { file, account } => commands::login(&file, account).await,
@@ -159,22 +158,6 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
     };
     server::serve(config, shutdown::signal()).await
-}
-
-async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
-    match args.which {
-        BenchCommand::Durable { notifications, batch, publishers, sealed, herd } => {
-            graph_relay_fanout::bench::durable(graph_relay_fanout::bench::DurableBench {
-                notifications,
-                batch,
-                publishers,
-                sealed,
-                herd,
-            })
-            .await
-            .map_err(|e| e.to_string().into())
-        }
-    }
 }
 
 fn tail_config(args: TailArgs) -> tail::TailConfig {

@@ -1,6 +1,6 @@
 //! The edge's request path as wasm, for timing under Node.
 //!
-//! The native criterion figures (`tests/benches/edge_core.rs`) do not say what
+//! The native criterion figures (`bench/benches/edge_core.rs`) do not say what
 //! a request costs in a Worker, where the code runs as wasm in V8 and the
 //! free plan allows 10 ms of CPU per request. Node runs the same engine, so
 //! `scripts/edge-wasm-bench.mjs` loads this module (built with the worker's

@@ -26,8 +26,6 @@ pub enum Command {
     Serve(ServeArgs),
     /// Subscribe and print every matching event as one JSON line.
     Tail(TailArgs),
-    /// Measure the real server in process over loopback (see BENCHMARKS.md).
-    Bench(BenchArgs),
     /// Print the SHA-256 of a subscriber token read from stdin, for the subscribers file.
     HashToken,
     /// Check, apply or show the subscriptions file (declarative Graph subscriptions).
@@ -146,34 +144,6 @@ pub enum EmulateCommand {
         user_code: String,
         #[arg(long, default_value = "delegated-work", value_parser = parse_permission)]
         account: Permission,
-    },
-}
-
-#[derive(Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub which: BenchCommand,
-}
-
-#[derive(Subcommand)]
-pub enum BenchCommand {
-    /// Durable Publish throughput/latency with group commit, then replay speed.
-    Durable {
-        /// Notifications per run.
-        #[arg(long, default_value_t = 100_000)]
-        notifications: usize,
-        /// Notifications per Publish call.
-        #[arg(long, default_value_t = 10)]
-        batch: usize,
-        /// Concurrent publishers, one run per value.
-        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
-        publishers: Vec<usize>,
-        /// Seal the log with a random log key (the cost of --log-key-file).
-        #[arg(long)]
-        sealed: bool,
-        /// Selective subscribers resuming from the start at once, after the runs (0: none).
-        #[arg(long, default_value_t = 100)]
-        herd: usize,
     },
 }
 

@@ -1,7 +1,7 @@
-//! `graph-relay bench`: measurements against the real server, in process,
-//! over loopback gRPC (not a test: it asserts nothing, it reports).
+//! `graph-relay-bench durable`: measurements against the real server, in
+//! process, over loopback gRPC (not a test: it asserts nothing, it reports).
 //!
-//! `durable`: Publish throughput and latency through the durable log with
+//! Publish throughput and latency through the durable log with
 //! group commit, for several numbers of concurrent publishers, then the
 //! speed of replaying the whole log to a resuming subscriber, and of scanning
 //! it for a selective one (its filter takes a tenth of the publishers), and
@@ -16,9 +16,9 @@ use graph_relay_proto::v1::{
 };
 use tonic::transport::Channel;
 
-use crate::auth::access::Access;
-use crate::auth::BearerToken;
-use crate::server::{self, ServeConfig};
+use graph_relay_fanout::auth::access::Access;
+use graph_relay_fanout::auth::BearerToken;
+use graph_relay_fanout::server::{self, ServeConfig};
 use graph_relay_log::seal::LogKeys;
 use graph_relay_log::store::{Retention, Store};
 
@@ -265,7 +265,7 @@ async fn start(dir: &tempfile::TempDir, key: Option<&str>) -> Result<BenchServer
             shared_groups_bytes: 32 << 20,
         },
         reconciler: None,
-        limits: crate::server::ServerLimits::default(),
+        limits: server::ServerLimits::default(),
     };
     let store = server::open_store(&mut config).map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

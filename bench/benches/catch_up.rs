@@ -17,7 +17,7 @@ use prost::Message;
 
 /// The fan-out bench's ~1 KB Outlook notification, stored as an `Event`.
 fn stored_event() -> Bytes {
-    let Some(Kind::Change(change)) = graph_relay_fanout::bench::notification(3, 42).kind else {
+    let Some(Kind::Change(change)) = graph_relay_bench::durable::notification(3, 42).kind else {
         unreachable!("the bench publishes change notifications")
     };
     let payload = graph_relay_proto::v1::event::Payload::Change(change);
