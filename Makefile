@@ -64,6 +64,7 @@ bench-setup: setup edge
 
 lint:
 	cargo fmt --all --check
+	python3 scripts/check-import-cycles.py
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p graph-relay-fanout --no-default-features -- -D warnings
 	cargo clippy -p graph-relay-edge --target wasm32-unknown-unknown -- -D warnings

@@ -23,8 +23,7 @@ use crate::verified_tokens::{VerifiedTokens, Vouched};
 
 /// Microsoft Graph Change Tracking: the caller every token must name.
 pub const GRAPH_CHANGE_TRACKING_APP_ID: &str = "0bf30f3b-4a52-48df-9a82-234910c4a086";
-/// Clock skew tolerated on `exp` and `nbf`.
-pub const LEEWAY_SECONDS: u64 = 120;
+pub use crate::verified_tokens::LEEWAY_SECONDS;
 
 /// Why a batch's tokens were refused. Never carries a token.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]

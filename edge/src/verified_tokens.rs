@@ -17,11 +17,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::validation_tokens::LEEWAY_SECONDS;
-
 /// Entries kept; beyond this the expired go, then everything (re-verifying
 /// is only slower, never wrong). Tokens are one per app and tenant.
 const MAX_ENTRIES: usize = 512;
+
+/// Clock skew tolerated on `exp` and `nbf`, here and in the full check.
+pub const LEEWAY_SECONDS: u64 = 120;
 
 /// What a verified token established.
 #[derive(Debug, Clone, PartialEq, Eq)]

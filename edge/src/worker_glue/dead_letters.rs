@@ -12,8 +12,7 @@ use worker::kv::KvStore;
 use worker::wasm_bindgen::JsValue;
 use worker::{console_error, console_log, Env, MessageBatch, MessageExt, QueueContentType, RawMessageBuilder, Result};
 
-use super::operator::{self, KV_BINDING};
-use super::queue::{self, bytes_value, value_bytes};
+use super::storage::{self, bytes_value, value_bytes, KV_BINDING, QUEUE_BINDING};
 use crate::inbound::Reply;
 
 const DEFAULT_QUEUE: &str = "graph-relay-dead-letters";
@@ -54,18 +53,18 @@ pub(crate) async fn park(batch: &MessageBatch<JsValue>, env: &Env) -> Result<()>
 
 /// Lists the parked dead letters.
 pub(crate) async fn list(kv: &KvStore) -> Result<Reply> {
-    let keys = operator::list_keys(kv, PREFIX).await?;
+    let keys = storage::list_keys(kv, PREFIX).await?;
     let names: Vec<String> = keys.into_iter().map(|k| k.name).collect();
     Ok(Reply::text(200, format!("{} dead letters\n{}", names.len(), names.join("\n"))))
 }
 
 /// Puts every parked dead letter back on the queue, then removes it.
 pub(crate) async fn replay(kv: &KvStore, env: &Env) -> Result<Reply> {
-    let Ok(queue) = env.queue(queue::BINDING) else {
+    let Ok(queue) = env.queue(QUEUE_BINDING) else {
         return Ok(Reply::text(503, "no NOTIFICATIONS queue binding: nothing to replay into"));
     };
     let mut replayed = 0;
-    for key in operator::list_keys(kv, PREFIX).await? {
+    for key in storage::list_keys(kv, PREFIX).await? {
         let Some(bytes) = kv.get(&key.name).bytes().await? else { continue };
         let message = RawMessageBuilder::new(bytes_value(&bytes)).build_with_content_type(QueueContentType::V8);
         queue.send_raw(message).await?;

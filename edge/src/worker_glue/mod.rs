@@ -9,6 +9,7 @@
 //! - [`quarantine`]: batches refused for their validationTokens.
 //! - [`operator`]: the `/admin/...` routes.
 //! - [`fanout`]: the gRPC-Web `Publish` call over `fetch`.
+//! - [`storage`]: the queue and KV bindings, named in one place.
 //!
 //! Two delivery modes: with the `NOTIFICATIONS` queue binding, 202 means
 //! "durably queued"; without it (synchronous mode), 202 means "stored by the
@@ -24,6 +25,7 @@ mod jwks;
 mod operator;
 mod quarantine;
 mod queue;
+mod storage;
 
 use graph_relay_proto::v1::Notification;
 use worker::{console_error, console_log, event, Context, Env, Request, Response, Result};
@@ -166,7 +168,7 @@ async fn deliver(
     notifications: Vec<Notification>,
     budget: &Budget,
 ) -> std::result::Result<String, String> {
-    match env.queue(queue::BINDING) {
+    match env.queue(storage::QUEUE_BINDING) {
         Ok(queue) => queue::enqueue(&queue, &config.fanout, notifications, budget).await,
         Err(_) => {
             let chunks = chunk::split(notifications, chunk::MAX_PUBLISH_BYTES);

@@ -2,15 +2,12 @@
 //! (list, replay) and quarantined batches (list). Bearer `ADMIN_TOKEN` in
 //! constant time; disabled (404) when no `ADMIN_TOKEN` is set.
 
-use worker::kv::KvStore;
 use worker::{Env, Request, Result};
 
+use super::storage::KV_BINDING;
 use super::{dead_letters, quarantine};
 use crate::inbound::{Reply, Route};
 use crate::secret;
-
-/// The KV namespace holding dead letters and quarantined batches.
-pub(crate) const KV_BINDING: &str = "DEAD_LETTERS";
 
 pub(crate) async fn handle(route: Route, req: &Request, env: &Env) -> Result<Reply> {
     let admin_token = match env.var("ADMIN_TOKEN") {
@@ -28,23 +25,5 @@ pub(crate) async fn handle(route: Route, req: &Request, env: &Env) -> Result<Rep
         Route::ReplayDeadLetters => dead_letters::replay(&kv, env).await,
         Route::Quarantine => quarantine::list(&kv).await,
         _ => Ok(Reply::text(404, "not an operator route")),
-    }
-}
-
-/// Every key under `prefix`, with its metadata, following list cursors.
-pub(crate) async fn list_keys(kv: &KvStore, prefix: &str) -> Result<Vec<worker::kv::Key>> {
-    let mut keys = Vec::new();
-    let mut cursor = None;
-    loop {
-        let mut list = kv.list().prefix(prefix.to_owned());
-        if let Some(cursor) = cursor.take() {
-            list = list.cursor(cursor);
-        }
-        let page = list.execute().await?;
-        keys.extend(page.keys);
-        match page.cursor {
-            Some(next) if !page.list_complete => cursor = Some(next),
-            _ => return Ok(keys),
-        }
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use worker::kv::KvStore;
 use worker::{console_error, Env, Result};
 
-use super::operator::{self, KV_BINDING};
+use super::storage::{self, KV_BINDING};
 use crate::collection::Batch;
 use crate::inbound::{Reply, Route};
 use crate::quarantine;
@@ -39,7 +39,7 @@ pub(crate) async fn park(env: &Env, route: Route, batch: &Batch, reason: &str, n
 /// Deletes the oldest entries beyond the bound (KV's listing may lag a
 /// little behind recent writes: the bound holds within that lag).
 async fn make_room(kv: &KvStore) -> Result<()> {
-    let names = operator::list_keys(kv, quarantine::PREFIX).await?.into_iter().map(|key| key.name).collect();
+    let names = storage::list_keys(kv, quarantine::PREFIX).await?.into_iter().map(|key| key.name).collect();
     for name in quarantine::to_evict(names) {
         kv.delete(&name).await?;
     }
@@ -48,7 +48,7 @@ async fn make_room(kv: &KvStore) -> Result<()> {
 
 /// The entries, newest first, each with when and why.
 pub(crate) async fn list(kv: &KvStore) -> Result<Reply> {
-    let mut keys = operator::list_keys(kv, quarantine::PREFIX).await?;
+    let mut keys = storage::list_keys(kv, quarantine::PREFIX).await?;
     let at = |key: &worker::kv::Key| {
         key.metadata.as_ref().and_then(|m| m.get("receivedAtUnixMs")).and_then(Value::as_u64).unwrap_or(0)
     };

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use graph_relay_proto::v1::{Notification, PublishRequest};
 use prost::Message as _;
-use worker::js_sys::Uint8Array;
-use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen::JsValue;
 use worker::{
     console_error, console_log, event, Context, Delay, Env, MessageBatch, MessageExt, Queue, QueueContentType,
     QueueRetryOptionsBuilder, RawMessageBuilder, Result,
@@ -20,13 +19,10 @@ use worker::{
 use futures_util::future::{select, Either};
 
 use super::config::{FanoutTarget, RetryPolicy};
+use super::storage::{bytes_value, value_bytes};
 use super::{dead_letters, fanout};
 use crate::budget::{self, Budget};
 use crate::chunk;
-
-/// The producer binding in `wrangler.toml`; without it the edge runs in
-/// synchronous mode (forward, then answer).
-pub(crate) const BINDING: &str = "NOTIFICATIONS";
 
 /// The consumer is not racing Graph's 3 s, so it may wait longer.
 const CONSUMER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,12 +109,4 @@ async fn forward(target: &FanoutTarget, body: &JsValue) -> std::result::Result<S
     let request = PublishRequest::decode(bytes.as_slice()).map_err(|e| format!("undecodable message: {e}"))?;
     let reply = fanout::publish(target, request.notifications, CONSUMER_TIMEOUT).await?;
     Ok(format!("{} stored, {} duplicates", reply.stored, reply.duplicates))
-}
-
-pub(crate) fn bytes_value(bytes: &[u8]) -> JsValue {
-    Uint8Array::from(bytes).into()
-}
-
-pub(crate) fn value_bytes(value: &JsValue) -> Option<Vec<u8>> {
-    value.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec)
 }

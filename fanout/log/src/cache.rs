@@ -26,34 +26,12 @@
 //!   skipped when popped, so a hit never searches a queue.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
-use bytes::Bytes;
-
-use crate::group;
-use crate::index::GroupIndex;
+use crate::index::Cached;
 
 /// Protected groups may take this share of the budget (numerator / 4).
 const PROTECTED_QUARTERS: usize = 3;
-
-/// A cached group.
-#[derive(Clone)]
-pub(crate) struct Cached {
-    pub(crate) bytes: Bytes,
-    /// Records in it: the next group starts at first + count.
-    pub(crate) count: u64,
-    /// Its records' routes, read by the first reader that needs them and
-    /// then shared (see `index`).
-    pub(crate) index: Arc<OnceLock<GroupIndex>>,
-}
-
-impl Cached {
-    /// A group's bytes as stored, in a buffer of their own.
-    pub(crate) fn new(bytes: Bytes) -> Self {
-        let count = group::records(0, &bytes).count() as u64;
-        Self { bytes, count, index: Default::default() }
-    }
-}
 
 struct Entry {
     cached: Cached,
@@ -190,6 +168,8 @@ impl GroupCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group;
+    use bytes::Bytes;
 
     const BUDGET_BYTES: usize = 32 << 20;
 

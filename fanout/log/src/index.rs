@@ -19,9 +19,10 @@
 //! - `PageGroup`: a group as a reader gets it, from the first record it
 //!   wants.
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 
-use crate::cache::Cached;
 use crate::group;
 use crate::route::{Route, RouteError, RouteSpans, StoredRoute};
 
@@ -50,6 +51,25 @@ enum Located {
     /// A route that does not read; the reason is read again when asked for,
     /// which only a damaged or foreign record ever makes anyone do.
     Unreadable,
+}
+
+/// A cached group.
+#[derive(Clone)]
+pub(crate) struct Cached {
+    pub(crate) bytes: Bytes,
+    /// Records in it: the next group starts at first + count.
+    pub(crate) count: u64,
+    /// Its records' routes, read by the first reader that needs them and
+    /// then shared (see `index`).
+    pub(crate) index: Arc<OnceLock<GroupIndex>>,
+}
+
+impl Cached {
+    /// A group's bytes as stored, in a buffer of their own.
+    pub(crate) fn new(bytes: Bytes) -> Self {
+        let count = group::records(0, &bytes).count() as u64;
+        Self { bytes, count, index: Default::default() }
+    }
 }
 
 /// The records of one group, in sequence order.

@@ -12,7 +12,6 @@ use graph_relay_proto::v1::{notification::Kind, Notification};
 use sha2::{Digest, Sha256};
 
 use crate::group;
-use crate::store::Stored;
 use crate::wire::{self, EncodedEvent, EventBody};
 
 pub struct Prepared {
@@ -60,6 +59,15 @@ impl Prepared {
             redacted: self.redacted.map(|body| EncodedEvent::sequenced(sequence, body)),
         }
     }
+}
+
+/// An event the log stored, as every subscriber gets it (the hub reads its
+/// route from the bytes).
+pub struct Stored {
+    pub encoded: EncodedEvent,
+    /// The same event without decrypted resource data, for subscribers not
+    /// allowed to see it; `None` when there is nothing to hide.
+    pub redacted: Option<EncodedEvent>,
 }
 
 /// Prepares the notifications of one publish request (and frees them here,

@@ -30,13 +30,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use crate::cache::{Cached, GroupCache};
+use crate::cache::GroupCache;
 use crate::dedup::{self, Dedup, Pending};
 use crate::group;
+use crate::index::Cached;
 use crate::index::PageGroup;
+pub use crate::prepared::Stored;
 use crate::prepared::{Prepared, NO_KEY};
 use crate::seal::{self, LogKeys};
-use crate::wire::EncodedEvent;
 
 pub use crate::error::Result;
 use crate::schema::{self, BYTES, GROUPS, META, NEXT_SEQUENCE, SEALED_FROM};
@@ -58,15 +59,6 @@ pub struct Retention {
     pub cache_bytes: usize,
     /// Groups shared by readers (see `cache`); 0 keeps none.
     pub shared_groups_bytes: usize,
-}
-
-/// An event the log stored, as every subscriber gets it (the hub reads its
-/// route from the bytes).
-pub struct Stored {
-    pub encoded: EncodedEvent,
-    /// The same event without decrypted resource data, for subscribers not
-    /// allowed to see it; `None` when there is nothing to hide.
-    pub redacted: Option<EncodedEvent>,
 }
 
 /// The outcome of one publish request inside a group commit.

@@ -14,6 +14,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::errors::graph_error;
 use super::{delivery, identity, Emulator};
 use crate::graph::catalog::{self, Kind, Permission, QuotaScope, ResourcePath, MIN_LIFETIME_MINUTES};
 use crate::graph::check::{self, Request};
@@ -68,11 +69,6 @@ pub struct Encryption {
     pub certificate_id: String,
     /// Hex SHA-1 of the certificate, as Graph sends it.
     pub thumbprint: String,
-}
-
-/// Graph's error envelope.
-pub fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
 }
 
 #[derive(Deserialize)]

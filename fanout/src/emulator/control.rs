@@ -12,7 +12,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{graph_error, Subscription};
+use super::api::Subscription;
+use super::errors::graph_error;
 use super::{delivery, samples, Emulator};
 use crate::graph::catalog::Permission;
 

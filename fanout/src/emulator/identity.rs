@@ -239,7 +239,7 @@ pub fn authorize(emulator: &Emulator, headers: &HeaderMap) -> Result<Grant, Resp
     let grant = emulator.world().identity.access.get(token).cloned();
     match grant {
         Some(grant) if grant.expires_at_ms > now_ms() => Ok(grant),
-        _ => Err(super::api::graph_error(
+        _ => Err(super::errors::graph_error(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
             "Access token is empty, invalid or expired.",

@@ -22,6 +22,7 @@
 pub mod api;
 pub mod control;
 pub mod delivery;
+pub mod errors;
 pub mod identity;
 pub mod samples;
 

@@ -3,13 +3,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::catalog::Permission;
 use super::credentials::{CredentialError, Credentials};
 use super::listing::Listing;
-use super::parse_time;
+pub use super::listing::Remote;
 
 /// A Graph answer other than success, by what it means for the caller.
 #[derive(Debug, thiserror::Error)]
@@ -37,42 +37,6 @@ pub enum GraphError {
     /// The subscription list could not be trusted whole (see `listing`).
     #[error("subscription list: {0}")]
     BadList(String),
-}
-
-/// A subscription as Graph describes it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Remote {
-    pub id: String,
-    pub resource: String,
-    pub change_type: String,
-    pub expiration_date_time: String,
-    /// What Graph says of the rest of the definition (absent: not said).
-    #[serde(default)]
-    pub notification_url: Option<String>,
-    #[serde(default)]
-    pub lifecycle_notification_url: Option<String>,
-    #[serde(default)]
-    pub include_resource_data: Option<bool>,
-}
-
-impl Remote {
-    /// Whether what Graph lists of this subscription agrees with `entry`
-    /// and the edge's URLs: only then may a 409 adopt it.
-    pub fn has_definition(&self, entry: &super::plan::Entry, edge: &super::plan::EdgeSettings) -> bool {
-        let same_url = |listed: &Option<String>, wanted: Option<&String>| match (listed, wanted) {
-            (None, _) => true,
-            (Some(listed), Some(wanted)) => listed.eq_ignore_ascii_case(wanted),
-            (Some(listed), None) => listed.is_empty(),
-        };
-        same_url(&self.notification_url, Some(&edge.notification_url))
-            && same_url(&self.lifecycle_notification_url, edge.lifecycle_notification_url.as_ref())
-            && self.include_resource_data.is_none_or(|rich| rich == entry.include_resource_data)
-    }
-
-    pub fn expiration_ms(&self) -> u64 {
-        parse_time(&self.expiration_date_time).unwrap_or(0)
-    }
 }
 
 /// The body of `POST /subscriptions`.

@@ -16,8 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use graph_relay_proto::v1::{notification::Kind, LifecycleNotification, Notification};
-use serde_json::json;
+use graph_relay_proto::v1::{LifecycleNotification, Notification};
 use tokio::sync::mpsc;
 
 use super::reconciler::{Reconciler, Report};
@@ -25,8 +24,7 @@ use super::resync;
 use super::REAUTHORIZE_WINDOW_MS;
 use super::{now_ms, Publish};
 
-/// The event consumers get when they must run a delta query.
-pub const RESYNC_NEEDED: &str = "resyncNeeded";
+pub use super::resync::RESYNC_NEEDED;
 /// Unsaved cursor movement is flushed this often.
 const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
@@ -157,7 +155,7 @@ impl Reconciler {
                 self.create(&entry, kind, &mut report).await;
                 self.pay_resyncs().await;
             }
-            "missed" => publish(publisher, resync_for_missed(sequence, event, &entry.resource)).await,
+            "missed" => publish(publisher, resync::for_missed(sequence, event, &entry.resource)).await,
             other => tracing::warn!(event = other, "unknown lifecycle event ignored"),
         }
         tracing::info!(entry = entry.name, event = event.lifecycle_event, ?report, "lifecycle event handled");
@@ -201,52 +199,6 @@ impl Reconciler {
             Err(e) => self.failed(&entry.name, e, report),
         }
     }
-}
-
-/// The `resyncNeeded` for a `missed` event stored as `cause_sequence`:
-/// handled twice (after a crash) it has the same delivery id, stored once.
-fn resync_for_missed(cause_sequence: u64, cause: &LifecycleNotification, resource: &str) -> Notification {
-    let raw = json!({
-        "lifecycleEvent": RESYNC_NEEDED, "reason": cause.lifecycle_event, "subscriptionId": cause.subscription_id,
-        "resource": resource, "tenantId": cause.tenant_id, "causeSequence": cause_sequence,
-    });
-    let resync = LifecycleNotification {
-        subscription_id: cause.subscription_id.clone(),
-        lifecycle_event: RESYNC_NEEDED.into(),
-        resource: super::resource_path(resource).to_string(),
-        tenant_id: cause.tenant_id.clone(),
-        organization_id: cause.organization_id.clone(),
-        raw_json: raw.to_string(),
-        reason: cause.lifecycle_event.clone(),
-        previous_subscription_id: String::new(),
-        subscription_expiration_date_time: String::new(),
-    };
-    resync_notification(resync, resync::missed_delivery_id(cause_sequence))
-}
-
-/// The one `resyncNeeded` for a lost subscription, now recreated as
-/// `subscription_id`.
-pub(crate) fn resync_for_loss(owed: &resync::Owed, subscription_id: &str, resource: &str) -> Notification {
-    let raw = json!({
-        "lifecycleEvent": RESYNC_NEEDED, "reason": owed.reason, "subscriptionId": subscription_id,
-        "previousSubscriptionId": owed.previous_subscription_id, "resource": resource, "tenantId": owed.tenant_id,
-    });
-    let resync = LifecycleNotification {
-        subscription_id: subscription_id.to_string(),
-        lifecycle_event: RESYNC_NEEDED.into(),
-        resource: super::resource_path(resource).to_string(),
-        tenant_id: owed.tenant_id.clone(),
-        organization_id: owed.organization_id.clone(),
-        raw_json: raw.to_string(),
-        reason: owed.reason.clone(),
-        previous_subscription_id: owed.previous_subscription_id.clone(),
-        subscription_expiration_date_time: String::new(),
-    };
-    resync_notification(resync, owed.delivery_id())
-}
-
-fn resync_notification(resync: LifecycleNotification, delivery_id: String) -> Notification {
-    Notification { kind: Some(Kind::Lifecycle(resync)), received_at_unix_ms: now_ms() as i64, delivery_id }
 }
 
 async fn publish(publisher: &dyn Publish, notification: Notification) {

@@ -12,7 +12,9 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::client::Remote;
+use serde::Deserialize;
+
+use super::parse_time;
 
 /// Pages followed at most: Graph pages 100 subscriptions at a time, and an
 /// app has far fewer than 100,000 (Graph's quotas are per mailbox, team or
@@ -78,6 +80,42 @@ fn is_below(url: &str, base_url: &str) -> bool {
         && url.port_or_known_default() == base.port_or_known_default()
         && url.username().is_empty()
         && url.path().strip_prefix(base_path).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A subscription as Graph describes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Remote {
+    pub id: String,
+    pub resource: String,
+    pub change_type: String,
+    pub expiration_date_time: String,
+    /// What Graph says of the rest of the definition (absent: not said).
+    #[serde(default)]
+    pub notification_url: Option<String>,
+    #[serde(default)]
+    pub lifecycle_notification_url: Option<String>,
+    #[serde(default)]
+    pub include_resource_data: Option<bool>,
+}
+
+impl Remote {
+    /// Whether what Graph lists of this subscription agrees with `entry`
+    /// and the edge's URLs: only then may a 409 adopt it.
+    pub fn has_definition(&self, entry: &super::plan::Entry, edge: &super::plan::EdgeSettings) -> bool {
+        let same_url = |listed: &Option<String>, wanted: Option<&String>| match (listed, wanted) {
+            (None, _) => true,
+            (Some(listed), Some(wanted)) => listed.eq_ignore_ascii_case(wanted),
+            (Some(listed), None) => listed.is_empty(),
+        };
+        same_url(&self.notification_url, Some(&edge.notification_url))
+            && same_url(&self.lifecycle_notification_url, edge.lifecycle_notification_url.as_ref())
+            && self.include_resource_data.is_none_or(|rich| rich == entry.include_resource_data)
+    }
+
+    pub fn expiration_ms(&self) -> u64 {
+        parse_time(&self.expiration_date_time).unwrap_or(0)
+    }
 }
 
 #[cfg(test)]

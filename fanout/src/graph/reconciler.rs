@@ -187,7 +187,7 @@ impl Reconciler {
                 self.ledger.state.owed_resyncs.remove(&name);
                 continue;
             };
-            let event = super::lifecycle::resync_for_loss(&owed, &subscription_id, &entry.resource);
+            let event = resync::for_loss(&owed, &subscription_id, &entry.resource);
             match publisher.publish(event).await {
                 Ok(summary) => {
                     tracing::info!(entry = name, summary, reason = owed.reason, "resyncNeeded published");

@@ -12,7 +12,14 @@
 //! is cleared and saved. A crash anywhere in between replays the same step
 //! with the same delivery id, which the log stores once.
 
+use graph_relay_proto::v1::{notification::Kind, LifecycleNotification, Notification};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::now_ms;
+
+/// The event consumers get when they must run a delta query.
+pub const RESYNC_NEEDED: &str = "resyncNeeded";
 
 /// Why a subscription was lost, as `resyncNeeded.reason` says it.
 pub const REMOVED: &str = "subscriptionRemoved";
@@ -45,6 +52,52 @@ impl Owed {
 /// `cause_sequence`: each missed event is its own gap in the changes.
 pub fn missed_delivery_id(cause_sequence: u64) -> String {
     format!("resync/missed/{cause_sequence}")
+}
+
+/// The `resyncNeeded` for a `missed` event stored as `cause_sequence`:
+/// handled twice (after a crash) it has the same delivery id, stored once.
+pub(crate) fn for_missed(cause_sequence: u64, cause: &LifecycleNotification, resource: &str) -> Notification {
+    let raw = json!({
+        "lifecycleEvent": RESYNC_NEEDED, "reason": cause.lifecycle_event, "subscriptionId": cause.subscription_id,
+        "resource": resource, "tenantId": cause.tenant_id, "causeSequence": cause_sequence,
+    });
+    let resync = LifecycleNotification {
+        subscription_id: cause.subscription_id.clone(),
+        lifecycle_event: RESYNC_NEEDED.into(),
+        resource: super::resource_path(resource).to_string(),
+        tenant_id: cause.tenant_id.clone(),
+        organization_id: cause.organization_id.clone(),
+        raw_json: raw.to_string(),
+        reason: cause.lifecycle_event.clone(),
+        previous_subscription_id: String::new(),
+        subscription_expiration_date_time: String::new(),
+    };
+    notification(resync, missed_delivery_id(cause_sequence))
+}
+
+/// The one `resyncNeeded` for a lost subscription, now recreated as
+/// `subscription_id`.
+pub(crate) fn for_loss(owed: &Owed, subscription_id: &str, resource: &str) -> Notification {
+    let raw = json!({
+        "lifecycleEvent": RESYNC_NEEDED, "reason": owed.reason, "subscriptionId": subscription_id,
+        "previousSubscriptionId": owed.previous_subscription_id, "resource": resource, "tenantId": owed.tenant_id,
+    });
+    let resync = LifecycleNotification {
+        subscription_id: subscription_id.to_string(),
+        lifecycle_event: RESYNC_NEEDED.into(),
+        resource: super::resource_path(resource).to_string(),
+        tenant_id: owed.tenant_id.clone(),
+        organization_id: owed.organization_id.clone(),
+        raw_json: raw.to_string(),
+        reason: owed.reason.clone(),
+        previous_subscription_id: owed.previous_subscription_id.clone(),
+        subscription_expiration_date_time: String::new(),
+    };
+    notification(resync, owed.delivery_id())
+}
+
+fn notification(resync: LifecycleNotification, delivery_id: String) -> Notification {
+    Notification { kind: Some(Kind::Lifecycle(resync)), received_at_unix_ms: now_ms() as i64, delivery_id }
 }
 
 #[cfg(test)]
