@@ -18,6 +18,8 @@
 //! - [`validation_tokens`]: the rich-notification JWT rules.
 //! - `verified_tokens`: tokens already verified, so repeats skip the RSA check.
 //! - [`inbound`]: the HTTP decisions (routes, statuses, reasons).
+//! - [`pipeline`]: a notification POST step by step over a small platform
+//!   trait, every decision in it tested natively with a fake.
 //! - [`quarantine`]: what is kept of a batch refused for its tokens, bounded.
 //!
 //! The Worker glue (`worker_glue`, wasm32 only, feature `glue`) wires those
@@ -34,6 +36,7 @@ pub mod delivery;
 pub mod grpc_web;
 pub mod handshake;
 pub mod inbound;
+pub mod pipeline;
 pub mod quarantine;
 pub mod secret;
 pub mod validation_tokens;

@@ -74,11 +74,9 @@ impl RetryPolicy {
         }
     }
 
-    /// Waits as long as the message has already waited, so delays double
-    /// from one try to the next, between the base and the maximum.
+    /// See `pipeline::retry_delay_seconds`.
     pub(crate) fn delay_seconds(&self, age_seconds: u64) -> u32 {
-        (age_seconds.min(u64::from(self.max_seconds)) as u32)
-            .clamp(self.base_seconds.min(self.max_seconds), self.max_seconds)
+        crate::pipeline::retry_delay_seconds(age_seconds, self.base_seconds, self.max_seconds)
     }
 }
 

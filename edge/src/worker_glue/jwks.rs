@@ -16,6 +16,7 @@ use futures_util::future::{select, Either};
 use worker::{console_error, Cache, Delay, Env, Fetch, Response};
 
 use crate::budget::Budget;
+use crate::pipeline;
 use crate::validation_tokens::Keys;
 
 const DEFAULT_JWKS_URL: &str = "https://login.microsoftonline.com/common/discovery/v2.0/keys";
@@ -52,7 +53,7 @@ impl JwksSource {
     pub(crate) async fn keys(&self, budget: &Budget) -> Result<Rc<Keys>, String> {
         let now = now_ms();
         if let Some((keys, fetched_at)) = cached() {
-            if now.saturating_sub(fetched_at) < self.max_age_ms {
+            if !pipeline::keys_are_stale(fetched_at, now, self.max_age_ms) {
                 return Ok(keys);
             }
         } else if let Some(keys) = self.read_cache_api().await {
@@ -67,7 +68,9 @@ impl JwksSource {
     /// the kid may be new, so the token cannot be called bad yet).
     pub(crate) async fn refresh(&self, budget: &Budget) -> Option<Result<Rc<Keys>, String>> {
         match cached() {
-            Some((keys, fetched_at)) if now_ms().saturating_sub(fetched_at) < self.min_refresh_ms => Some(Ok(keys)),
+            Some((keys, fetched_at)) if !pipeline::refetch_allowed(fetched_at, now_ms(), self.min_refresh_ms) => {
+                Some(Ok(keys))
+            }
             _ => {
                 budget.step(now_ms(), FETCH_TIMEOUT)?;
                 Some(self.fetch_or_keep(budget).await)

@@ -1,4 +1,5 @@
-//! The Worker's event handlers: thin glue from Workers types to the core.
+//! The Worker's event handlers: thin glue from Workers types to the core
+//! (`crate::pipeline` decides; this implements its `Platform`).
 //!
 //! # Layout
 //! - this file: `#[event(fetch)]`, reading the request and writing replies.
@@ -27,15 +28,19 @@ mod quarantine;
 mod queue;
 mod storage;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use graph_relay_proto::v1::Notification;
 use worker::{console_error, console_log, event, Context, Env, Request, Response, Result};
 
 use crate::budget::Budget;
 use crate::chunk;
+use crate::client_state::ClientStates;
 use crate::collection::Batch;
-use crate::delivery::RequestId;
 use crate::inbound::{self, Reply, Route};
-use crate::validation_tokens;
+use crate::pipeline;
+use crate::validation_tokens::{Keys, Policy};
 use config::{Config, TokenPolicy};
 use jwks::JwksSource;
 
@@ -51,7 +56,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     respond(reply)
 }
 
-async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
+async fn handle(req: Request, env: &Env) -> Result<Reply> {
     let budget = Budget::starting_at(now_unix_ms() as u64);
     let method = req.method().to_string();
     let url = req.url()?;
@@ -66,118 +71,80 @@ async fn handle(mut req: Request, env: &Env) -> Result<Reply> {
         }
         Route::Notifications | Route::Lifecycle => {}
     }
-    if let Some(reply) = inbound::handshake(url.query().unwrap_or("")) {
-        console_log!("{}: validation handshake answered with {}", route.name(), reply.status);
-        return Ok(reply);
-    }
     let headers = req.headers();
-    if let Err(reply) =
-        inbound::check_headers(headers.get("content-type")?.as_deref(), headers.get("content-length")?.as_deref())
-    {
-        return Ok(reply);
-    }
-    let config = match Config::from_env(env) {
-        Ok(config) => config,
-        Err(problem) => {
-            console_error!("edge misconfigured: {problem}");
-            return Ok(Reply::text(503, "edge is misconfigured; retry later"));
-        }
+    let (content_type, content_length) = (headers.get("content-type")?, headers.get("content-length")?);
+    let post = pipeline::Post {
+        route,
+        query: url.query().unwrap_or(""),
+        content_type: content_type.as_deref(),
+        content_length: content_length.as_deref(),
     };
-    let body = req.bytes().await?;
-    let request_id = match RequestId::random() {
-        Ok(id) => id,
-        Err(e) => {
-            console_error!("{}: {e}", route.name());
-            return Ok(Reply::text(503, "no request id could be made; retry later"));
-        }
-    };
-    let batch = match inbound::accept_body(&body, &config.client_states, now_unix_ms(), &request_id) {
-        Ok(batch) => batch,
-        Err(reply) => return Ok(reply),
-    };
-    for line in batch.rejection_summary() {
-        console_log!("{}: {line}", route.name());
-    }
-    match check_validation_tokens(env, &batch, &budget).await {
-        Ok(()) => {}
-        Err(Refusal::Retry(reply)) => return Ok(reply),
-        Err(Refusal::Quarantine(reason)) => {
-            quarantine::park(env, route, &batch, &reason, now_unix_ms() as u64).await;
-            return Ok(Reply::accepted());
-        }
-    }
-    if batch.notifications.is_empty() {
-        return Ok(Reply::accepted());
-    }
-    match deliver(env, &config, batch.notifications, &budget).await {
-        Ok(summary) => {
-            console_log!("{}: {summary}", route.name());
-            Ok(Reply::accepted())
-        }
-        Err(e) => {
-            console_error!("{}: not stored, asking Graph to retry: {e}", route.name());
-            Ok(Reply::text(503, "notifications could not be stored; retry later"))
-        }
-    }
+    let platform = WorkerPlatform { env, request: RefCell::new(Some(req)) };
+    Ok(pipeline::notification_post(&platform, post, &budget).await)
 }
 
-/// Why a batch with validationTokens was not let through.
-enum Refusal {
-    /// We could not check (configuration, keys unavailable): Graph retries.
-    Retry(Reply),
-    /// The tokens are bad: 202, nothing delivered, recorded.
-    Quarantine(String),
+/// The Worker's side of the request path: its bindings, settings and log.
+struct WorkerPlatform<'a> {
+    env: &'a Env,
+    /// Taken when the body is read (once).
+    request: RefCell<Option<Request>>,
 }
 
-/// Checks every validationToken before anything of the batch is delivered.
-async fn check_validation_tokens(env: &Env, batch: &Batch, budget: &Budget) -> std::result::Result<(), Refusal> {
-    if !batch.needs_token_check() {
-        return Ok(());
+impl pipeline::Platform for WorkerPlatform<'_> {
+    fn now_ms(&self) -> u64 {
+        now_unix_ms() as u64
     }
-    let policy = TokenPolicy::from_env(env).map_err(|problem| {
-        console_error!("edge misconfigured for rich notifications: {problem}");
-        Refusal::Retry(Reply::text(503, "edge is misconfigured; retry later"))
-    })?;
-    let unavailable = |e: String| {
-        console_error!("signing keys unavailable: {e}");
-        Refusal::Retry(Reply::text(503, "signing keys unavailable; retry later"))
-    };
-    let source = JwksSource::from_env(env);
-    let keys = source.keys(budget).await.map_err(unavailable)?;
-    let tokens = batch.validation_tokens.as_ref();
-    let now_s = (now_unix_ms() / 1000) as u64;
-    let verdict = match validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s) {
-        Err(e) if e.is_unknown_key() => {
-            let Some(refreshed) = source.refresh(budget).await else {
-                return Err(unavailable("no time left to refetch them for an unknown kid".to_owned()));
-            };
-            let keys = refreshed.map_err(unavailable)?;
-            validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s)
-        }
-        verdict => verdict,
-    };
-    verdict.map(|_| ()).map_err(|e| Refusal::Quarantine(e.to_string()))
-}
 
-/// Stores the accepted items within the request's budget: on the queue
-/// when bound, else at the fan-out (in as many publishes as its limits
-/// need: a 1 MiB body can hold more items than one publish may carry).
-async fn deliver(
-    env: &Env,
-    config: &Config,
-    notifications: Vec<Notification>,
-    budget: &Budget,
-) -> std::result::Result<String, String> {
-    match env.queue(storage::QUEUE_BINDING) {
-        Ok(queue) => queue::enqueue(&queue, &config.fanout, notifications, budget).await,
-        Err(_) => {
-            let chunks = chunk::split(notifications, chunk::MAX_PUBLISH_BYTES);
-            let (mut stored, mut duplicates) = (0, 0);
-            for request in chunks.messages {
-                let reply = fanout::publish_encoded(&config.fanout, request, budget).await?;
-                (stored, duplicates) = (stored + reply.stored, duplicates + reply.duplicates);
+    fn log(&self, line: &str) {
+        console_log!("{line}");
+    }
+
+    fn log_error(&self, line: &str) {
+        console_error!("{line}");
+    }
+
+    fn client_states(&self) -> std::result::Result<ClientStates, String> {
+        Config::from_env(self.env).map(|config| config.client_states)
+    }
+
+    fn token_policy(&self) -> std::result::Result<Policy, String> {
+        TokenPolicy::from_env(self.env)
+    }
+
+    async fn body(&self) -> std::result::Result<Vec<u8>, String> {
+        let request = self.request.borrow_mut().take();
+        let mut request = request.ok_or("the body was read already")?;
+        request.bytes().await.map_err(|e| e.to_string())
+    }
+
+    async fn keys(&self, budget: &Budget) -> std::result::Result<Rc<Keys>, String> {
+        JwksSource::from_env(self.env).keys(budget).await
+    }
+
+    async fn refreshed_keys(&self, budget: &Budget) -> Option<std::result::Result<Rc<Keys>, String>> {
+        JwksSource::from_env(self.env).refresh(budget).await
+    }
+
+    async fn quarantine(&self, route: Route, batch: &Batch, reason: &str) {
+        quarantine::park(self.env, route, batch, reason, now_unix_ms() as u64).await;
+    }
+
+    /// On the queue when bound, else at the fan-out (in as many publishes
+    /// as its limits need: a 1 MiB body can hold more items than one
+    /// publish may carry).
+    async fn deliver(&self, notifications: Vec<Notification>, budget: &Budget) -> std::result::Result<String, String> {
+        let config = Config::from_env(self.env)?;
+        match self.env.queue(storage::QUEUE_BINDING) {
+            Ok(queue) => queue::enqueue(&queue, &config.fanout, notifications, budget).await,
+            Err(_) => {
+                let chunks = chunk::split(notifications, chunk::MAX_PUBLISH_BYTES);
+                let (mut stored, mut duplicates) = (0, 0);
+                for request in chunks.messages {
+                    let reply = fanout::publish_encoded(&config.fanout, request, budget).await?;
+                    (stored, duplicates) = (stored + reply.stored, duplicates + reply.duplicates);
+                }
+                Ok(format!("forwarded: {stored} stored, {duplicates} duplicates"))
             }
-            Ok(format!("forwarded: {stored} stored, {duplicates} duplicates"))
         }
     }
 }

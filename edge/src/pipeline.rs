@@ -1,0 +1,168 @@
+//! A notification POST, step by step: the order of the steps and every
+//! decision in them (503 or 202, quarantine or retry, when to refetch the
+//! signing keys, how long a failed queue message waits), in plain Rust over
+//! the small [`Platform`] trait. The Worker implements the trait with its
+//! bindings (`worker_glue`); the tests here with a fake, natively.
+
+use std::rc::Rc;
+
+use graph_relay_proto::v1::Notification;
+
+use crate::budget::Budget;
+use crate::client_state::ClientStates;
+use crate::collection::Batch;
+use crate::delivery::RequestId;
+use crate::inbound::{self, Reply, Route};
+use crate::validation_tokens::{self, Keys, Policy};
+
+/// What the request path needs from the platform, for one request.
+// The Worker is single-threaded: its futures are not Send, and need not be.
+#[allow(async_fn_in_trait)]
+pub trait Platform {
+    fn now_ms(&self) -> u64;
+    fn log(&self, line: &str);
+    fn log_error(&self, line: &str);
+    /// The accepted clientState values (`CLIENT_STATES`) and that the
+    /// fan-out is configured; the error names what is missing.
+    fn client_states(&self) -> Result<ClientStates, String>;
+    /// What validationTokens must satisfy (`GRAPH_APP_IDS`, ...).
+    fn token_policy(&self) -> Result<Policy, String>;
+    /// The request's body (read only once its headers passed).
+    async fn body(&self) -> Result<Vec<u8>, String>;
+    /// The signing keys, cached or fetched within the budget.
+    async fn keys(&self, budget: &Budget) -> Result<Rc<Keys>, String>;
+    /// The keys fetched again for an unknown `kid` (or the cached ones when
+    /// they were fetched too recently); `None` when the budget leaves no time.
+    async fn refreshed_keys(&self, budget: &Budget) -> Option<Result<Rc<Keys>, String>>;
+    /// Records a batch refused for its tokens.
+    async fn quarantine(&self, route: Route, batch: &Batch, reason: &str);
+    /// Stores the accepted items (queue, or the fan-out); a summary for the log.
+    async fn deliver(&self, notifications: Vec<Notification>, budget: &Budget) -> Result<String, String>;
+}
+
+/// A POST to a notification route, as far as its headers and query.
+pub struct Post<'a> {
+    pub route: Route,
+    pub query: &'a str,
+    pub content_type: Option<&'a str>,
+    pub content_length: Option<&'a str>,
+}
+
+/// Answers a POST to `/graph/notifications` or `/graph/lifecycle`.
+pub async fn notification_post<P: Platform>(platform: &P, post: Post<'_>, budget: &Budget) -> Reply {
+    let name = post.route.name();
+    if let Some(reply) = inbound::handshake(post.query) {
+        platform.log(&format!("{name}: validation handshake answered with {}", reply.status));
+        return reply;
+    }
+    if let Err(reply) = inbound::check_headers(post.content_type, post.content_length) {
+        return reply;
+    }
+    let client_states = match platform.client_states() {
+        Ok(states) => states,
+        Err(problem) => return misconfigured(platform, &problem),
+    };
+    let body = match platform.body().await {
+        Ok(body) => body,
+        Err(e) => return Reply::text(400, format!("the body could not be read: {e}")),
+    };
+    let request_id = match RequestId::random() {
+        Ok(id) => id,
+        Err(e) => {
+            platform.log_error(&format!("{name}: {e}"));
+            return Reply::text(503, "no request id could be made; retry later");
+        }
+    };
+    let batch = match inbound::accept_body(&body, &client_states, platform.now_ms() as i64, &request_id) {
+        Ok(batch) => batch,
+        Err(reply) => return reply,
+    };
+    for line in batch.rejection_summary() {
+        platform.log(&format!("{name}: {line}"));
+    }
+    match check_tokens(platform, &batch, budget).await {
+        Ok(()) => {}
+        Err(Refusal::Retry(reply)) => return reply,
+        Err(Refusal::Quarantine(reason)) => {
+            platform.quarantine(post.route, &batch, &reason).await;
+            return Reply::accepted();
+        }
+    }
+    if batch.notifications.is_empty() {
+        return Reply::accepted();
+    }
+    match platform.deliver(batch.notifications, budget).await {
+        Ok(summary) => {
+            platform.log(&format!("{name}: {summary}"));
+            Reply::accepted()
+        }
+        Err(e) => {
+            platform.log_error(&format!("{name}: not stored, asking Graph to retry: {e}"));
+            Reply::text(503, "notifications could not be stored; retry later")
+        }
+    }
+}
+
+fn misconfigured<P: Platform>(platform: &P, problem: &str) -> Reply {
+    platform.log_error(&format!("edge misconfigured: {problem}"));
+    Reply::text(503, "edge is misconfigured; retry later")
+}
+
+/// Why a batch with validationTokens was not let through.
+enum Refusal {
+    /// We could not check (configuration, keys unavailable): Graph retries.
+    Retry(Reply),
+    /// The tokens are bad: 202, nothing delivered, recorded.
+    Quarantine(String),
+}
+
+/// Checks every validationToken before anything of the batch is delivered;
+/// an unknown `kid` gets one refetch of the keys, if the budget allows it
+/// (without one, the kid may be new: that is a retry, not a bad token).
+async fn check_tokens<P: Platform>(platform: &P, batch: &Batch, budget: &Budget) -> Result<(), Refusal> {
+    if !batch.needs_token_check() {
+        return Ok(());
+    }
+    let policy = platform.token_policy().map_err(|problem| Refusal::Retry(misconfigured(platform, &problem)))?;
+    let unavailable = |e: String| {
+        platform.log_error(&format!("signing keys unavailable: {e}"));
+        Refusal::Retry(Reply::text(503, "signing keys unavailable; retry later"))
+    };
+    let keys = platform.keys(budget).await.map_err(unavailable)?;
+    let tokens = batch.validation_tokens.as_ref();
+    let now_s = platform.now_ms() / 1000;
+    let verdict = match validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s) {
+        Err(e) if e.is_unknown_key() => {
+            let Some(refreshed) = platform.refreshed_keys(budget).await else {
+                return Err(unavailable("no time left to refetch them for an unknown kid".to_owned()));
+            };
+            let keys = refreshed.map_err(unavailable)?;
+            validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s)
+        }
+        verdict => verdict,
+    };
+    verdict.map(|_| ()).map_err(|e| Refusal::Quarantine(e.to_string()))
+}
+
+/// Whether cached signing keys fetched at `fetched_at_ms` are past `max_age_ms`.
+pub fn keys_are_stale(fetched_at_ms: u64, now_ms: u64, max_age_ms: u64) -> bool {
+    now_ms.saturating_sub(fetched_at_ms) >= max_age_ms
+}
+
+/// Whether an unknown `kid` may refetch the keys: not again within
+/// `min_refresh_ms` of the last fetch, so a flood of made-up kids cannot
+/// turn into a flood of fetches.
+pub fn refetch_allowed(fetched_at_ms: u64, now_ms: u64, min_refresh_ms: u64) -> bool {
+    now_ms.saturating_sub(fetched_at_ms) >= min_refresh_ms
+}
+
+/// How long a queue message that failed waits before its next try: as long
+/// as it has already waited, so delays double from one try to the next,
+/// between `base_seconds` and `max_seconds`.
+pub fn retry_delay_seconds(age_seconds: u64, base_seconds: u32, max_seconds: u32) -> u32 {
+    (age_seconds.min(u64::from(max_seconds)) as u32).clamp(base_seconds.min(max_seconds), max_seconds)
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;
