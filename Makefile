@@ -30,7 +30,7 @@ test: setup edge fanout lint
 	scripts/check-wasm-size.sh
 	cargo test --workspace
 
-## Measurements (BENCHMARKS.md); not part of `make test`.
+## Measurements (docs/performance-history.md); not part of `make test`.
 bench: bench-setup
 	cargo build --release -p graph-relay-fanout -p graph-relay-bench
 	target/release/graph-relay-bench durable
@@ -44,7 +44,7 @@ bench: bench-setup
 	python3 scripts/plot-bench.py target/bench-fanout.csv docs/bench-fanout.png
 
 ## Flamegraphs of the relay and NATS core at 50% of the relay's saturation,
-## 100 subscribers (BENCHMARKS.md, "Session 16"); writes docs/flamegraph-*.svg.
+## 100 subscribers (docs/performance-history.md, "2026-11-29, d9a807d"); writes docs/flamegraph-*.svg.
 profile: bench-setup
 	scripts/profile-fanout.sh relay 10% 26500
 	scripts/profile-fanout.sh nats 10% 26500
@@ -52,7 +52,7 @@ profile: bench-setup
 	scripts/profile-fanout.sh nats all 3850
 
 ## p50/p99 against offered load, relay and NATS core, 100 subscribers, 5 rounds
-## (BENCHMARKS.md, "Latency against load"); writes docs/bench-latency-vs-load.png.
+## (docs/performance-history.md, "Latency against load"); writes docs/bench-latency-vs-load.png.
 latency-curve: bench-setup
 	scripts/latency-curve.sh 5
 

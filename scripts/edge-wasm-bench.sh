@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The edge's request path as wasm, timed under Node (BENCHMARKS.md, "Edge
+# The edge's request path as wasm, timed under Node (docs/performance-history.md, "Edge
 # request path"): builds bench/edge-wasm with the worker's `edge` profile,
 # generates the JS glue with the local wasm-bindgen, and runs the timing.
 set -euo pipefail

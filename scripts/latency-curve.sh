@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # p50 and p99 against offered load, the relay beside NATS core, at 100
-# subscribers (BENCHMARKS.md, "Latency against load"). "50% of saturation" is
+# subscribers (docs/performance-history.md, "Latency against load"). "50% of saturation" is
 # one point of this curve; the curve shows where each system's p99 crosses the
 # 5 ms target on this machine, and how far a run's noise moves it.
 #

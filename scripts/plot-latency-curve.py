@@ -22,7 +22,7 @@ COLOURS = {"relay": "tab:purple", "nats": "tab:green"}
 
 def print_waits(system: str, selectivity: str, points) -> None:
     """The median time the server's and the bench's threads waited for a
-    core at each load, in cores (CSVs since session 19 have the columns)."""
+    core at each load, in cores (CSVs since 2026-11-29, 5c5086a have the columns)."""
     cells = []
     for offered in sorted(points):
         runs = points[offered]

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # A CPU profile of one fan-out server under the bench's paced load, as a
-# flamegraph and a table of where its samples go (BENCHMARKS.md, "Where the
+# flamegraph and a table of where its samples go (docs/performance-history.md, "Where the
 # server's CPU goes, as flamegraphs").
 #
 #   scripts/profile-fanout.sh [relay|nats] [FILTER] [RATE] [SUBSCRIBERS]
 #
 # Defaults: relay, 10%, 26500 notifications/s (50% of the relay's saturation
-# at 100 × "10%" in session 15), 100 subscribers. Runs `graph-relay-bench
+# at 100 × "10%" in 2026-11-29, bb1be54), 100 subscribers. Runs `graph-relay-bench
 # fanout --rate` for 15 s, waits until its server is up and warm, records the
 # server process with perf for 6 s, renders docs/flamegraph-<system>-<filter>.svg
 # with inferno (the folded stacks stay in target/) and prints the summary (scripts/profile-summary.py). perf costs

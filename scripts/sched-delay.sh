@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How long each thread of the relay's (or NATS core's) server and of the bench
 # waited for a core after it woke, at 100 subscribers with "10%" filters at
-# the relay's "50% of saturation" (BENCHMARKS.md, "Waiting for a core").
+# the relay's "50% of saturation" (docs/performance-history.md, "Waiting for a core").
 #
 #   scripts/sched-delay.sh [relay|nats] [RATE]     (default: relay 26500)
 #

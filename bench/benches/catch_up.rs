@@ -1,8 +1,8 @@
 //! CPU a subscriber catching up from the log spends deciding whether its
-//! filter takes a stored event (`make bench`): the whole `Event` decoded (as
-//! before session 13), the route read alone (`route::StoredRoute`, sessions
-//! 13–16), and the route from the spans the log's group index keeps
-//! (`index`, since session 17: read once per group, not per subscriber).
+//! filter takes a stored event (`make bench`), three ways: the whole `Event`
+//! decoded, the route read alone (`route::StoredRoute`), and the route from
+//! the spans the log's group index keeps (`index`: read once per group, not
+//! per subscriber), which is what subscribers do.
 //! A selective subscriber pays this for every stored event it scans, most of
 //! which it then drops.
 

@@ -52,10 +52,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Removes a finished run's data directory and waits until the filesystem
 /// has dealt with the removal, so that one run's cleanup is not measured in
-/// the next run. On ext4 mounted with `discard` (this VM's root), the blocks
+/// the next run. On ext4 mounted with `discard` (the measuring machine's root), the blocks
 /// a removal frees are discarded at the next journal commit, up to 5 s
 /// later, and an `fdatasync` issued meanwhile waits behind it: 50–130 ms
-/// stalls of the next run's durable commits (BENCHMARKS.md, "Where the
+/// stalls of the next run's durable commits (docs/performance-history.md, "Where the
 /// stalls came from"). `sync` makes that commit happen now.
 pub fn remove_run_dir(dir: &std::path::Path) {
     if let Err(e) = std::fs::remove_dir_all(dir) {

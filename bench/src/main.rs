@@ -1,5 +1,5 @@
 //! `graph-relay-bench`: Graph Relay's fan-out side by side with NATS core
-//! pub/sub and JetStream, same machine, same run, same bytes (BENCHMARKS.md).
+//! pub/sub and JetStream, same machine, same run, same bytes (docs/performance-history.md).
 //!
 //! # Layout
 //! - [`workload`]: the notifications, the publisher, the subscriber loop.
@@ -104,7 +104,7 @@ enum Command {
         log_at_retention: Option<u64>,
         /// The relay's publisher calls its ingest port (`--ingest-listen`, a
         /// thread of its own) instead of the port the subscribers share.
-        /// BENCHMARKS.md, "Session 11": faster answers, and at saturation the
+        /// docs/performance-history.md, "2026-11-28, b56547d": faster answers, and at saturation the
         /// publisher then outruns live delivery.
         #[arg(long)]
         relay_ingest_port: bool,

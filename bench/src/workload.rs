@@ -196,8 +196,8 @@ mod tests {
     }
 
     /// An offer far beyond what the system takes ends with the duration, and
-    /// reports what was taken, not what was offered. (Before, the publisher
-    /// kept going until the whole offer, here 10^9 notifications, was sent.)
+    /// reports what was taken, not what was offered (the offer here, 10^9
+    /// notifications, would take hours to send).
     #[tokio::test]
     async fn a_rate_the_system_cannot_take_stops_at_the_duration() {
         let taken = Arc::new(AtomicU64::new(0));

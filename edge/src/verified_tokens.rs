@@ -4,7 +4,7 @@
 //! Graph obtains a validationToken per app and tenant and sends the same
 //! token with every batch until it nears expiry (about an hour). The RS256
 //! check is by far the largest CPU cost of a rich request in the Worker
-//! (~0.9 ms as wasm, BENCHMARKS.md), so an isolate remembers the tokens it
+//! (~0.9 ms as wasm, docs/performance-history.md), so an isolate remembers the tokens it
 //! verified. A hit must be the byte-identical token, verified under the same
 //! key set (the cache lives in `Keys`, so a refetched JWKS starts empty) and
 //! the same policy (a different policy empties it). Only the time checks

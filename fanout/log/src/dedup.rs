@@ -3,10 +3,10 @@
 //!
 //! The index lives in memory, owned by the log, and is rebuilt from the log
 //! when it opens: every record carries its dedup key, so the log itself is
-//! the durable copy and a crash loses nothing. It used to be a redb table,
-//! but dedup keys are SHA-256 hashes, so every insert landed on a random
-//! B-tree page and a group commit of ~150 notifications copied and wrote
-//! ~150 pages: half of the writer's time (BENCHMARKS.md, "dedup index").
+//! the durable copy and a crash loses nothing. Not a redb table: dedup keys
+//! are SHA-256 hashes, so every insert would land on a random B-tree page,
+//! and a group commit of ~150 notifications would copy and write ~150 pages,
+//! half of the writer's time (docs/performance-history.md, "dedup index").
 //!
 //! # Layout
 //! - `seen`: key → when it was stored, the "seen within the window" answer.

@@ -5,7 +5,7 @@
 //! events a 4 KiB leaf held three records, so a commit of ~100 events
 //! allocated, copied and wrote ~35 pages and as many B-tree updates; now it
 //! is one insert and one contiguous value (+11–13% delivered/s at 100
-//! subscribers with the 10% filter, BENCHMARKS.md "log groups").
+//! subscribers with the 10% filter, docs/performance-history.md "log groups").
 //!
 //! # Layout
 //! A value is a run of frames in sequence order; sequences inside a group are

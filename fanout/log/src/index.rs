@@ -2,12 +2,13 @@
 //! by every subscriber that scans it.
 //!
 //! A subscriber catching up from the log decides for every stored event
-//! whether its filter takes it. Each used to read the event's route itself
+//! whether its filter takes it. Were each to read the event's route itself
 //! (prost over the event's bytes, one counted slice of the shared group
-//! buffer per field): after a restart, 100 selective subscribers resuming
-//! together spent ~45% of the server's CPU reading routes and moving that
-//! buffer's reference count between cores (`perf`, BENCHMARKS.md, "Selective
-//! herd"). The index reads each route once, as offsets into the group; a
+//! buffer per field), 100 selective subscribers resuming together after a
+//! restart would spend ~45% of the server's CPU reading routes and moving
+//! that buffer's reference count between cores (`perf`,
+//! docs/performance-history.md, "Selective herd"). The index reads each
+//! route once, as offsets into the group; a
 //! subscriber then checks its filter against plain slices and takes a
 //! counted reference only to an event it keeps.
 //!

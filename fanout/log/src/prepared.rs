@@ -3,10 +3,8 @@
 //! The handlers run on every core; the log has one writer. So whatever does
 //! not need a sequence is done here, in the handler: the event encoded once
 //! (and again without decrypted data when it carries some), and the dedup
-//! key. The writer then only numbers, copies into its group and commits.
-//! Before, the handler encoded each notification to hash it and the writer
-//! encoded it again to store it, and the decoded notification travelled on
-//! to be freed by the dispatch thread.
+//! key. The writer then only numbers, copies into its group and commits,
+//! and nothing is encoded twice.
 
 use graph_relay_proto::v1::{notification::Kind, Notification};
 use sha2::{Digest, Sha256};

@@ -7,7 +7,7 @@
 //! checked every string of the notification (its ~1 KB `raw_json` and
 //! `resource_data_json` too) only to look at four short ones. Reading just
 //! those fields takes 170 ns per ~1 KB event instead of ~360 ns, and a
-//! selective replay scans ~10% more events per second (BENCHMARKS.md,
+//! selective replay scans ~10% more events per second (docs/performance-history.md,
 //! "Selective replay").
 //!
 //! # Layout

@@ -254,7 +254,7 @@ impl Store {
     /// Waits for a turn to read a page for a subscriber: with 1000
     /// subscribers catching up at once, unbounded readers each held a page
     /// and the groups it copied, and peak memory was ~25% higher at the same
-    /// throughput (BENCHMARKS.md, "Session 11"). Turns are given in order.
+    /// throughput (docs/performance-history.md, "2026-11-28, b56547d"). Turns are given in order.
     pub async fn read_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         self.readers.acquire().await.ok()
     }

@@ -152,7 +152,7 @@ pub const MAX_BATCH_EVENTS: usize = 256;
 /// holds the encoded batch until the connection has written it. At 1 MiB
 /// (256 notifications of ~1 KB filled a batch) 1000 subscribers at saturation
 /// peaked at 0.6–1.3 GB; at 64 KiB (~58 of them) at 0.3–0.8 GB, with the same
-/// deliveries per second (BENCHMARKS.md, "Session 12").
+/// deliveries per second (docs/performance-history.md, "2026-11-28, 65da36e").
 pub const MAX_BATCH_BYTES: usize = 64 << 10;
 
 /// A `graphrelay.v1.EventBatch` made of already encoded events.

@@ -23,7 +23,7 @@ pub struct TailConfig {
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// HTTP/2 frames this subscriber accepts. tonic's default (16 KiB) splits a
 /// full `EventBatch` (~64 KiB) into 4 frames, each handled on its own by the
-/// client; in BENCHMARKS.md, 1 MiB frames let 100 subscribers take ~20% more
+/// client; in docs/performance-history.md, 1 MiB frames let 100 subscribers take ~20% more
 /// events per second on the same server CPU.
 const MAX_FRAME_SIZE: u32 = 1 << 20;
 

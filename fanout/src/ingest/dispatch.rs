@@ -7,7 +7,7 @@
 //! thread of our own, every stream goes through the runtime's shared queue.
 //! With 100 to 250 subscribers the task is better (100 × "10%" at 220k
 //! deliveries/s, p99 4.3–4.6 ms against 4.9–6.4 with the thread;
-//! BENCHMARKS.md). But a worker's run queue holds 256 tasks: a dispatch that
+//! docs/performance-history.md). But a worker's run queue holds 256 tasks: a dispatch that
 //! wakes more spills the rest into the shared queue, and the next dispatch's
 //! own wake-up then lands behind them (1000 subscribers: the task started
 //! 3.4 ms after its commit at p50, the thread 4 µs; at 400 the two are level).
@@ -40,8 +40,8 @@ pub(crate) const TASK_AT_MOST: usize = 256;
 /// committed groups piling up in memory.
 pub(crate) const QUEUE: usize = 1024;
 /// At most this many (event, live feed) pairs per group on the task route:
-/// ~0.7 ms of matching and `try_send` (~45 ns a pair in BENCHMARKS.md's
-/// session 8 timings). A bigger group would stall that worker's other tasks.
+/// ~0.7 ms of matching and `try_send` (~45 ns a pair in docs/performance-history.md's
+/// 2026-11-28, a80772d timings). A bigger group would stall that worker's other tasks.
 pub(crate) const TASK_WORK: usize = 16_384;
 
 /// The writer's side of dispatch.

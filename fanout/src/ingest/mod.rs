@@ -44,7 +44,7 @@ const MAX_GROUP: usize = 512;
 /// commit, the fsync's kernel work, waking the writer) that a small group
 /// shares among few notifications; fewer, fuller commits leave that CPU to
 /// delivery (100 subscribers "10%": +3–6% delivered/s, −8% server CPU at
-/// 50% load; BENCHMARKS.md). A lone publisher never waits: its previous
+/// 50% load; docs/performance-history.md). A lone publisher never waits: its previous
 /// commit had only its own request.
 const LINGER_BELOW: usize = 4;
 const LINGER: Duration = Duration::from_micros(250);
@@ -57,7 +57,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 /// sync back (on the benchmark VM, another process's writes or a removed
 /// file's discard: 50–130 ms), every publish queued behind it and every live
 /// delivery waits as long, and without this line the only trace would be a
-/// latency spike at the subscribers (BENCHMARKS.md, "Where the stalls came
+/// latency spike at the subscribers (docs/performance-history.md, "Where the stalls came
 /// from").
 const SLOW_COMMIT: Duration = Duration::from_millis(100);
 

@@ -7,8 +7,8 @@
 //! with work at each of its steps (request in, hand-off to the writer,
 //! answer out), so under heavy delivery the edge's acknowledgement waited
 //! ~7 ms at p50; on its own thread it is woken at once. The price: ingest
-//! no longer slows down when delivery cannot keep up (README, "The ingest
-//! port"; BENCHMARKS.md, "Session 11").
+//! does not slow down when delivery cannot keep up (docs/operations.md,
+//! "The ingest port"; docs/performance-history.md, "2026-11-28, b56547d").
 
 pub mod listener;
 pub mod reconciling;
