@@ -91,7 +91,7 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         rounds: usize,
         /// The relay subscribers' HTTP/2 max frame size in bytes (their
-        /// SETTINGS_MAX_FRAME_SIZE; tonic's default is 16384). README,
+        /// SETTINGS_MAX_FRAME_SIZE; tonic's default is 16384). docs/operations.md,
         /// "Subscribing at high volume".
         #[arg(long, value_parser = clap::value_parser!(u32).range(16_384..=16_777_215))]
         subscriber_frame_size: Option<u32>,

@@ -113,7 +113,7 @@ impl Filter {
 /// reads as `teams/t1/channels/c1`, so a filter written in the slash form of
 /// the subscription paths (`teams/*/channels/*/messages/*`) matches the
 /// resources Graph sends for Teams, chats, call records and conversations
-/// (README, "Filters").
+/// (docs/subscriptions.md, "Filters and Graph's resource forms").
 pub fn slash_form(resource: &str) -> String {
     let mut out = String::with_capacity(resource.len());
     for (index, segment) in resource.split('/').enumerate() {

@@ -64,7 +64,7 @@ pub struct ServeConfig {
 }
 
 /// The bounds of each port, chosen so that no peer can make the server hold
-/// more than an operator decided (README, "Bounds").
+/// more than an operator decided (docs/operations.md, "Bounds").
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
     pub connections: ConnectionLimits,
