@@ -6,7 +6,7 @@
 //! `graph-relay-log` (`fanout/log`), behind the `EventLog` facade.
 //! - [`server`]: both ports, bounded connections ([`server::listener`]),
 //!   graceful stop ([`server::shutdown`]).
-//! - [`grpc`]: the `Fanout` service and its codec.
+//! - `grpc`: the `Fanout` service and its codec.
 //! - [`auth`]: the ingest token, checked before a body is decoded, and
 //!   subscriber tokens with their scopes ([`auth::access`]).
 //! - [`ingest`]: the single log writer (group commit), dispatch to the hub,
@@ -24,7 +24,7 @@ pub mod delivery;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod graph;
-pub mod grpc;
+mod grpc;
 pub mod ingest;
 pub mod server;
 

@@ -7,5 +7,5 @@
 //! - [`filter`]: compiled subscriber filters, matched on stored routes.
 
 pub mod filter;
-pub mod hub;
-pub mod subscriber;
+pub(crate) mod hub;
+pub(crate) mod subscriber;

@@ -19,12 +19,12 @@
 // Handlers return a ready HTTP answer as their error; boxing it buys nothing here.
 #![allow(clippy::result_large_err)]
 
-pub mod api;
-pub mod control;
-pub mod delivery;
-pub mod errors;
-pub mod identity;
-pub mod samples;
+pub(crate) mod api;
+pub(crate) mod control;
+pub(crate) mod delivery;
+pub(crate) mod errors;
+pub(crate) mod identity;
+pub(crate) mod samples;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -11,7 +11,7 @@
 //! "The ingest port"; docs/performance-history.md, "2026-11-28, b56547d").
 
 pub mod listener;
-pub mod reconciling;
+mod reconciling;
 pub mod shutdown;
 
 use std::future::Future;
