@@ -16,9 +16,10 @@ use serde_json::{json, Value};
 
 use super::errors::graph_error;
 use super::{delivery, identity, Emulator};
-use crate::graph::catalog::{self, Kind, Permission, QuotaScope, ResourcePath, MIN_LIFETIME_MINUTES};
+use crate::graph::catalog::{self, Kind, Permission, QuotaScope, MIN_LIFETIME_MINUTES};
 use crate::graph::check::{self, Request};
 use crate::graph::now_ms;
+use crate::graph::paths::ResourcePath;
 use crate::graph::{format_time, parse_time, subscription_identity, REAUTHORIZE_WINDOW_MS};
 
 /// One live subscription.

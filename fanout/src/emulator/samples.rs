@@ -13,9 +13,10 @@ use serde_json::{json, Value};
 
 use super::api::{Encryption, Subscription};
 use super::identity::{random_token, SigningKeys};
-use crate::graph::catalog::{self, ResourcePath};
+use crate::graph::catalog;
 use crate::graph::format_time;
 use crate::graph::now_ms;
+use crate::graph::paths::{self, ResourcePath};
 
 /// Microsoft Graph Change Tracking's app id: the caller validationTokens name.
 pub const CHANGE_TRACKING_APP_ID: &str = "0bf30f3b-4a52-48df-9a82-234910c4a086";
@@ -28,7 +29,7 @@ pub const CHANGE_TRACKING_APP_ID: &str = "0bf30f3b-4a52-48df-9a82-234910c4a086";
 pub fn changed_resource(subscription: &Subscription, item_id: &str) -> String {
     let path = crate::graph::resource_path(&subscription.resource);
     let parsed = ResourcePath::parse(path);
-    let Some(found) = catalog::resolve(&parsed).into_iter().next() else { return format!("{path}/{item_id}") };
+    let Some(found) = paths::resolve(&parsed).into_iter().next() else { return format!("{path}/{item_id}") };
     let template = found.template;
     if template.notified == "{subscribed}" {
         return path.to_string();

@@ -6,7 +6,8 @@
 
 use std::fmt;
 
-use super::catalog::{self, Kind, Match, Permission, ResourceData, ResourcePath, MIN_LIFETIME_MINUTES};
+use super::catalog::{self, Kind, Permission, ResourceData, MIN_LIFETIME_MINUTES};
+use super::paths::{self, Match, ResourcePath};
 
 /// What a subscription asks of Graph, in the terms the rules need.
 #[derive(Debug, Clone)]
@@ -116,7 +117,7 @@ fn filter_rules(request: &Request<'_>, path: &ResourcePath, found: Match, out: &
 
 /// OneDrive personal and business share paths: the permission decides.
 fn pick(path: &ResourcePath, request: &Request<'_>) -> Option<Match> {
-    let matches = catalog::resolve(path);
+    let matches = paths::resolve(path);
     matches.iter().find(|m| m.kind.permissions.contains(&request.permission)).or_else(|| matches.first()).copied()
 }
 

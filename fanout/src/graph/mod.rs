@@ -12,7 +12,8 @@
 //! - [`listing`]: Graph's subscription list, trusted no more than needed.
 //! - [`reconciler`]: create, renew, adopt, recreate, delete.
 //! - [`lifecycle`]: lifecycle events from the log drive the reconciler.
-//! - [`resync`]: the `resyncNeeded` owed after Graph lost a subscription.
+//! - [`resync`]: the `resyncNeeded` owed after Graph lost a subscription;
+//!   `losses`: noticing the losses and paying those debts.
 //! - [`kinds`]: `subscriptions kinds`, the catalog as a table.
 
 pub(crate) mod backoff;
@@ -24,6 +25,8 @@ pub mod kinds;
 pub mod ledger;
 pub mod lifecycle;
 pub mod listing;
+mod losses;
+pub mod paths;
 pub mod plan;
 pub mod reconciler;
 pub mod resync;
