@@ -37,3 +37,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x node_modules/.bin/wran
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
+
+# Stock gRPC clients from Python for the end-to-end tests, in a venv of the
+# project's own (target/python), reinstalled only when the requirements change.
+venv=target/python
+want=$(sha256sum tests/python/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$venv/.graph-relay-requirements.sha256" 2>/dev/null)" != "$want" ]; then
+  say "installing the Python test clients into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+  echo "$want" > "$venv/.graph-relay-requirements.sha256"
+fi

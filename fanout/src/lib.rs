@@ -32,4 +32,7 @@ pub mod server;
 #[allow(clippy::all, missing_docs)]
 pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/graphrelay.v1.rs"));
+
+    /// The contract's descriptors, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/graphrelay_descriptor.bin"));
 }

@@ -11,6 +11,7 @@
 //! "The ingest port"; docs/performance-history.md, "2026-11-28, b56547d").
 
 pub mod listener;
+mod probes;
 mod reconciling;
 pub mod shutdown;
 
@@ -35,6 +36,7 @@ use crate::pb::fanout_server::FanoutServer;
 use graph_relay_log::seal::LogKeys;
 use graph_relay_log::store::{Retention, Store};
 use listener::ConnectionLimits;
+use probes::Probes;
 
 /// How long open streams get to end after the stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -175,22 +177,32 @@ pub async fn run(
     });
     tracing::info!(data_dir = %config.data_dir.display(), head, "log opened");
     let tls = config.tls.as_ref().map(TlsFiles::server_config).transpose()?;
+    let (probes, health) = Probes::new().await;
     // Dropped when `run` returns, which stops the ingest port too.
     let (_stop_ingest, ingest_stopped) = tokio::sync::watch::channel(());
     if let Some(listener) = listeners.ingest {
-        serve_ingest_port(listener, service.for_ingest_port(), tls.clone(), limits, gate.clone(), ingest_stopped)?;
+        let port = IngestPort {
+            service: service.for_ingest_port(),
+            health: health.clone(),
+            tls: tls.clone(),
+            limits,
+            gate: gate.clone(),
+        };
+        serve_ingest_port(listener, port, ingest_stopped)?;
     }
     let incoming = listener::incoming(listeners.main, limits.connections);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     // Set when the log failed rather than someone asking to stop.
     let fault = Arc::new(std::sync::OnceLock::new());
     let shutdown = {
-        let (hub, fault, ingest) = (hub.clone(), fault.clone(), ingest.clone());
+        let (hub, fault, ingest, probes) = (hub.clone(), fault.clone(), ingest.clone(), probes.clone());
         async move {
             tokio::select! {
                 _ = stop => {}
                 reason = ingest.failed() => { let _ = fault.set(reason); }
             }
+            // Health checks say so first, so balancers stop sending here.
+            probes.not_serving().await;
             tracing::info!("stopping: ending subscriber streams");
             hub.close();
             let _ = stopped_tx.send(());
@@ -204,6 +216,9 @@ pub async fn run(
         .layer(GrpcWebLayer::new())
         .layer(gate)
         .add_service(FanoutServer::new(service))
+        .add_service(health)
+        .add_service(probes::reflection().build_v1()?)
+        .add_service(probes::reflection().build_v1alpha()?)
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     tokio::select! {
@@ -236,17 +251,24 @@ fn server_builder(tls: Option<ServerTlsConfig>, limits: ServerLimits) -> Result<
     Ok(builder)
 }
 
+/// What the ingest port serves, and how.
+struct IngestPort {
+    service: FanoutService,
+    health: probes::Health,
+    tls: Option<ServerTlsConfig>,
+    limits: ServerLimits,
+    gate: PublishGate,
+}
+
 /// Serves `service` on `listener` from a single-threaded runtime on the
 /// `graph-relay-ingest` thread, until `stop`'s sender is dropped; in-flight
 /// publishes finish first.
 fn serve_ingest_port(
     listener: tokio::net::TcpListener,
-    service: FanoutService,
-    tls: Option<ServerTlsConfig>,
-    limits: ServerLimits,
-    gate: PublishGate,
+    port: IngestPort,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let IngestPort { service, health, tls, limits, gate } = port;
     let local = listener.local_addr()?;
     let listener = listener.into_std()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -264,6 +286,7 @@ fn serve_ingest_port(
                 .layer(GrpcWebLayer::new())
                 .layer(gate)
                 .add_service(FanoutServer::new(service))
+                .add_service(health)
                 .serve_with_incoming_shutdown(incoming, stopped)
                 .await;
             if let Err(e) = served {

@@ -14,6 +14,7 @@ mod emulator;
 mod fanout_down;
 mod handshake;
 mod ingest_port;
+mod operability;
 mod pipeline;
 mod publish_auth;
 mod queue;

@@ -1,0 +1,61 @@
+//! What operators and tooling ask of the fan-out, answered to stock clients:
+//! health on both ports and reflection on the main port (Python's
+//! grpcio-health-checking and grpcio-reflection), and NOT_SERVING while it
+//! drains (tonic-health's client watching).
+
+use std::process::Command;
+use std::time::Duration;
+
+use graph_relay_tests::fanout::Fanout;
+use serde_json::{json, Value};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// `tests/python/probe.py` with the venv `make test` installs.
+fn probe(address: std::net::SocketAddr, reflection: bool) -> Value {
+    let root = graph_relay_tests::repo_root();
+    let mut command = Command::new(root.join("target/python/bin/python"));
+    command.arg(root.join("tests/python/probe.py")).arg(address.to_string());
+    if reflection {
+        command.arg("--reflection");
+    }
+    let output = command.output().expect("the Python test clients (scripts/setup.sh installs them)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("probe.py prints JSON")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stock_python_clients_get_health_on_both_ports_and_reflection_on_the_main_one() {
+    let fanout = Fanout::start_with(&["--ingest-listen", "127.0.0.1:0"]).await;
+    let serving = json!({"": "SERVING", "graphrelay.v1.Fanout": "SERVING"});
+
+    let main = probe(fanout.addr, true);
+    assert_eq!(main["health"], serving);
+    let services: Vec<&str> = main["services"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for service in ["graphrelay.v1.Fanout", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"] {
+        assert!(services.contains(&service), "{service} not listed: {services:?}");
+    }
+    assert_eq!(main["methods"], json!(["graphrelay.v1.Fanout/Publish", "graphrelay.v1.Fanout/Subscribe"]));
+
+    let ingest = probe(fanout.ingest_addr.expect("an ingest port"), false);
+    assert_eq!(ingest["health"], serving, "the ingest port answers health checks too");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draining_fanout_says_not_serving_before_it_stops() {
+    let mut fanout = Fanout::start().await;
+    let channel = tonic::transport::Channel::from_shared(fanout.url()).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel);
+    let request = HealthCheckRequest { service: "graphrelay.v1.Fanout".into() };
+    let mut updates = health.watch(request).await.unwrap().into_inner();
+    let first = updates.message().await.unwrap().expect("a first status");
+    assert_eq!(first.status(), ServingStatus::Serving);
+
+    // SIGTERM, as systemd or Kubernetes stop it; the watch stays open while it drains.
+    let stopping = tokio::task::spawn_blocking(move || fanout.stop(Duration::from_secs(20)));
+    let next = tokio::time::timeout(graph_relay_tests::WAIT, updates.message()).await.expect("an update in time");
+    assert_eq!(next.unwrap().expect("a status before the end").status(), ServingStatus::NotServing);
+    let status = stopping.await.unwrap().expect("it stopped");
+    assert!(status.success(), "a graceful stop: {status}");
+}
