@@ -14,6 +14,7 @@
 //! - [`delivery`]: the identity of each accepted item (one delivery, not its content).
 //! - [`grpc_web`]: framing the gRPC-Web call to the fan-out.
 //! - [`chunk`]: splitting accepted items into queue messages (128 KB limit).
+//! - [`consumer`]: the queue consumer's decisions (ack, retry, delays).
 //! - [`secret`]: constant-time comparison of bearer tokens.
 //! - [`validation_tokens`]: the rich-notification JWT rules.
 //! - `verified_tokens`: tokens already verified, so repeats skip the RSA check.
@@ -32,6 +33,7 @@ pub mod budget;
 pub mod chunk;
 pub mod client_state;
 pub mod collection;
+pub mod consumer;
 pub mod delivery;
 pub mod grpc_web;
 pub mod handshake;

@@ -55,28 +55,20 @@ impl TokenPolicy {
     }
 }
 
-/// How long a failed queue message waits before its next try.
-pub(crate) struct RetryPolicy {
-    pub(crate) base_seconds: u32,
-    pub(crate) max_seconds: u32,
-}
+/// The queue consumer's retry delays from the settings.
+pub(crate) struct RetryPolicy;
 
 impl RetryPolicy {
     /// `RETRY_BASE_DELAY_SECONDS` (default 5) and `RETRY_MAX_DELAY_SECONDS`
     /// (default 300).
-    pub(crate) fn from_env(env: &Env) -> Self {
+    pub(crate) fn from_env(env: &Env) -> crate::consumer::RetryPolicy {
         let number = |name: &str, default: u32| {
             env.var(name).ok().and_then(|v| v.to_string().trim().parse().ok()).unwrap_or(default)
         };
-        Self {
+        crate::consumer::RetryPolicy {
             base_seconds: number("RETRY_BASE_DELAY_SECONDS", 5),
             max_seconds: number("RETRY_MAX_DELAY_SECONDS", 300),
         }
-    }
-
-    /// See `pipeline::retry_delay_seconds`.
-    pub(crate) fn delay_seconds(&self, age_seconds: u64) -> u32 {
-        crate::pipeline::retry_delay_seconds(age_seconds, self.base_seconds, self.max_seconds)
     }
 }
 

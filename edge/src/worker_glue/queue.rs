@@ -23,6 +23,7 @@ use super::storage::{bytes_value, value_bytes};
 use super::{dead_letters, fanout};
 use crate::budget::{self, Budget};
 use crate::chunk;
+use crate::consumer;
 
 /// The consumer is not racing Graph's 3 s, so it may wait longer.
 const CONSUMER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,46 +68,56 @@ async fn consume(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Resul
     if batch.queue() == dead_letters::queue_name(&env) {
         return dead_letters::park(&batch, &env).await;
     }
-    let policy = RetryPolicy::from_env(&env);
-    let target = match FanoutTarget::from_env(&env) {
-        Ok(target) => target,
-        Err(problem) => {
-            console_error!("queue consumer misconfigured, retrying the batch later: {problem}");
-            batch.retry_all_with_options(
-                &QueueRetryOptionsBuilder::new().with_delay_seconds(policy.max_seconds).build(),
-            );
-            return Ok(());
-        }
-    };
-    // After one failure, the rest of the batch is retried without trying:
-    // the fan-out is most likely down and each try would wait for a timeout.
-    let mut failed = false;
-    for message in batch.raw_iter() {
-        let outcome = if failed {
-            Err("an earlier message of this batch failed".to_owned())
-        } else {
-            forward(&target, &message.body()).await
-        };
-        match outcome {
-            Ok(stored) => {
-                message.ack();
-                console_log!("queue: forwarded message {} ({stored})", message.id());
-            }
-            Err(e) => {
-                failed = true;
-                let age = (worker::Date::now().as_millis().saturating_sub(message.timestamp().as_millis())) / 1000;
-                let delay = policy.delay_seconds(age);
-                console_error!("queue: message {} not forwarded ({e}); retrying in {delay}s", message.id());
-                message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
-            }
-        }
-    }
+    let messages: Vec<Queued> = batch.raw_iter().map(Queued).collect();
+    consumer::consume(&Forward(FanoutTarget::from_env(&env)), &messages, RetryPolicy::from_env(&env)).await;
     Ok(())
 }
 
-async fn forward(target: &FanoutTarget, body: &JsValue) -> std::result::Result<String, String> {
-    let bytes = value_bytes(body).ok_or("message body is not bytes")?;
-    let request = PublishRequest::decode(bytes.as_slice()).map_err(|e| format!("undecodable message: {e}"))?;
-    let reply = fanout::publish(target, request.notifications, CONSUMER_TIMEOUT).await?;
-    Ok(format!("{} stored, {} duplicates", reply.stored, reply.duplicates))
+/// The fan-out the consumer publishes to, or why it cannot.
+struct Forward(std::result::Result<FanoutTarget, String>);
+
+impl consumer::Forwarder for Forward {
+    fn ready(&self) -> std::result::Result<(), String> {
+        self.0.as_ref().map(drop).map_err(Clone::clone)
+    }
+
+    async fn forward(&self, request: Vec<u8>) -> std::result::Result<String, String> {
+        let target = self.0.as_ref().map_err(Clone::clone)?;
+        let request = PublishRequest::decode(request.as_slice()).map_err(|e| format!("undecodable message: {e}"))?;
+        let reply = fanout::publish(target, request.notifications, CONSUMER_TIMEOUT).await?;
+        Ok(format!("{} stored, {} duplicates", reply.stored, reply.duplicates))
+    }
+
+    fn log(&self, line: &str) {
+        console_log!("{line}");
+    }
+
+    fn log_error(&self, line: &str) {
+        console_error!("{line}");
+    }
+}
+
+/// A queue message, as the consumer's core sees it.
+struct Queued(worker::RawMessage);
+
+impl consumer::Message for Queued {
+    fn id(&self) -> String {
+        self.0.id()
+    }
+
+    fn age_seconds(&self) -> u64 {
+        now_ms().saturating_sub(self.0.timestamp().as_millis()) / 1000
+    }
+
+    fn body(&self) -> Option<Vec<u8>> {
+        value_bytes(&self.0.body())
+    }
+
+    fn ack(&self) {
+        self.0.ack();
+    }
+
+    fn retry_in(&self, seconds: u32) {
+        self.0.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(seconds).build());
+    }
 }
