@@ -8,6 +8,7 @@ use prost::Message;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 use super::config::FanoutTarget;
+use super::now_ms;
 use crate::budget::Budget;
 use crate::grpc_web;
 
@@ -72,10 +73,6 @@ async fn call(target: &FanoutTarget, request: Vec<u8>, timeout: Duration) -> Res
         }
     };
     PublishResponse::decode(reply.as_slice()).map_err(|e| format!("decoding reply: {e}"))
-}
-
-fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
 }
 
 fn js_sys_bytes(bytes: &[u8]) -> worker::wasm_bindgen::JsValue {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use worker::{console_error, Cache, Delay, Env, Fetch, Response};
 
+use super::now_ms;
 use crate::budget::Budget;
 use crate::pipeline;
 use crate::validation_tokens::Keys;
@@ -140,8 +141,4 @@ fn cached() -> Option<(Rc<Keys>, u64)> {
 
 fn store(keys: Rc<Keys>, fetched_at_ms: u64) {
     CACHED.with(|c| *c.borrow_mut() = Some(Cached { keys, fetched_at_ms }));
-}
-
-fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
 }

@@ -57,7 +57,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 async fn handle(req: Request, env: &Env) -> Result<Reply> {
-    let budget = Budget::starting_at(now_unix_ms() as u64);
+    let budget = Budget::starting_at(now_ms());
     let method = req.method().to_string();
     let url = req.url()?;
     let route = match inbound::route(&method, url.path()) {
@@ -92,7 +92,7 @@ struct WorkerPlatform<'a> {
 
 impl pipeline::Platform for WorkerPlatform<'_> {
     fn now_ms(&self) -> u64 {
-        now_unix_ms() as u64
+        now_ms()
     }
 
     fn log(&self, line: &str) {
@@ -126,7 +126,7 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     }
 
     async fn quarantine(&self, route: Route, batch: &Batch, reason: &str) {
-        quarantine::park(self.env, route, batch, reason, now_unix_ms() as u64).await;
+        quarantine::park(self.env, route, batch, reason, now_ms()).await;
     }
 
     /// On the queue when bound, else at the fan-out (in as many publishes
@@ -163,6 +163,7 @@ fn respond(reply: Reply) -> Result<Response> {
     Ok(builder.fixed(reply.body.into_bytes()))
 }
 
-fn now_unix_ms() -> i64 {
-    worker::Date::now().as_millis() as i64
+/// The Worker's clock, Unix milliseconds: one place for every step of the glue.
+pub(crate) fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
 }

@@ -19,6 +19,7 @@ use worker::{
 use futures_util::future::{select, Either};
 
 use super::config::{FanoutTarget, RetryPolicy};
+use super::now_ms;
 use super::storage::{bytes_value, value_bytes};
 use super::{dead_letters, fanout};
 use crate::budget::{self, Budget};
@@ -57,10 +58,6 @@ pub(crate) async fn enqueue(
             .map_err(|e| format!("forwarding {oversized} oversized items failed: {e}"))?;
     }
     Ok(format!("queued {messages} messages, forwarded {oversized} oversized items directly"))
-}
-
-fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
 }
 
 #[event(queue)]

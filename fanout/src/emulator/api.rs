@@ -239,7 +239,7 @@ fn conflict_or_quota(
         Some(graph_error(StatusCode::FORBIDDEN, "ExtensionError", &message))
     };
     if emulator.config.quota.is_some_and(|cap| mine.count() >= cap) {
-        return quota_full("app and tenant");
+        return quota_full(QuotaScope::App.describe());
     }
     let quota = kind.quota?;
     let counted = world.subscriptions.values().filter(|s| {
@@ -253,12 +253,7 @@ fn conflict_or_quota(
             }
     });
     if counted.count() >= quota.limit {
-        let scope = match quota.scope {
-            QuotaScope::App => "app and tenant",
-            QuotaScope::Mailbox => "mailbox",
-            QuotaScope::Organization => "organization",
-        };
-        return quota_full(scope);
+        return quota_full(quota.scope.describe());
     }
     None
 }

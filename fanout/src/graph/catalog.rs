@@ -73,6 +73,17 @@ pub enum QuotaScope {
     Organization,
 }
 
+impl QuotaScope {
+    /// What one quota is counted per, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            QuotaScope::App => "app and tenant",
+            QuotaScope::Mailbox => "mailbox",
+            QuotaScope::Organization => "organization",
+        }
+    }
+}
+
 /// One of Graph's documented subscription quotas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {

@@ -48,7 +48,7 @@ pub(crate) fn violation(rule: &'static str, message: impl Into<String>, fix: imp
 /// The row the request resolves to, or every rule it breaks.
 pub fn check(request: &Request<'_>) -> Result<&'static Kind, Vec<Violation>> {
     let path = ResourcePath::parse(request.resource);
-    let Some(found) = pick(&path, request) else {
+    let Some(found) = pick(&path, request.permission) else {
         return Err(vec![unknown_resource(request.resource, &path)]);
     };
     let kind = found.kind;
@@ -71,7 +71,7 @@ pub fn check(request: &Request<'_>) -> Result<&'static Kind, Vec<Violation>> {
 /// row's note where Microsoft's sources disagree.
 pub fn notes(request: &Request<'_>) -> Vec<String> {
     let path = ResourcePath::parse(request.resource);
-    let Some(found) = pick(&path, request) else { return Vec::new() };
+    let Some(found) = pick(&path, request.permission) else { return Vec::new() };
     let mut notes = Vec::new();
     if let Some(canonical) = found.canonical(&path) {
         notes.push(format!(
@@ -88,17 +88,7 @@ pub fn notes(request: &Request<'_>) -> Vec<String> {
 /// it is written in another published one, else as written.
 pub fn graph_resource(resource: &str, permission: Permission) -> String {
     let path = ResourcePath::parse(resource);
-    let request = Request {
-        resource,
-        change_types: Vec::new(),
-        permission,
-        include_resource_data: false,
-        has_encryption_certificate: false,
-        lifetime_minutes: None,
-        has_lifecycle_url: false,
-        notification_query_options: None,
-    };
-    pick(&path, &request).and_then(|found| found.canonical(&path)).unwrap_or_else(|| resource.to_string())
+    pick(&path, permission).and_then(|found| found.canonical(&path)).unwrap_or_else(|| resource.to_string())
 }
 
 /// A collection Graph notifies about only when filtered (security alerts).
@@ -116,9 +106,9 @@ fn filter_rules(request: &Request<'_>, path: &ResourcePath, found: Match, out: &
 }
 
 /// OneDrive personal and business share paths: the permission decides.
-fn pick(path: &ResourcePath, request: &Request<'_>) -> Option<Match> {
+fn pick(path: &ResourcePath, permission: Permission) -> Option<Match> {
     let matches = paths::resolve(path);
-    matches.iter().find(|m| m.kind.permissions.contains(&request.permission)).or_else(|| matches.first()).copied()
+    matches.iter().find(|m| m.kind.permissions.contains(&permission)).or_else(|| matches.first()).copied()
 }
 
 fn unknown_resource(resource: &str, path: &ResourcePath) -> Violation {

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::catalog::{Kind, QuotaScope, ResourceData, Template, KINDS};
+use super::catalog::{Kind, ResourceData, Template, KINDS};
 
 /// The table as text (one block per kind) or as JSON.
 pub fn render(as_json: bool) -> String {
@@ -70,12 +70,7 @@ fn special_rules(kind: &Kind) -> Vec<String> {
         rules.push(format!("notificationQueryOptions {options:?} is required"));
     }
     if let Some(quota) = kind.quota {
-        let scope = match quota.scope {
-            QuotaScope::App => "application and tenant",
-            QuotaScope::Mailbox => "mailbox",
-            QuotaScope::Organization => "organization",
-        };
-        rules.push(format!("quota: {} subscriptions per {scope}", quota.limit));
+        rules.push(format!("quota: {} subscriptions per {}", quota.limit, quota.scope.describe()));
     }
     if kind.templates.iter().any(|t| t.path.starts_with("/users/{id}")) {
         rules.push("/me in place of /users/{id}: delegated permissions only".to_string());

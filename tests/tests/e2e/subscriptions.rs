@@ -50,6 +50,14 @@ fn id_of(subscriptions: &[Value], resource: &str) -> Option<String> {
     subscriptions.iter().find(|s| s["resource"] == resource).and_then(|s| s["id"].as_str()).map(String::from)
 }
 
+/// The event's lifecycle notification; any other event fails the test.
+fn lifecycle(event: graph_relay_proto::v1::Event) -> graph_relay_proto::v1::LifecycleNotification {
+    match event.payload {
+        Some(Payload::Lifecycle(l)) => l,
+        other => panic!("expected a lifecycle event, got {other:?}"),
+    }
+}
+
 fn resource_filter(glob: &str) -> Filter {
     Filter { resources: vec![glob.into()], ..Default::default() }
 }
@@ -179,18 +187,14 @@ async fn renewals_come_before_expiry_and_survive_a_restart_and_a_deletion_on_gra
     )
     .await
     .unwrap();
-    let lifecycle_event = |event: graph_relay_proto::v1::Event| match event.payload {
-        Some(Payload::Lifecycle(l)) => l,
-        other => panic!("expected a lifecycle event, got {other:?}"),
-    };
-    assert_eq!(lifecycle_event(events.next().await).lifecycle_event, "reauthorizationRequired");
-    let resync = lifecycle_event(events.next().await);
+    assert_eq!(lifecycle(events.next().await).lifecycle_event, "reauthorizationRequired");
+    let resync = lifecycle(events.next().await);
     assert_eq!((resync.lifecycle_event.as_str(), resync.reason.as_str()), ("resyncNeeded", "subscriptionNotFound"));
     assert_eq!(resync.previous_subscription_id, old);
     let new = id_of(&stack.emulator.subscriptions().await, "/users/u1/messages").unwrap();
     assert_eq!(resync.subscription_id, new);
     stack.emulator.control("lifecycle", json!({"subscription_id": new, "event": "missed"})).await;
-    assert_eq!(lifecycle_event(events.next().await).lifecycle_event, "missed", "no second resyncNeeded for one loss");
+    assert_eq!(lifecycle(events.next().await).lifecycle_event, "missed", "no second resyncNeeded for one loss");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -214,10 +218,6 @@ async fn lifecycle_events_produce_the_documented_reactions() {
     )
     .await
     .unwrap();
-    let lifecycle = |event: graph_relay_proto::v1::Event| match event.payload {
-        Some(Payload::Lifecycle(l)) => l,
-        other => panic!("expected a lifecycle event, got {other:?}"),
-    };
 
     stack.emulator.control("lifecycle", json!({"subscription_id": id, "event": "reauthorizationRequired"})).await;
     let event = lifecycle(events.next().await);
