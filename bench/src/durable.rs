@@ -249,6 +249,8 @@ async fn start(dir: &tempfile::TempDir, key: Option<&str>) -> Result<BenchServer
     let mut config = ServeConfig {
         listen: listener.local_addr()?,
         ingest_listen: None,
+        metrics_listen: None,
+        sources: Default::default(),
         ingest_token: BearerToken::new(TOKEN)?,
         access,
         keyring: Default::default(),
@@ -274,7 +276,9 @@ async fn start(dir: &tempfile::TempDir, key: Option<&str>) -> Result<BenchServer
         let stop = async move {
             let _ = stopped.await;
         };
-        if let Err(e) = server::run(server::Listeners { main: listener, ingest: None }, serving, config, stop).await {
+        if let Err(e) =
+            server::run(server::Listeners { main: listener, ingest: None, metrics: None }, serving, config, stop).await
+        {
             eprintln!("bench server failed: {e}");
         }
     });

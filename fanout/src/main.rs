@@ -2,7 +2,7 @@
 //! arguments are defined in `cli`; this runs what they ask for.
 
 use clap::Parser;
-use graph_relay_fanout::auth::{access::Access, BearerToken};
+use graph_relay_fanout::auth::BearerToken;
 use graph_relay_fanout::cli::args::{
     Cli, Command, EmulateArgs, EmulateCommand, ServeArgs, SubscriptionsCommand, TailArgs,
 };
@@ -104,17 +104,13 @@ fn hash_token() -> Result<(), Box<dyn std::error::Error>> {
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let ingest_token = BearerToken::new(&args.ingest_token).map_err(|e| format!("--ingest-token: {e}"))?;
-    let mut access = match &args.subscribers {
-        Some(path) => Access::load(path)?,
-        None => Access::default(),
+    let subscriber_token = args.subscriber_token.as_deref().map(BearerToken::new).transpose();
+    let sources = server::reload::Sources {
+        subscribers_file: args.subscribers.clone(),
+        subscriber_token: subscriber_token.map_err(|e| format!("--subscriber-token: {e}"))?,
+        subscriptions_file: args.subscriptions_file.clone(),
     };
-    if let Some(token) = &args.subscriber_token {
-        BearerToken::new(token).map_err(|e| format!("--subscriber-token: {e}"))?;
-        access.add_full_access("subscriber-token", token);
-    }
-    if access.is_empty() {
-        return Err("no subscriber may connect: give --subscribers FILE and/or --subscriber-token".into());
-    }
+    let access = sources.access()?;
     let mut keyring = Keyring::default();
     for entry in &args.decryption_keys {
         let (id, path) = entry.split_once('=').ok_or("--decryption-key takes CERTIFICATE_ID=PATH")?;
@@ -136,8 +132,10 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = server::ServeConfig {
         listen: args.listen,
         ingest_listen: args.ingest_listen,
+        metrics_listen: args.metrics_listen,
         ingest_token,
         access,
+        sources,
         keyring,
         subscriber_buffer: args.subscriber_buffer,
         data_dir: args.data_dir,

@@ -12,6 +12,8 @@ pub struct Fanout {
     pub addr: SocketAddr,
     /// The ingest port, when started with `--ingest-listen`.
     pub ingest_addr: Option<SocketAddr>,
+    /// `GET /metrics`, when started with `--metrics-listen`.
+    pub metrics_addr: Option<SocketAddr>,
     /// Logs (one file per start) and the durable data directory.
     dir: tempfile::TempDir,
     starts: usize,
@@ -54,6 +56,7 @@ impl Fanout {
             process: None,
             addr: "127.0.0.1:0".parse().unwrap(),
             ingest_addr: None,
+            metrics_addr: None,
             dir,
             starts: 0,
             extra_args,
@@ -150,16 +153,53 @@ impl Fanout {
             let ingest = process.wait_for_line("graph-relay ingest listening on ").await;
             self.ingest_addr = Some(ingest.parse().expect("fan-out printed its ingest address"));
         }
+        if self.extra_args.iter().any(|arg| arg == "--metrics-listen") {
+            let metrics = process.wait_for_line("graph-relay metrics listening on ").await;
+            self.metrics_addr = Some(metrics.parse().expect("fan-out printed its metrics address"));
+        }
         self.process = Some(process);
     }
+
+    /// The subscribers file it reads (written afresh at each start).
+    pub fn subscribers_path(&self) -> PathBuf {
+        self.dir.path().join("subscribers.toml")
+    }
+
+    /// SIGHUP: read the subscribers and subscriptions files again.
+    pub fn hang_up(&self) {
+        self.process.as_ref().expect("fan-out running").signal(libc::SIGHUP);
+    }
+
+    /// `GET /metrics`, parsed: `name{labels}` -> value.
+    pub async fn metrics(&self) -> std::collections::HashMap<String, f64> {
+        let addr = self.metrics_addr.expect("started with --metrics-listen");
+        let response = reqwest::get(format!("http://{addr}/metrics")).await.expect("metrics port answers");
+        assert!(response.status().is_success(), "GET /metrics: {}", response.status());
+        let text = response.text().await.expect("metrics text");
+        parse_metrics(&text)
+    }
+}
+
+/// The text exposition's samples: `name{labels}` -> value (comments skipped).
+pub fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A token's hex SHA-256, as the subscribers file holds it.
+pub fn token_sha256(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The test subscribers: hashed tokens and scopes, as an operator writes them.
 pub fn subscribers_file() -> String {
-    let hash = |token: &str| {
-        use sha2::Digest;
-        sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
+    let hash = token_sha256;
     format!(
         r#"
 [[subscriber]]

@@ -103,6 +103,12 @@ impl Process {
         None
     }
 
+    /// Sends `signal` to the process itself.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
     fn signal_group(&self, signal: i32) {
         // SAFETY: kill(2) with a negative pid signals our child's own group.
         unsafe { libc::kill(-(self.child.id() as i32), signal) };

@@ -61,6 +61,19 @@ impl Subscriber {
         }
     }
 
+    /// The status the stream ends with, skipping any events still on their
+    /// way; panics if it does not end within [`crate::WAIT`].
+    pub async fn ended(&mut self) -> tonic::Status {
+        loop {
+            match tokio::time::timeout(crate::WAIT, self.stream.message()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) => panic!("stream ended without a status"),
+                Ok(Err(status)) => return status,
+                Err(_) => panic!("the stream did not end within {:?}", crate::WAIT),
+            }
+        }
+    }
+
     /// Events up to (excluding) the first whose subscription id is `marker`.
     /// Ordering is strict, so anything delivered by mistake shows up here.
     pub async fn until_marker(&mut self, marker: &str) -> Vec<Event> {

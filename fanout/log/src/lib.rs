@@ -29,7 +29,7 @@ mod dedup;
 mod group;
 
 pub use error::{LogError, Result};
-pub use store::{Appended, Page, Retention, Store, Stored};
+pub use store::{Appended, LogStats, Page, Retention, Store, Stored};
 
 use prepared::Prepared;
 
@@ -44,6 +44,8 @@ pub trait EventLog: Send + Sync {
     fn prune(&self, now_ms: u64) -> Result<u64>;
     /// The sequence the next stored event gets.
     fn next_sequence(&self) -> Result<u64>;
+    /// Its size and the sequences it holds, for metrics.
+    fn stats(&self) -> Result<LogStats>;
 }
 
 impl EventLog for Store {
@@ -57,6 +59,10 @@ impl EventLog for Store {
 
     fn prune(&self, now_ms: u64) -> Result<u64> {
         Store::prune(self, now_ms)
+    }
+
+    fn stats(&self) -> Result<LogStats> {
+        Store::stats(self)
     }
 
     fn next_sequence(&self) -> Result<u64> {

@@ -111,6 +111,17 @@ impl Page {
     }
 }
 
+/// What the log holds at one moment (see [`Store::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// The sequence the next stored event gets.
+    pub next_sequence: u64,
+    /// The first sequence retention still keeps; `None` while the log is empty.
+    pub oldest_sequence: Option<u64>,
+    /// Bytes the stored groups take (what size retention counts).
+    pub bytes: u64,
+}
+
 pub struct Store {
     db: Database,
     retention: Retention,
@@ -257,6 +268,16 @@ impl Store {
     /// throughput (docs/performance-history.md, "2026-11-28, b56547d"). Turns are given in order.
     pub async fn read_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         self.readers.acquire().await.ok()
+    }
+
+    /// What the log holds now, for metrics: one read transaction.
+    pub fn stats(&self) -> Result<LogStats> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let next_sequence = meta.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
+        let bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
+        let oldest_sequence = txn.open_table(GROUPS)?.first()?.map(|(first, _)| first.value());
+        Ok(LogStats { next_sequence, oldest_sequence, bytes })
     }
 
     /// Durable append transactions committed since opening.

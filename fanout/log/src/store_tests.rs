@@ -395,3 +395,19 @@ fn a_missing_log_key_is_a_key_error_and_a_log_of_another_format_is_refused() {
     let refused = Store::open(other.path(), retention(), None).err().expect("another format is refused");
     assert!(matches!(refused, crate::LogError::Format { found: 2, expected: crate::schema::FORMAT }), "{refused:?}");
 }
+
+#[test]
+fn stats_follow_appends_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
+    assert_eq!(store.stats().unwrap(), LogStats { next_sequence: 1, oldest_sequence: None, bytes: 0 });
+    store.append(vec![prepare(vec![note("old")])], 0).unwrap();
+    let one = store.stats().unwrap();
+    assert_eq!((one.next_sequence, one.oldest_sequence), (2, Some(1)));
+    assert!(one.bytes > 0);
+    store.append(vec![prepare(vec![note("new"), note("newer")])], 7 * DAY).unwrap();
+    store.prune(7 * DAY + 1).unwrap();
+    let after = store.stats().unwrap();
+    assert_eq!((after.next_sequence, after.oldest_sequence), (4, Some(2)), "retention moved the oldest on");
+    assert!(after.bytes > one.bytes, "two events in the group left, one before");
+}

@@ -86,26 +86,48 @@ impl Access {
 
     /// Adds a token with every right (the single-team and `make dev` case).
     pub fn add_full_access(&mut self, name: &str, token: &str) {
+        self.add_full_access_digest(name, Sha256::digest(token.trim().as_bytes()).into());
+    }
+
+    /// [`Access::add_full_access`] for a token known only by its digest.
+    pub fn add_full_access_digest(&mut self, name: &str, digest: [u8; 32]) {
         let scope = Scope { name: name.into(), decrypted_data: true, ..Scope::default() };
-        self.entries.push((Sha256::digest(token.trim().as_bytes()).into(), scope));
+        self.entries.push((digest, scope));
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// How many tokens are configured.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The scope of the presented bearer token, or `UNAUTHENTICATED`.
     pub fn authenticate(&self, metadata: &MetadataMap) -> Result<&Scope, Status> {
+        self.identify(metadata).map(|(_, scope)| scope)
+    }
+
+    /// The presented token's digest (what a reload checks again) and scope.
+    pub fn identify(&self, metadata: &MetadataMap) -> Result<([u8; 32], &Scope), Status> {
         let token = crate::auth::bearer(metadata)?;
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let scope = self.scope_of(&presented).ok_or_else(|| Status::unauthenticated("unknown subscriber token"))?;
+        Ok((presented, scope))
+    }
+
+    /// The scope of the token with this digest; every digest is compared,
+    /// in constant time.
+    pub fn scope_of(&self, presented: &[u8; 32]) -> Option<&Scope> {
         let mut found = None;
         for (index, (digest, _)) in self.entries.iter().enumerate() {
-            let equal: Choice = digest.ct_eq(&presented);
+            let equal: Choice = digest.ct_eq(presented);
             if bool::from(equal) && found.is_none() {
                 found = Some(index);
             }
         }
-        found.map(|i| &self.entries[i].1).ok_or_else(|| Status::unauthenticated("unknown subscriber token"))
+        found.map(|i| &self.entries[i].1)
     }
 }
 

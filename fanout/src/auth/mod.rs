@@ -8,6 +8,7 @@
 //! the token costs a header check, not a decode.
 
 pub mod access;
+pub mod grant;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +38,11 @@ impl BearerToken {
             return Err("token must be at least 16 characters".into());
         }
         Ok(Self { digest: Sha256::digest(token.trim().as_bytes()).into() })
+    }
+
+    /// The token's SHA-256 (what the subscribers file holds).
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
     }
 
     /// Accepts `authorization: Bearer <token>`; anything else is

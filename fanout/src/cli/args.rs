@@ -156,6 +156,10 @@ pub struct ServeArgs {
     /// the edge's acks never wait behind subscriber streams (Subscribe is refused there).
     #[arg(long, env = "GRAPH_RELAY_INGEST_LISTEN")]
     pub ingest_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics over HTTP at GET /metrics on this address
+    /// (keep it inside the monitoring network).
+    #[arg(long, env = "GRAPH_RELAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Bearer token the edge must present to Publish (at least 16 characters).
     #[arg(long, env = "GRAPH_RELAY_INGEST_TOKEN", hide_env_values = true)]
     pub ingest_token: String,

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use crate::graph::catalog::Permission;
-use crate::graph::client::GraphClient;
-use crate::graph::credentials::{self, Credentials};
+use crate::graph::configuration;
+use crate::graph::credentials;
 use crate::graph::ledger::{self, Ledger, Record};
 use crate::graph::now_ms;
 use crate::graph::plan::Plan;
@@ -39,24 +39,9 @@ pub fn check(path: &Path) -> Result<bool, BoxError> {
 
 /// The reconciler for a checked file, its state in `data_dir`.
 pub fn reconciler(path: &Path, data_dir: &Path) -> Result<Reconciler, BoxError> {
-    let plan = Plan::load(path)?;
-    let findings = plan.check();
-    if !findings.is_empty() {
-        let names: Vec<String> = findings.iter().map(|f| format!("{} [{}]", f.entry, f.violation.rule)).collect();
-        return Err(format!(
-            "{}: {} problems ({}); `graph-relay subscriptions check {}` explains them",
-            path.display(),
-            findings.len(),
-            names.join(", "),
-            path.display()
-        )
-        .into());
-    }
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
-    let credentials = Credentials::load(&plan.graph, &plan.base_dir, http.clone())?;
-    let graph = GraphClient::new(&plan.graph.base_url, http, credentials);
+    let configuration = configuration::load(path)?;
     let ledger = Ledger::open(data_dir)?;
-    Ok(Reconciler::new(plan, graph, ledger)?)
+    Ok(Reconciler::configured(configuration, ledger))
 }
 
 /// One pass; `Ok(false)` if any entry could not be reconciled.

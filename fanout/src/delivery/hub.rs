@@ -101,8 +101,9 @@ impl Hub {
         let (sender, receiver) = mpsc::channel(self.buffer);
         let id = state.next_feed_id;
         state.next_feed_id += 1;
+        let weak = sender.downgrade();
         state.add(id, Live { filter, decrypted, skip_through: cursor, sender });
-        (cursor, Join::Live(Feed { receiver, id, hub: self.clone() }))
+        (cursor, Join::Live(Feed { receiver, sender: weak, id, hub: self.clone() }))
     }
 
     /// Delivers events just committed to the log, in sequence order.
@@ -242,6 +243,8 @@ impl State {
 
 pub struct Feed {
     pub receiver: mpsc::Receiver<EncodedEvent>,
+    /// The hub's end, weakly: how much waits in the buffer (for metrics).
+    pub sender: mpsc::WeakSender<EncodedEvent>,
     id: u64,
     hub: Arc<Hub>,
 }

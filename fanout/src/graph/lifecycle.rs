@@ -82,6 +82,18 @@ impl Reconciler {
     /// reactions as events arrive.
     pub async fn run(&mut self, mut feed: mpsc::Receiver<FeedItem>, publisher: Arc<dyn Publish>) -> Result<(), String> {
         self.publisher = Some(publisher.clone());
+        let mut configurations = self.configurations.take();
+        let ended = self.run_with(&mut feed, publisher, &mut configurations).await;
+        self.configurations = configurations;
+        ended
+    }
+
+    async fn run_with(
+        &mut self,
+        feed: &mut mpsc::Receiver<FeedItem>,
+        publisher: Arc<dyn Publish>,
+        configurations: &mut Option<mpsc::Receiver<super::configuration::Configuration>>,
+    ) -> Result<(), String> {
         let mut dirty = false;
         loop {
             if now_ms() >= self.next_due_ms() {
@@ -97,6 +109,11 @@ impl Reconciler {
                     }
                     Some(item) => dirty |= self.on_feed(item, publisher.as_ref()).await,
                     None => break,
+                },
+                configuration = Self::next_configuration(configurations) => {
+                    self.reconfigure(configuration);
+                    self.persist();
+                    dirty = false;
                 },
                 _ = tokio::time::sleep(wait) => if dirty {
                     self.persist();

@@ -14,13 +14,17 @@
 //! - [`lifecycle`]: lifecycle events from the log drive the reconciler.
 //! - [`resync`]: the `resyncNeeded` owed after Graph lost a subscription;
 //!   `losses`: noticing the losses and paying those debts.
+//! - [`configuration`]: a subscriptions file checked and made ready;
+//!   [`reload`]: handing one to the running reconciler.
 //! - [`kinds`]: `subscriptions kinds`, the catalog as a table.
 
 pub(crate) mod backoff;
 pub mod catalog;
 pub mod check;
 pub mod client;
+pub mod configuration;
 pub mod credentials;
+mod gauges;
 pub mod kinds;
 pub mod ledger;
 pub mod lifecycle;
@@ -29,6 +33,7 @@ mod losses;
 pub mod paths;
 pub mod plan;
 pub mod reconciler;
+pub mod reload;
 pub mod resync;
 
 /// A reauthorize and a renewing PATCH never both within this (docs/graph-protocol.md 6).

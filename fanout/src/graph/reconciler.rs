@@ -11,18 +11,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use rand::Rng;
 
 use super::backoff::{self, HOUR_MS};
 use super::catalog::{Kind, Permission};
 use super::client::{GraphClient, GraphError, NewSubscription, Remote};
+use super::configuration::{Configuration, Derived};
 use super::format_time;
 use super::ledger::{Ledger, Record};
 use super::now_ms;
 use super::plan::{Entry, Plan};
 use super::resync;
+use crate::metrics;
 
 /// Subscription id (lower-case) -> (entry name, resource as notifications
 /// name it: no leading `/`). Filled in lifecycle items by the service, and
@@ -52,8 +52,11 @@ pub struct Reconciler {
     client_state: String,
     /// Entry name -> base64 DER of its encryption certificate.
     certificates: HashMap<String, String>,
+    /// Reloaded subscriptions files, taken between two Graph calls (see
+    /// `reload`); `None` when nobody reloads.
+    pub(crate) configurations: Option<tokio::sync::mpsc::Receiver<Configuration>>,
     /// Entry name -> not before this time (ms), after a failure.
-    retry_at: HashMap<String, u64>,
+    pub(crate) retry_at: HashMap<String, u64>,
     failures: HashMap<String, u32>,
     /// After a 429, Graph wants every call of this app to wait.
     paused_until_ms: u64,
@@ -67,17 +70,13 @@ pub struct Reconciler {
 
 impl Reconciler {
     pub fn new(plan: Plan, graph: GraphClient, ledger: Ledger) -> Result<Reconciler, String> {
-        let var = &plan.edge.client_state_env;
-        let client_state = std::env::var(var)
-            .map_err(|_| format!("environment variable {var} (the edge's clientState) is not set"))?;
-        let mut certificates = HashMap::new();
-        for entry in plan.subscriptions.iter().filter(|e| e.include_resource_data) {
-            if let Some(path) = &entry.encryption_certificate {
-                let der = super::credentials::certificate_der(&plan.resolve(path))?;
-                certificates.insert(entry.name.clone(), STANDARD.encode(der));
-            }
-        }
-        let kinds = plan.kinds();
+        let derived = Derived::of(&plan)?;
+        Ok(Self::configured(Configuration { plan, graph, derived }, ledger))
+    }
+
+    /// The reconciler of a checked file (see `configuration::load`).
+    pub fn configured(configuration: Configuration, ledger: Ledger) -> Reconciler {
+        let Configuration { plan, graph, derived: Derived { kinds, client_state, certificates } } = configuration;
         let reconciler = Reconciler {
             plan,
             kinds,
@@ -85,6 +84,7 @@ impl Reconciler {
             ledger,
             client_state,
             certificates,
+            configurations: None,
             retry_at: HashMap::new(),
             failures: HashMap::new(),
             paused_until_ms: 0,
@@ -93,7 +93,14 @@ impl Reconciler {
             publisher: None,
         };
         reconciler.publish_directory();
-        Ok(reconciler)
+        reconciler
+    }
+
+    /// Takes what [`Derived::of`] read from a new plan.
+    pub(crate) fn apply(&mut self, derived: Derived) {
+        self.kinds = derived.kinds;
+        self.client_state = derived.client_state;
+        self.certificates = derived.certificates;
     }
 
     pub fn lifecycle_cursor(&self) -> Option<u64> {
@@ -104,7 +111,7 @@ impl Reconciler {
         self.directory.clone()
     }
 
-    fn publish_directory(&self) {
+    pub(crate) fn publish_directory(&self) {
         let map = self.ledger.state.entries.iter().map(|(name, r)| {
             (r.subscription_id.to_ascii_lowercase(), (name.clone(), super::resource_path(&r.resource).to_string()))
         });
@@ -161,6 +168,7 @@ impl Reconciler {
 
     pub(crate) fn persist(&self) {
         self.publish_directory();
+        self.observe();
         if let Err(e) = self.ledger.save() {
             tracing::error!("saving subscription state: {e}");
         }
@@ -344,6 +352,8 @@ impl Reconciler {
         };
         self.ledger.state.entries.insert(entry.name.clone(), record);
         self.ledger.state.not_created.remove(&entry.name);
+        let counter = if fresh { &metrics::get().graph_created } else { &metrics::get().graph_renewals };
+        counter.inc();
         // Lifecycle items for the new id may already be on their way.
         self.publish_directory();
         self.retry_at.remove(&entry.name);
@@ -370,6 +380,7 @@ impl Reconciler {
 
     fn note_error(&mut self, name: &str, message: &str, wait_ms: u64, report: &mut Report) {
         tracing::warn!(entry = name, retry_in_ms = wait_ms, "subscription not reconciled: {message}");
+        metrics::get().graph_failures.inc();
         report.failed.push((name.to_string(), message.to_string()));
         self.retry_at.insert(name.to_string(), now_ms() + wait_ms);
         match self.ledger.state.entries.get_mut(name) {

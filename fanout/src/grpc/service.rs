@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use graph_relay_proto::v1::{notification::Kind, Notification, PublishRequest, PublishResponse, SubscribeRequest};
 use tonic::{Request, Response, Status};
 
-use crate::auth::access::Access;
+use crate::auth::grant::{Grant, Subscribers};
 use crate::auth::BearerToken;
-use crate::delivery::filter::Filter;
 use crate::delivery::hub::Hub;
 use crate::delivery::subscriber;
 use crate::graph::reconciler::Directory;
@@ -26,8 +25,8 @@ pub use graph_relay_proto::MAX_PUBLISH_NOTIFICATIONS;
 /// Cheap to clone: its parts are shared handles.
 #[derive(Clone)]
 pub struct FanoutService {
-    /// Subscriber tokens and their scopes.
-    access: Arc<Access>,
+    /// Subscriber tokens and their scopes, as last (re)loaded.
+    subscribers: Subscribers,
     /// Private keys for rich notifications, by certificate id.
     keyring: Arc<Keyring>,
     /// Rich notifications that could not be decrypted (delivered encrypted);
@@ -47,10 +46,10 @@ pub struct FanoutService {
 
 impl FanoutService {
     pub fn new(parts: ServiceParts) -> Self {
-        let ServiceParts { access, keyring, store, hub, ingest, ingest_token, directory } = parts;
+        let ServiceParts { subscribers, keyring, store, hub, ingest, ingest_token, directory } = parts;
         let decryption_failures = Arc::new(AtomicU64::new(0));
         Self {
-            access,
+            subscribers,
             keyring,
             decryption_failures,
             store,
@@ -108,7 +107,7 @@ impl FanoutService {
 
 /// What the service is made of (see `server::run`).
 pub struct ServiceParts {
-    pub access: Arc<Access>,
+    pub subscribers: Subscribers,
     pub keyring: Arc<Keyring>,
     pub store: Arc<Store>,
     pub hub: Arc<Hub>,
@@ -127,12 +126,8 @@ impl Fanout for FanoutService {
                 "this is the fan-out's ingest port (--ingest-listen), kept for Publish: subscribe on its main port",
             ));
         }
-        let scope = self.access.authenticate(request.metadata())?;
-        let request = request.into_inner();
-        let mut requested = request.filter.unwrap_or_default();
-        scope.authorize(&mut requested)?;
-        let filter = Filter::compile(Some(&requested)).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let filter = filter.within(scope.filter());
+        let (metadata, _, request) = request.into_parts();
+        let (grant, allowed) = Grant::open(&self.subscribers, &metadata, request.filter.unwrap_or_default())?;
         if let Some(after) = request.after_sequence {
             let head = self.store.next_sequence().map_err(|e| Status::internal(e.to_string()))? - 1;
             if after > head {
@@ -141,19 +136,14 @@ impl Fanout for FanoutService {
                 )));
             }
         }
-        tracing::info!(subscriber = %scope.name, after = ?request.after_sequence, "subscriber connected");
-        let decrypted = scope.decrypted_data;
-        Ok(Response::new(subscriber::spawn(
-            self.store.clone(),
-            self.hub.clone(),
-            filter,
-            decrypted,
-            request.after_sequence,
-        )))
+        tracing::info!(subscriber = %grant.subscriber, after = ?request.after_sequence, "subscriber connected");
+        let (store, hub) = (self.store.clone(), self.hub.clone());
+        Ok(Response::new(subscriber::spawn(store, hub, grant, allowed, request.after_sequence)))
     }
 
     async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<PublishResponse>, Status> {
         self.ingest_token.check(request.metadata())?;
+        let started = std::time::Instant::now();
         let notifications = request.into_inner().notifications;
         if notifications.len() > MAX_PUBLISH_NOTIFICATIONS {
             return Err(Status::invalid_argument(format!(
@@ -177,6 +167,7 @@ impl Fanout for FanoutService {
         // Encoding and hashing here run on every core; the single writer only
         // numbers and stores.
         let appended = self.ingest.publish(prepared::prepare(notifications)).await?;
+        crate::metrics::get().publish_seconds.observe(started.elapsed().as_secs_f64());
         tracing::debug!(?appended, "published");
         Ok(Response::new(PublishResponse {
             first_sequence: appended.first_sequence,

@@ -21,6 +21,8 @@ use rsa::pkcs8::DecodePrivateKey;
 use rsa::{Oaep, RsaPrivateKey};
 use thiserror::Error;
 
+use crate::metrics::DecryptFailure;
+
 type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -39,6 +41,21 @@ pub enum DecryptError {
     Padding,
     #[error("decrypted data is not UTF-8 JSON")]
     NotJson,
+}
+
+impl DecryptError {
+    /// The metric label for this failure: a fixed set, never the id.
+    pub fn cause(&self) -> DecryptFailure {
+        match self {
+            DecryptError::UnknownCertificate(_) => DecryptFailure::unknown_certificate,
+            DecryptError::Base64(_) => DecryptFailure::base64,
+            DecryptError::DataKey => DecryptFailure::data_key,
+            DecryptError::KeyLength(_) => DecryptFailure::key_length,
+            DecryptError::Signature => DecryptFailure::signature,
+            DecryptError::Padding => DecryptFailure::padding,
+            DecryptError::NotJson => DecryptFailure::not_json,
+        }
+    }
 }
 
 /// Private keys by `encryptionCertificateId`.
@@ -105,6 +122,7 @@ impl Keyring {
                 Ok(json) => change.decrypted_resource_data_json = json,
                 Err(e) => {
                     failures += 1;
+                    crate::metrics::get().decryption_failed(e.cause());
                     change.decryption_error = e.to_string();
                 }
             }

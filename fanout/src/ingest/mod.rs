@@ -160,6 +160,7 @@ fn write_loop(
             let (publishes, started) = (requests.len(), Instant::now());
             let appended = store.append(requests, now_ms());
             let took = started.elapsed();
+            crate::metrics::get().commit_seconds.observe(took.as_secs_f64());
             if took >= SLOW_COMMIT {
                 let took_ms = took.as_millis() as u64;
                 tracing::warn!(
@@ -170,6 +171,9 @@ fn write_loop(
             }
             match appended {
                 Ok((outcomes, stored)) => {
+                    let metrics = crate::metrics::get();
+                    metrics.published.inc_by(stored.len() as u64);
+                    metrics.duplicates.inc_by(outcomes.iter().map(|o| u64::from(o.duplicates)).sum());
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
                     }

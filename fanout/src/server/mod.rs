@@ -13,6 +13,7 @@
 pub mod listener;
 mod probes;
 mod reconciling;
+pub mod reload;
 pub mod shutdown;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ use crate::graph::{lifecycle, reconciler::Reconciler};
 use crate::grpc::service::{FanoutService, ServiceParts};
 use crate::ingest::decrypt::Keyring;
 use crate::ingest::Ingest;
+use crate::metrics::{self, grpc_layer::GrpcMetricsLayer};
 use crate::pb::fanout_server::FanoutServer;
 use graph_relay_log::seal::LogKeys;
 use graph_relay_log::store::{Retention, Store};
@@ -45,9 +47,13 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// The ingest port (`--ingest-listen`), if any: Publish on its own thread.
     pub ingest_listen: Option<SocketAddr>,
+    /// Where `GET /metrics` is served (`--metrics-listen`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     pub ingest_token: BearerToken,
     /// Who may subscribe, and to what.
     pub access: Access,
+    /// Where `access` and the reconciler's file come from, read again on SIGHUP.
+    pub sources: reload::Sources,
     /// Private keys for rich notifications.
     pub keyring: Keyring,
     /// Events a live feed may hold before its subscriber reads from the log.
@@ -119,12 +125,20 @@ pub async fn serve(
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
         None => None,
     };
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
     let store = open_store(&mut config)?;
     println!("graph-relay listening on {}", listener.local_addr()?);
     if let Some(ingest) = &ingest_listener {
         println!("graph-relay ingest listening on {}", ingest.local_addr()?);
     }
-    run(Listeners { main: listener, ingest: ingest_listener }, store, config, stop).await
+    if let Some(metrics) = &metrics_listener {
+        println!("graph-relay metrics listening on {}", metrics.local_addr()?);
+    }
+    let listeners = Listeners { main: listener, ingest: ingest_listener, metrics: metrics_listener };
+    run(listeners, store, config, stop).await
 }
 
 /// The bound ports `run` serves.
@@ -133,6 +147,8 @@ pub struct Listeners {
     pub main: tokio::net::TcpListener,
     /// Publishers only, served on a thread of its own.
     pub ingest: Option<tokio::net::TcpListener>,
+    /// `GET /metrics`.
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 /// Opens the durable log (before the port is announced: a bad data dir or
@@ -157,17 +173,22 @@ pub async fn run(
     let head = store.next_sequence()? - 1;
     let hub = Hub::new(head, config.subscriber_buffer);
     let ingest = Ingest::start(store.clone(), hub.clone())?;
+    let metrics_port = listeners.metrics.map(|listener| serve_metrics(listener, store.clone()));
     let mut directory = None;
-    let reconciler = config.reconciler.map(|reconciler| {
+    let mut configurations = None;
+    let reconciler = config.reconciler.map(|mut reconciler| {
         directory = Some(reconciler.directory());
+        configurations = Some(reconciler.configurations());
         // Resumes where the last run stopped, so no lifecycle event is skipped.
         let (store, hub) = (store.clone(), hub.clone());
         let open_feed = move |cursor: Option<u64>| reconciling::feed(store.clone(), hub.clone(), cursor.or(Some(head)));
         let publisher = Arc::new(reconciling::LogPublisher(ingest.clone()));
         tokio::spawn(lifecycle::supervise(reconciler, open_feed, publisher))
     });
+    let (subscribers, in_force) = tokio::sync::watch::channel(Arc::new(config.access));
+    let reloads = reload::on_hangup(config.sources, subscribers, configurations);
     let service = FanoutService::new(ServiceParts {
-        access: Arc::new(config.access),
+        subscribers: in_force,
         keyring: Arc::new(config.keyring),
         store,
         hub: hub.clone(),
@@ -214,6 +235,7 @@ pub async fn run(
     }
     let server = server_builder(tls, limits)?
         .layer(GrpcWebLayer::new())
+        .layer(GrpcMetricsLayer)
         .layer(gate)
         .add_service(FanoutServer::new(service))
         .add_service(health)
@@ -232,10 +254,30 @@ pub async fn run(
     if let Some(task) = reconciler {
         task.abort();
     }
+    if let Some(task) = metrics_port {
+        task.abort();
+    }
+    reloads.abort();
     match fault.get() {
         Some(reason) => Err(format!("the log cannot be written ({reason}); exiting for a restart").into()),
         None => Ok(()),
     }
+}
+
+/// Serves `/metrics` until aborted; each scrape first reads the log's size
+/// and sequences and the open streams' positions.
+fn serve_metrics(listener: tokio::net::TcpListener, store: Arc<Store>) -> tokio::task::JoinHandle<()> {
+    metrics::on_scrape(move |metrics| match store.stats() {
+        Ok(stats) => {
+            let last = stats.next_sequence.saturating_sub(1);
+            metrics.log_bytes.set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
+            metrics.log_last_sequence.set(last as i64);
+            metrics.log_oldest_sequence.set(stats.oldest_sequence.unwrap_or(0) as i64);
+            metrics.streams.observe(metrics, last);
+        }
+        Err(e) => tracing::warn!("metrics: reading the log's stats: {e}"),
+    });
+    tokio::spawn(metrics::serve(listener, std::future::pending()))
 }
 
 /// gRPC and gRPC-Web (HTTP/1.1, for the Worker), with TLS if configured.
@@ -284,6 +326,7 @@ fn serve_ingest_port(
             let stopped = async move { while stop.changed().await.is_ok() {} };
             let served = builder
                 .layer(GrpcWebLayer::new())
+                .layer(GrpcMetricsLayer)
                 .layer(gate)
                 .add_service(FanoutServer::new(service))
                 .add_service(health)

@@ -12,6 +12,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
+use crate::auth::grant::Grant;
 use crate::delivery::filter::Filter;
 use crate::delivery::hub::Hub;
 use crate::graph::lifecycle::FeedItem;
@@ -25,7 +26,8 @@ const FEED_BUFFER: usize = 256;
 /// filter, as the reconciler's feed.
 pub fn feed(store: Arc<Store>, hub: Arc<Hub>, after: Option<u64>) -> mpsc::Receiver<FeedItem> {
     let (tx, rx) = mpsc::channel(FEED_BUFFER);
-    let mut events = crate::delivery::subscriber::spawn(store, hub, Filter::default(), false, after);
+    let (grant, allowed) = Grant::internal(Filter::default());
+    let mut events = crate::delivery::subscriber::spawn(store, hub, grant, allowed, after);
     tokio::spawn(async move {
         while let Some(batch) = events.next().await {
             let batch = match batch {
