@@ -14,11 +14,9 @@ use graph_relay_proto::v1::Filter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    graph_relay_fanout::cli::logging::init(cli.log_format);
+    let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Tail(args) => tail::run(tail_config(args)).await,
         Command::HashToken => hash_token(),

@@ -158,7 +158,8 @@ impl Reconciler {
         }
         let Some((entry, kind)) = self.entry_for(&event.subscription_id) else {
             tracing::info!(
-                id = event.subscription_id,
+                sequence,
+                subscription_id = event.subscription_id,
                 event = event.lifecycle_event,
                 "lifecycle event for a subscription not in the file"
             );
@@ -173,9 +174,21 @@ impl Reconciler {
                 self.pay_resyncs().await;
             }
             "missed" => publish(publisher, resync::for_missed(sequence, event, &entry.resource)).await,
-            other => tracing::warn!(event = other, "unknown lifecycle event ignored"),
+            other => tracing::warn!(
+                sequence,
+                subscription_id = event.subscription_id,
+                event = other,
+                "unknown lifecycle event ignored"
+            ),
         }
-        tracing::info!(entry = entry.name, event = event.lifecycle_event, ?report, "lifecycle event handled");
+        tracing::info!(
+            sequence,
+            subscription_id = event.subscription_id,
+            entry = entry.name,
+            event = event.lifecycle_event,
+            ?report,
+            "lifecycle event handled"
+        );
     }
 
     async fn reauthorize(
@@ -219,8 +232,13 @@ impl Reconciler {
 }
 
 async fn publish(publisher: &dyn Publish, notification: Notification) {
+    let subscription_id = match &notification.kind {
+        Some(graph_relay_proto::v1::notification::Kind::Lifecycle(l)) => l.subscription_id.clone(),
+        _ => String::new(),
+    };
     match publisher.publish(notification).await {
-        Ok(summary) => tracing::info!(summary, "resyncNeeded published"),
-        Err(e) => tracing::error!("publishing resyncNeeded failed: {e}"),
+        Ok(Some(sequence)) => tracing::info!(sequence, subscription_id, "resyncNeeded published"),
+        Ok(None) => tracing::info!(subscription_id, "resyncNeeded already in the log"),
+        Err(e) => tracing::error!(subscription_id, "publishing resyncNeeded failed: {e}"),
     }
 }

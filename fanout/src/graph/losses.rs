@@ -69,12 +69,22 @@ impl Reconciler {
             };
             let event = resync::for_loss(&owed, &subscription_id, &entry.resource);
             match publisher.publish(event).await {
-                Ok(summary) => {
-                    tracing::info!(entry = name, summary, reason = owed.reason, "resyncNeeded published");
+                Ok(sequence) => {
+                    let sequence = sequence.unwrap_or_default();
+                    let reason = owed.reason;
+                    tracing::info!(
+                        entry = name,
+                        sequence,
+                        subscription_id,
+                        reason,
+                        "resyncNeeded published (0: already in the log)"
+                    );
                     self.ledger.state.owed_resyncs.remove(&name);
                     paid = true;
                 }
-                Err(e) => tracing::error!(entry = name, "publishing resyncNeeded failed, retrying: {e}"),
+                Err(e) => {
+                    tracing::error!(entry = name, subscription_id, "publishing resyncNeeded failed, retrying: {e}")
+                }
             }
         }
         if paid {

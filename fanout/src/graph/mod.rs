@@ -54,8 +54,9 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// A publish under way: `Ok` with a summary for the log line.
-pub type Publishing<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+/// A publish under way: `Ok` with the sequence it was stored at (`None`:
+/// the log already held it), for the log line.
+pub type Publishing<'a> = Pin<Box<dyn Future<Output = Result<Option<u64>, String>> + Send + 'a>>;
 
 /// Where the reconciler's own events (`resyncNeeded`) go: the fan-out's
 /// log, through whatever stores the edge's notifications. Graph management

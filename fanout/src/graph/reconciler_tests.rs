@@ -126,6 +126,6 @@ struct Discarding;
 
 impl crate::graph::Publish for Discarding {
     fn publish(&self, _: graph_relay_proto::v1::Notification) -> crate::graph::Publishing<'_> {
-        Box::pin(std::future::ready(Ok("discarded".to_string())))
+        Box::pin(std::future::ready(Ok(None)))
     }
 }

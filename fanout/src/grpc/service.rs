@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use graph_relay_proto::v1::{notification::Kind, Notification, PublishRequest, PublishResponse, SubscribeRequest};
 use tonic::{Request, Response, Status};
 
@@ -29,9 +27,6 @@ pub struct FanoutService {
     subscribers: Subscribers,
     /// Private keys for rich notifications, by certificate id.
     keyring: Arc<Keyring>,
-    /// Rich notifications that could not be decrypted (delivered encrypted);
-    /// shared by both ports' services so the logged total is the server's.
-    decryption_failures: Arc<AtomicU64>,
     store: Arc<Store>,
     hub: Arc<Hub>,
     ingest: Ingest,
@@ -47,18 +42,7 @@ pub struct FanoutService {
 impl FanoutService {
     pub fn new(parts: ServiceParts) -> Self {
         let ServiceParts { subscribers, keyring, store, hub, ingest, ingest_token, directory } = parts;
-        let decryption_failures = Arc::new(AtomicU64::new(0));
-        Self {
-            subscribers,
-            keyring,
-            decryption_failures,
-            store,
-            hub,
-            ingest,
-            ingest_token,
-            directory,
-            takes_subscribers: true,
-        }
+        Self { subscribers, keyring, store, hub, ingest, ingest_token, directory, takes_subscribers: true }
     }
 
     /// The same service for the ingest port: it publishes, and refuses
@@ -98,10 +82,37 @@ impl FanoutService {
         .await
         .map_err(|e| Status::internal(format!("decryption task: {e}")))?;
         if failed > 0 {
-            let total = self.decryption_failures.fetch_add(failed as u64, Ordering::Relaxed) + failed as u64;
-            tracing::warn!(failed, total, "rich notifications delivered undecrypted (see decryption_error)");
+            tracing::debug!(failed, "rich notifications will be delivered undecrypted");
         }
         Ok(notifications)
+    }
+}
+
+/// Lines logged for the undecrypted items of one publish, at most; the
+/// metric counts them all.
+const UNDECRYPTED_LINES: usize = 10;
+
+/// (position in the publish, subscription id, why) of each rich item that
+/// did not decrypt.
+fn undecrypted(notifications: &[Notification]) -> Vec<(usize, String, String)> {
+    let failed = notifications.iter().enumerate().filter_map(|(index, n)| match &n.kind {
+        Some(Kind::Change(c)) if !c.decryption_error.is_empty() => {
+            Some((index, c.subscription_id.clone(), c.decryption_error.clone()))
+        }
+        _ => None,
+    });
+    failed.take(UNDECRYPTED_LINES).collect()
+}
+
+/// One line per undecrypted item, with its sequence when the publish makes
+/// it certain (nothing in it was a duplicate, so items were stored in order).
+fn log_undecrypted(undecrypted: &[(usize, String, String)], appended: &graph_relay_log::Appended) {
+    for (index, subscription_id, reason) in undecrypted {
+        let message = "rich notification stored undecrypted";
+        match (appended.duplicates == 0).then(|| appended.first_sequence + *index as u64) {
+            Some(sequence) => tracing::warn!(sequence, subscription_id, reason, "{message}"),
+            None => tracing::warn!(subscription_id, reason, "{message} (its sequence: see the publish's duplicates)"),
+        }
     }
 }
 
@@ -163,11 +174,13 @@ impl Fanout for FanoutService {
             return Ok(Response::new(PublishResponse::default()));
         }
         let mut notifications = self.decrypt(notifications).await?;
+        let undecrypted = undecrypted(&notifications);
         self.add_resources(&mut notifications);
         // Encoding and hashing here run on every core; the single writer only
         // numbers and stores.
         let appended = self.ingest.publish(prepared::prepare(notifications)).await?;
         crate::metrics::get().publish_seconds.observe(started.elapsed().as_secs_f64());
+        log_undecrypted(&undecrypted, &appended);
         tracing::debug!(?appended, "published");
         Ok(Response::new(PublishResponse {
             first_sequence: appended.first_sequence,

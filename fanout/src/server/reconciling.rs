@@ -63,7 +63,7 @@ impl Publish for LogPublisher {
     fn publish(&self, notification: Notification) -> Publishing<'_> {
         Box::pin(async move {
             let appended = self.0.publish(prepared::prepare(vec![notification])).await.map_err(|e| e.to_string())?;
-            Ok(format!("{appended:?}"))
+            Ok((appended.stored > 0).then_some(appended.first_sequence))
         })
     }
 }

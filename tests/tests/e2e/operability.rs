@@ -59,3 +59,41 @@ async fn a_draining_fanout_says_not_serving_before_it_stops() {
     let status = stopping.await.unwrap().expect("it stopped");
     assert!(status.success(), "a graceful stop: {status}");
 }
+
+/// `--log-format json`: every stderr line is one JSON object, a line about
+/// a notification names its sequence and subscription, and no token shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_a_line_name_the_notification_and_hold_no_secret() {
+    use graph_relay_proto::v1::{notification::Kind, EncryptedContent};
+    use graph_relay_tests::publisher::{change, Publisher};
+
+    let mut fanout = Fanout::start_with(&["--log-format", "json"]).await;
+    let mut rich = change("sub-rich", 1);
+    if let Some(Kind::Change(change)) = rich.kind.as_mut() {
+        change.encrypted_content = Some(EncryptedContent {
+            data: "AAAA".into(),
+            data_key: "AAAA".into(),
+            data_signature: "AAAA".into(),
+            encryption_certificate_id: "no-such-certificate".into(),
+            ..Default::default()
+        });
+    }
+    let mut publisher = Publisher::connect(&fanout.url()).await;
+    publisher.publish(vec![change("sub-plain", 0), rich]).await.unwrap();
+    fanout.wait_for_log("rich notification stored undecrypted").await;
+
+    let text = fanout.log_text();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|line| !line.starts_with("graph-relay ") && !line.is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let line = lines.iter().find(|l| l["message"] == "rich notification stored undecrypted").unwrap();
+    assert_eq!(line["sequence"], 2, "the second item of the first publish");
+    assert_eq!(line["subscription_id"], "sub-rich");
+    assert_eq!(line["level"], "WARN");
+    assert!(line["reason"].as_str().unwrap().contains("no-such-certificate"));
+    for secret in [graph_relay_tests::INGEST_TOKEN, graph_relay_tests::SUBSCRIBER_TOKEN] {
+        assert!(!text.contains(secret), "a token in the log");
+    }
+}
