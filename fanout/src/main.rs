@@ -4,7 +4,7 @@
 use clap::Parser;
 use graph_relay_fanout::auth::BearerToken;
 use graph_relay_fanout::cli::args::{
-    Cli, Command, EmulateArgs, EmulateCommand, ServeArgs, SubscriptionsCommand, TailArgs,
+    Cli, Command, EmulateArgs, EmulateCommand, ServeArgs, SubscriptionsCommand, TailArgs, TailFormat,
 };
 use graph_relay_fanout::cli::{emulator as remote, subscriptions as commands, tail};
 use graph_relay_fanout::ingest::decrypt::Keyring;
@@ -168,5 +168,6 @@ fn tail_config(args: TailArgs) -> tail::TailConfig {
             lifecycle_events: args.lifecycle_events,
         },
         after_sequence: args.after_sequence,
+        output: tail::Output::choose(if args.json { TailFormat::Json } else { args.format }),
     }
 }

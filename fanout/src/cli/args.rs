@@ -258,4 +258,18 @@ pub struct TailArgs {
     /// Replay stored events after this sequence first (0: everything retained).
     #[arg(long)]
     pub after_sequence: Option<u64>,
+    /// `readable`: a line per event for people (the default on a terminal);
+    /// `json`: a JSON object per line (the default when piped).
+    #[arg(long, value_enum, default_value_t = TailFormat::Auto)]
+    pub format: TailFormat,
+    /// Same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TailFormat {
+    Auto,
+    Readable,
+    Json,
 }

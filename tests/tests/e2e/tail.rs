@@ -49,3 +49,56 @@ async fn tail_prints_every_replayed_event_in_order_as_graph_sent_it() {
         assert_eq!(event["change"]["padding"].as_str().map(str::len), Some(1000));
     }
 }
+
+/// Runs `graph-relay tail` on a pseudo-terminal (util-linux `script`) until
+/// it has printed `marker`; what the terminal showed.
+async fn on_a_terminal(fanout: &Fanout, marker: &str, no_color: bool) -> String {
+    let command = format!("{} tail --server {} --after-sequence 0", fanout::binary().display(), fanout.url());
+    let mut script = tokio::process::Command::new("script");
+    script.args(["-qfec", &command, "/dev/null"]).env("TERM", "xterm-256color").env_remove("NO_COLOR");
+    if no_color {
+        script.env("NO_COLOR", "1");
+    }
+    let mut child = script
+        .env("GRAPH_RELAY_TOKEN", graph_relay_tests::SUBSCRIBER_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut shown = String::new();
+    while !shown.contains(marker) {
+        let line = tokio::time::timeout(graph_relay_tests::WAIT, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no {marker} on the terminal; it showed:\n{shown}"))
+            .unwrap()
+            .expect("tail is still running");
+        shown.push_str(&line);
+        shown.push('\n');
+    }
+    shown
+}
+
+#[tokio::test]
+async fn on_a_terminal_tail_prints_a_readable_line_per_event_in_colour_unless_no_color() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` (a pseudo-terminal) is not installed");
+        return;
+    }
+    let fanout = Fanout::start().await;
+    let mut publisher = Publisher::connect(&fanout.url()).await;
+    publisher.publish(vec![change("sub-a", 7), change("sub-marker", 8)]).await.unwrap();
+
+    let shown = on_a_terminal(&fanout, "sub-marker", false).await;
+    let line = shown.lines().find(|l| l.contains("sub-a")).expect("a line for the first event");
+    assert!(line.contains("#1"), "{line}");
+    assert!(line.contains("users/u/messages/7"), "{line}");
+    assert!(line.contains("\x1b[32mcreated"), "created in green: {line:?}");
+    assert!(!shown.contains("\"sequence\""), "not JSON on a terminal:\n{shown}");
+
+    let plain = on_a_terminal(&fanout, "sub-marker", true).await;
+    assert!(!plain.contains('\x1b'), "NO_COLOR: no escape codes:\n{plain:?}");
+    assert!(plain.lines().any(|l| l.contains("#2") && l.contains("created") && l.contains("subscription sub-marker")));
+}
