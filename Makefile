@@ -19,9 +19,11 @@ edge: setup edge/build/index.js
 edge/build/index.js: $(EDGE_SOURCES)
 	scripts/build-edge.sh
 
-## The fan-out binary (target/debug/graph-relay).
+## The fan-out binary (target/debug/graph-relay), and the Rust subscriber
+## example the tests run beside the Python and Node ones.
 fanout:
 	cargo build -p graph-relay-fanout
+	cargo build -p graph-relay-tests --example subscriber
 
 dev: setup edge fanout
 	scripts/dev.sh

@@ -1,5 +1,7 @@
 //! A subscriber: every change to users' messages, resuming after any error
-//! from the last sequence it handled (persist `cursor` to resume across restarts).
+//! from the last sequence it handled (persist `cursor` to resume across
+//! restarts, and give it back as GRAPH_RELAY_AFTER_SEQUENCE).
+//! Python and Node.js versions: `examples/python`, `examples/node`.
 use graph_relay_proto::v1::{event::Payload, fanout_client::FanoutClient, Filter, SubscribeRequest};
 
 type Error = Box<dyn std::error::Error>;
@@ -24,7 +26,7 @@ async fn follow(server: &str, bearer: &str, cursor: &mut Option<u64>) -> Result<
 async fn main() -> Result<(), Error> {
     let server = std::env::var("GRAPH_RELAY_SERVER").unwrap_or_else(|_| "http://127.0.0.1:50051".into());
     let bearer = format!("Bearer {}", std::env::var("GRAPH_RELAY_TOKEN")?);
-    let mut cursor = None;
+    let mut cursor = std::env::var("GRAPH_RELAY_AFTER_SEQUENCE").ok().map(|s| s.parse()).transpose()?;
     loop {
         if let Err(e) = follow(&server, &bearer, &mut cursor).await {
             eprintln!("{e}; resuming after {cursor:?} in a second");

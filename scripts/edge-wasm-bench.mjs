@@ -27,7 +27,7 @@ const claims = b64url(JSON.stringify({
 const signature = crypto.sign("RSA-SHA256", Buffer.from(`${header}.${claims}`), privateKey).toString("base64url");
 const token = `${header}.${claims}.${signature}`;
 
-// Graph's items (the shapes of ../shared/graph-examples), ~1 KB each when rich.
+// Graph's items (the shapes of Microsoft's documented samples), ~1 KB each when rich.
 function item(i, rich) {
   const resource = `Users/u-${i}/Messages/m-${i}`;
   const change = {

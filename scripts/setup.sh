@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Graph Relay needs, idempotently: every
 # step checks first and skips what is already there. Offline-safe: everything
-# comes from crates.io, npm or Debian (see shared/toolchain.md).
+# comes from crates.io, npm, PyPI or Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,22 +29,31 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $NF}')" != "$WASM_BINDG
   cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
-# npm ci wipes node_modules, so run it only when package-lock.json changed.
-stamp=node_modules/.graph-relay-lock.sha256
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x node_modules/.bin/wrangler ]; then
-  say "installing npm packages from package-lock.json"
-  npm ci --no-audit --no-fund --loglevel=error
-  echo "$want" > "$stamp"
-fi
+# npm ci wipes node_modules, so run it only when the lock file changed:
+# wrangler at the top, the Node subscriber example's gRPC packages in examples/node.
+npm_install() {
+  local dir=$1 check=$2
+  local stamp=$dir/node_modules/.graph-relay-lock.sha256
+  local want
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -e "$dir/node_modules/$check" ]; then
+    say "installing npm packages from $dir/package-lock.json"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    echo "$want" > "$stamp"
+  fi
+}
+npm_install . .bin/wrangler
+npm_install examples/node @grpc/grpc-js
 
-# Stock gRPC clients from Python for the end-to-end tests, in a venv of the
-# project's own (target/python), reinstalled only when the requirements change.
+# Stock gRPC clients from Python for the end-to-end tests and the Python
+# subscriber example, in a venv of the project's own (target/python),
+# reinstalled only when the requirements change.
 venv=target/python
-want=$(sha256sum tests/python/requirements.txt | cut -d' ' -f1)
+requirements=(tests/python/requirements.txt examples/python/requirements.txt)
+want=$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$venv/.graph-relay-requirements.sha256" 2>/dev/null)" != "$want" ]; then
   say "installing the Python test clients into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+  "$venv/bin/pip" install -q --disable-pip-version-check "${requirements[@]/#/-r}"
   echo "$want" > "$venv/.graph-relay-requirements.sha256"
 fi

@@ -148,7 +148,8 @@ async fn await_ready(process: &mut Process, url: &str) -> Result<(), String> {
     }
 }
 
-/// Keeps wrangler from reaching for the network (see shared/toolchain.md).
+/// Keeps wrangler from reaching for the network: no telemetry, no error
+/// reports, no fetch of request.cf data, no update banner.
 pub const OFFLINE_ENV: [(&str, &str); 4] = [
     ("WRANGLER_SEND_METRICS", "false"),
     ("WRANGLER_SEND_ERROR_REPORTS", "false"),

@@ -6,6 +6,7 @@ mod adversarial;
 mod answer_budget;
 mod bad_input;
 mod chaos;
+mod clients;
 mod decryption;
 mod delivery_identity;
 mod disk_faults;
