@@ -97,3 +97,31 @@ async fn json_logs_are_one_object_a_line_name_the_notification_and_hold_no_secre
         assert!(!text.contains(secret), "a token in the log");
     }
 }
+
+/// The systemd unit in `examples/` passes `systemd-analyze verify` (pointed
+/// at the binary this tree built) with no warning, and its sandboxing rates
+/// as low exposure. Skips where systemd-analyze is missing.
+#[test]
+fn the_systemd_unit_verifies_and_its_sandbox_rates_low_exposure() {
+    let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    };
+    assert!(version.status.success());
+    let root = graph_relay_tests::repo_root();
+    let unit = std::fs::read_to_string(root.join("examples/systemd/graph-relay.service")).unwrap();
+    let binary = graph_relay_tests::fanout::binary();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("graph-relay.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/graph-relay", binary.to_str().unwrap())).unwrap();
+
+    let verify = Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&path).output().unwrap();
+    let said = String::from_utf8_lossy(&verify.stdout).to_string() + &String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+
+    let security = Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(&path).output().unwrap();
+    let report = String::from_utf8_lossy(&security.stdout);
+    let overall = report.lines().find(|l| l.contains("Overall exposure level")).expect("an overall rating");
+    let score: f64 = overall.split(':').nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap();
+    assert!(score <= 2.0, "exposure {score} (0 best, 10 worst): {overall}");
+}
