@@ -51,7 +51,7 @@ rich_vars=()
 for name in GRAPH_JWKS_URL GRAPH_APP_IDS ALLOWED_TENANT_IDS; do
   if [ -n "${!name:-}" ]; then rich_vars+=(--var "$name:${!name}"); fi
 done
-setsid node_modules/.bin/wrangler dev --config wrangler.toml --ip 127.0.0.1 --port "$EDGE_PORT" \
+setsid node_modules/.bin/wrangler dev --config wrangler.toml --env dev --ip 127.0.0.1 --port "$EDGE_PORT" \
   --show-interactive-dev-session=false --persist-to "$logs/wrangler-state" \
   --var "FANOUT_URL:http://127.0.0.1:$INGEST_PORT" --var "CLIENT_STATES:$CLIENT_STATES" \
   --var "FANOUT_TOKEN:$INGEST_TOKEN" --var "ADMIN_TOKEN:$ADMIN_TOKEN" "${rich_vars[@]}" >"$logs/edge.log" 2>&1 &

@@ -97,9 +97,6 @@ pub struct Batch {
     pub rich_tenants: Vec<String>,
 }
 
-/// Items named per line when rejections are summarised.
-const NAMED_PER_REASON: usize = 5;
-
 impl Batch {
     /// Whether any item carries `encryptedContent` (then tokens are required).
     pub fn has_encrypted_content(&self) -> bool {
@@ -112,27 +109,6 @@ impl Batch {
     /// check nor a quarantine entry (forgers cannot fill either).
     pub fn needs_token_check(&self) -> bool {
         !self.notifications.is_empty() && (self.validation_tokens.is_some() || self.has_encrypted_content())
-    }
-
-    /// One log line per rejection reason, naming the first few items: a
-    /// flood of forged items must not become a flood of log lines.
-    pub fn rejection_summary(&self) -> Vec<String> {
-        let mut reasons: Vec<(&ItemError, Vec<&Rejection>)> = Vec::new();
-        for rejection in &self.rejections {
-            match reasons.iter_mut().find(|(reason, _)| **reason == rejection.reason) {
-                Some((_, items)) => items.push(rejection),
-                None => reasons.push((&rejection.reason, vec![rejection])),
-            }
-        }
-        reasons
-            .into_iter()
-            .map(|(reason, items)| {
-                let named: Vec<String> = items.iter().take(NAMED_PER_REASON).map(|r| r.locator()).collect();
-                let more = items.len().saturating_sub(NAMED_PER_REASON);
-                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-                format!("rejected {} items, {reason}: {}{more}", items.len(), named.join(", "))
-            })
-            .collect()
     }
 }
 

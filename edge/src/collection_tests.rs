@@ -192,29 +192,6 @@ fn a_batch_of_several_resource_kinds_parses() {
 }
 
 #[test]
-fn rejections_are_summarised_one_line_per_reason() {
-    let forged = |i: usize| {
-        let mut item = message_item();
-        item["clientState"] = json!("forged");
-        item["subscriptionId"] = json!(format!("s{i}"));
-        item
-    };
-    let mut items: Vec<Value> = (0..8).map(forged).collect();
-    items.push(json!("not an object"));
-    let batch = parse_json(json!({ "value": items }));
-    assert_eq!(
-        batch.rejection_summary(),
-        vec![
-            "rejected 8 items, clientState does not match any accepted value: value[0] subscription=s0, \
-             value[1] subscription=s1, value[2] subscription=s2, value[3] subscription=s3, \
-             value[4] subscription=s4 and 3 more"
-                .to_owned(),
-            "rejected 1 items, item is not a JSON object: value[8] subscription=-".to_owned(),
-        ]
-    );
-}
-
-#[test]
 fn each_accepted_item_is_named_by_its_request_and_position() {
     let body = json!({"value": [message_item(), json!({"clientState": "forged"}), message_item()]});
     let batch = parse_json(body.clone());

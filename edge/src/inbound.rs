@@ -61,6 +61,17 @@ impl Reply {
     }
 }
 
+/// `GET /healthz`: 200 `ok` when every required setting is usable, else a
+/// 503 naming each problem (never a value), so a deploy with a secret
+/// missing shows at its first health check instead of at Graph's first
+/// notification.
+pub fn health(problems: &[String]) -> Reply {
+    if problems.is_empty() {
+        return Reply::text(200, "ok");
+    }
+    Reply::text(503, format!("misconfigured:\n{}\n", problems.join("\n")))
+}
+
 /// Maps method and path to a route, or to a 404/405.
 pub fn route(method: &str, path: &str) -> Result<Route, Reply> {
     let (route, allowed) = match path {
@@ -128,6 +139,12 @@ mod tests {
         assert_eq!(route("POST", "/graph/notifications"), Ok(Route::Notifications));
         assert_eq!(route("POST", "/graph/lifecycle"), Ok(Route::Lifecycle));
         assert_eq!(route("GET", "/healthz"), Ok(Route::Health));
+        assert_eq!(health(&[]), Reply::text(200, "ok"));
+        let problems = ["CLIENT_STATES is not set".to_owned(), "FANOUT_TOKEN is not set".to_owned()];
+        assert_eq!(
+            health(&problems),
+            Reply::text(503, "misconfigured:\nCLIENT_STATES is not set\nFANOUT_TOKEN is not set\n")
+        );
         assert_eq!(route("GET", "/admin/dead-letters"), Ok(Route::DeadLetters));
         assert_eq!(route("POST", "/admin/dead-letters/replay"), Ok(Route::ReplayDeadLetters));
         let wrong_method = route("GET", "/graph/notifications").unwrap_err();

@@ -22,6 +22,7 @@
 //! - [`pipeline`]: a notification POST step by step over a small platform
 //!   trait, every decision in it tested natively with a fake.
 //! - [`quarantine`]: what is kept of a batch refused for its tokens, bounded.
+//! - [`request_log`]: one JSON log line per notification request.
 //!
 //! The Worker glue (`worker_glue`, wasm32 only, feature `glue`) wires those
 //! to `fetch`.
@@ -40,6 +41,7 @@ pub mod handshake;
 pub mod inbound;
 pub mod pipeline;
 pub mod quarantine;
+pub mod request_log;
 pub mod secret;
 pub mod validation_tokens;
 mod verified_tokens;

@@ -13,6 +13,7 @@ use crate::client_state::ClientStates;
 use crate::collection::Batch;
 use crate::delivery::RequestId;
 use crate::inbound::{self, Reply, Route};
+use crate::request_log::RequestLog;
 use crate::validation_tokens::{self, Keys, Policy};
 
 /// What the request path needs from the platform, for one request.
@@ -48,70 +49,80 @@ pub struct Post<'a> {
     pub content_length: Option<&'a str>,
 }
 
-/// Answers a POST to `/graph/notifications` or `/graph/lifecycle`.
+/// Answers a POST to `/graph/notifications` or `/graph/lifecycle`, and
+/// logs one JSON line saying what came and what became of it (see
+/// `request_log`); a line for a 5xx answer is logged as an error.
 pub async fn notification_post<P: Platform>(platform: &P, post: Post<'_>, budget: &Budget) -> Reply {
-    let name = post.route.name();
+    let started = platform.now_ms();
+    let mut log = RequestLog::new(post.route);
+    let (reply, outcome) = decide(platform, post, budget, &mut log).await;
+    let line = log.finish(reply.status, outcome, platform.now_ms().saturating_sub(started));
+    if reply.status >= 500 {
+        platform.log_error(&line);
+    } else {
+        platform.log(&line);
+    }
+    reply
+}
+
+/// The answer, and what became of the request in a few words.
+async fn decide<P: Platform>(platform: &P, post: Post<'_>, budget: &Budget, log: &mut RequestLog) -> (Reply, String) {
     if let Some(reply) = inbound::handshake(post.query) {
-        platform.log(&format!("{name}: validation handshake answered with {}", reply.status));
-        return reply;
+        return (reply, "validation handshake".into());
     }
     if let Err(reply) = inbound::check_headers(post.content_type, post.content_length) {
-        return reply;
+        let outcome = format!("refused: {}", reply.body);
+        return (reply, outcome);
     }
     let client_states = match platform.client_states() {
         Ok(states) => states,
-        Err(problem) => return misconfigured(platform, &problem),
+        Err(problem) => return misconfigured(&problem),
     };
     let body = match platform.body().await {
         Ok(body) => body,
-        Err(e) => return Reply::text(400, format!("the body could not be read: {e}")),
+        Err(e) => return (Reply::text(400, format!("the body could not be read: {e}")), "body unreadable".into()),
     };
     let request_id = match RequestId::random() {
         Ok(id) => id,
-        Err(e) => {
-            platform.log_error(&format!("{name}: {e}"));
-            return Reply::text(503, "no request id could be made; retry later");
-        }
+        Err(e) => return (Reply::text(503, "no request id could be made; retry later"), e.to_string()),
     };
     let batch = match inbound::accept_body(&body, &client_states, platform.now_ms() as i64, &request_id) {
         Ok(batch) => batch,
-        Err(reply) => return reply,
+        Err(reply) => {
+            let outcome = format!("refused: {}", reply.body);
+            return (reply, outcome);
+        }
     };
-    for line in batch.rejection_summary() {
-        platform.log(&format!("{name}: {line}"));
-    }
+    log.batch(&batch);
     match check_tokens(platform, &batch, budget).await {
         Ok(()) => {}
-        Err(Refusal::Retry(reply)) => return reply,
+        Err(Refusal::Retry(reply, why)) => return (reply, format!("retry asked: {why}")),
         Err(Refusal::Quarantine(reason)) => {
             platform.quarantine(post.route, &batch, &reason).await;
-            return Reply::accepted();
+            return (Reply::accepted(), format!("quarantined: {reason}"));
         }
     }
     if batch.notifications.is_empty() {
-        return Reply::accepted();
+        return (Reply::accepted(), "nothing to deliver".into());
     }
     match platform.deliver(batch.notifications, budget).await {
-        Ok(summary) => {
-            platform.log(&format!("{name}: {summary}"));
-            Reply::accepted()
-        }
-        Err(e) => {
-            platform.log_error(&format!("{name}: not stored, asking Graph to retry: {e}"));
-            Reply::text(503, "notifications could not be stored; retry later")
-        }
+        Ok(summary) => (Reply::accepted(), summary),
+        Err(e) => (
+            Reply::text(503, "notifications could not be stored; retry later"),
+            format!("not stored, retry asked: {e}"),
+        ),
     }
 }
 
-fn misconfigured<P: Platform>(platform: &P, problem: &str) -> Reply {
-    platform.log_error(&format!("edge misconfigured: {problem}"));
-    Reply::text(503, "edge is misconfigured; retry later")
+fn misconfigured(problem: &str) -> (Reply, String) {
+    (Reply::text(503, "edge is misconfigured; retry later"), format!("edge misconfigured: {problem}"))
 }
 
 /// Why a batch with validationTokens was not let through.
 enum Refusal {
-    /// We could not check (configuration, keys unavailable): Graph retries.
-    Retry(Reply),
+    /// We could not check (configuration, keys unavailable): Graph
+    /// retries; the reply, and why for the log.
+    Retry(Reply, String),
     /// The tokens are bad: 202, nothing delivered, recorded.
     Quarantine(String),
 }
@@ -123,10 +134,15 @@ async fn check_tokens<P: Platform>(platform: &P, batch: &Batch, budget: &Budget)
     if !batch.needs_token_check() {
         return Ok(());
     }
-    let policy = platform.token_policy().map_err(|problem| Refusal::Retry(misconfigured(platform, &problem)))?;
+    let policy = platform.token_policy().map_err(|problem| {
+        let (reply, why) = misconfigured(&problem);
+        Refusal::Retry(reply, why)
+    })?;
     let unavailable = |e: String| {
-        platform.log_error(&format!("signing keys unavailable: {e}"));
-        Refusal::Retry(Reply::text(503, "signing keys unavailable; retry later"))
+        Refusal::Retry(
+            Reply::text(503, "signing keys unavailable; retry later"),
+            format!("signing keys unavailable: {e}"),
+        )
     };
     let keys = platform.keys(budget).await.map_err(unavailable)?;
     let tokens = batch.validation_tokens.as_ref();

@@ -66,6 +66,8 @@ struct Fake {
     refetches: Cell<usize>,
     quarantined: RefCell<Vec<String>>,
     delivered: RefCell<Vec<Notification>>,
+    /// (as an error, the line) for each line logged.
+    logged: RefCell<Vec<(bool, String)>>,
 }
 
 impl Fake {
@@ -80,6 +82,7 @@ impl Fake {
             refetches: Cell::new(0),
             quarantined: RefCell::default(),
             delivered: RefCell::default(),
+            logged: RefCell::default(),
         }
     }
 
@@ -94,8 +97,12 @@ impl Platform for Fake {
     fn now_ms(&self) -> u64 {
         now_ms()
     }
-    fn log(&self, _: &str) {}
-    fn log_error(&self, _: &str) {}
+    fn log(&self, line: &str) {
+        self.logged.borrow_mut().push((false, line.to_owned()));
+    }
+    fn log_error(&self, line: &str) {
+        self.logged.borrow_mut().push((true, line.to_owned()));
+    }
     fn client_states(&self) -> Result<ClientStates, String> {
         ClientStates::parse(STATE)
     }
@@ -193,6 +200,35 @@ fn a_failed_delivery_is_a_503_so_graph_retries() {
     let mut fake = Fake::with_body(json!({"value": [item(STATE)]}));
     fake.delivery = Err("queue send failed".into());
     assert_eq!(fake.post("").status, 503);
+    let logged = fake.logged.borrow();
+    assert_eq!(logged.len(), 1, "one line per request: {logged:?}");
+    let (as_error, line) = &logged[0];
+    assert!(as_error, "a 503 is logged as an error");
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["outcome"], "not stored, retry asked: queue send failed");
+    assert_eq!(line["status"], 503);
+}
+
+#[test]
+fn every_request_is_one_json_line_with_its_counts_and_outcome_and_no_client_state() {
+    let fake = Fake::with_body(json!({"value": [item(STATE), item("forged-state"), item("forged-state")]}));
+    assert_eq!(fake.post(""), Reply::accepted());
+    let handshake = Fake::with_body(json!({}));
+    handshake.post("validationToken=abc");
+    for fake in [&fake, &handshake] {
+        assert_eq!(fake.logged.borrow().len(), 1, "{:?}", fake.logged.borrow());
+    }
+    let (as_error, line) = &fake.logged.borrow()[0];
+    assert!(!as_error);
+    assert!(!line.contains(STATE) && !line.contains("forged-state"), "{line}");
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["route"], "notifications");
+    assert_eq!((line["items"].as_u64(), line["accepted"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(line["rejected"]["clientState does not match any accepted value"], 2);
+    assert_eq!(line["outcome"], "queued");
+    assert!(line["ackMs"].is_u64());
+    let handshake: Value = serde_json::from_str(&handshake.logged.borrow()[0].1).unwrap();
+    assert_eq!(handshake["outcome"], "validation handshake");
 }
 
 #[test]

@@ -8,7 +8,8 @@ use crate::process::Process;
 /// How the edge stores what it acknowledges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// The repository's `wrangler.toml` as it is: Cloudflare Queue in between.
+    /// The repository's `wrangler.toml` (its `[env.dev]`) as it is:
+    /// Cloudflare Queue in between.
     Queue,
     /// The same without the queue bindings: forward, then answer.
     Sync,
@@ -53,6 +54,25 @@ impl EdgeConfig {
         self
     }
 
+    /// `--var`s for the required settings; an empty one is left out.
+    fn required_vars(&self) -> Vec<String> {
+        let settings = [
+            ("FANOUT_URL", &self.fanout_url),
+            ("CLIENT_STATES", &self.client_states),
+            ("FANOUT_TOKEN", &self.fanout_token),
+        ];
+        settings
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .flat_map(|(name, value)| ["--var".to_owned(), format!("{name}:{value}")])
+            .collect()
+    }
+
+    /// Whether every required setting is given (else `/healthz` says 503).
+    fn is_complete(&self) -> bool {
+        !self.client_states.is_empty() && !self.fanout_token.is_empty()
+    }
+
     /// The repository's wrangler.toml with this config's adjustments.
     fn wrangler_toml(&self, root: &std::path::Path) -> String {
         let original = std::fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
@@ -60,9 +80,10 @@ impl EdgeConfig {
         let mut toml =
             original.replace("main = \"edge/build/index.js\"", &format!("main = {:?}", main.display().to_string()));
         if self.mode == Mode::Sync {
-            let queue_block = |block: &&str| block.lines().any(|line| line.starts_with("[[queues."));
+            let is_queue = |line: &str| line.starts_with("[[queues.") || line.starts_with("[[env.dev.queues.");
+            let queue_block = |block: &&str| block.lines().any(is_queue);
             toml = toml.split("\n\n").filter(|block| !queue_block(block)).collect::<Vec<_>>().join("\n\n");
-            assert!(!toml.contains("[[queues."), "sync mode still has a queue binding");
+            assert!(!toml.lines().any(is_queue), "sync mode still has a queue binding");
         }
         if let Some(retries) = self.max_retries {
             toml = toml.replace("max_retries = 10", &format!("max_retries = {retries}"));
@@ -106,22 +127,20 @@ impl Edge {
             let mut command = Command::new(root.join("node_modules/.bin/wrangler"));
             command
                 .current_dir(&root)
-                .arg("dev")
+                .args(["dev", "--env", "dev"])
                 .arg("--config")
                 .arg(&config_path)
                 .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--inspector-port", &crate::free_port().to_string(), "--show-interactive-dev-session=false"])
                 .arg("--persist-to")
                 .arg(dir.path().join("state"))
-                .args(["--var", &format!("FANOUT_URL:{}", config.fanout_url)])
-                .args(["--var", &format!("CLIENT_STATES:{}", config.client_states)])
-                .args(["--var", &format!("FANOUT_TOKEN:{}", config.fanout_token)])
+                .args(config.required_vars())
                 .args(config.vars.iter().flat_map(|(name, value)| ["--var".to_owned(), format!("{name}:{value}")]))
                 .envs(OFFLINE_ENV.iter().copied());
             let log = dir.path().join(format!("wrangler-{attempt}.log"));
             let mut process = Process::spawn("wrangler dev", command, &log);
             let url = format!("http://127.0.0.1:{port}");
-            match await_ready(&mut process, &url).await {
+            match await_ready(&mut process, &url, config.is_complete()).await {
                 Ok(()) => return Edge { process, url, _dir: dir },
                 Err(log) if attempt < 3 && log.contains("Address already in use") => continue,
                 Err(log) => panic!("wrangler dev did not start:\n{}", crate::process::tail(&log)),
@@ -131,13 +150,14 @@ impl Edge {
     }
 }
 
-/// Polls `/healthz` until the worker answers 200; the log if it exits or never does.
-async fn await_ready(process: &mut Process, url: &str) -> Result<(), String> {
+/// Polls `/healthz` until the worker answers 200 (or, `complete` false, the
+/// 503 of a worker missing a setting); the log if it exits or never does.
+async fn await_ready(process: &mut Process, url: &str, complete: bool) -> Result<(), String> {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Ok(response) = client.get(format!("{url}/healthz")).send().await {
-            if response.status() == 200 {
+            if response.status() == 200 || (!complete && response.status() == 503) {
                 return Ok(());
             }
         }

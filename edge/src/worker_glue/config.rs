@@ -72,6 +72,25 @@ impl RetryPolicy {
     }
 }
 
+/// Every problem of the required settings, by name, without values (for
+/// `/healthz`).
+pub(crate) fn problems(env: &Env) -> Vec<String> {
+    let mut problems = Vec::new();
+    match setting(env, "CLIENT_STATES") {
+        Ok(states) => problems.extend(ClientStates::parse(&states).err()),
+        Err(missing) => problems.push(missing),
+    }
+    for name in ["FANOUT_URL", "FANOUT_TOKEN"] {
+        problems.extend(setting(env, name).err());
+    }
+    if let Ok(url) = setting(env, "FANOUT_URL") {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            problems.push("FANOUT_URL is not an http:// or https:// URL".into());
+        }
+    }
+    problems
+}
+
 /// A `[vars]` entry or a secret (`Env::var` reads both as text).
 fn setting(env: &Env, name: &str) -> Result<String, String> {
     match env.var(name) {

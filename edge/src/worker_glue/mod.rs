@@ -65,7 +65,7 @@ async fn handle(req: Request, env: &Env) -> Result<Reply> {
         Err(reply) => return Ok(reply),
     };
     match route {
-        Route::Health => return Ok(Reply::text(200, "ok")),
+        Route::Health => return Ok(inbound::health(&config::problems(env))),
         Route::DeadLetters | Route::ReplayDeadLetters | Route::Quarantine => {
             return operator::handle(route, &req, env).await
         }

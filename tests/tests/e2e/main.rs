@@ -9,6 +9,7 @@ mod chaos;
 mod clients;
 mod decryption;
 mod delivery_identity;
+mod deployment;
 mod disk_faults;
 mod durability;
 mod emulator;
