@@ -231,4 +231,31 @@ mod tests {
             assert!(text.contains(&format!("\n{name}_total")), "counter {name} is exposed as {name}_total");
         }
     }
+
+    #[test]
+    fn the_dashboard_and_the_docs_name_only_metrics_that_exist() {
+        // Families show once they have a series.
+        let metrics = Metrics::new();
+        let label = SubscriberLabel { subscriber: "s".into() };
+        for family in [&metrics.subscriber_streams, &metrics.subscriber_lag, &metrics.subscriber_catching_up] {
+            family.get_or_create(&label).set(1);
+        }
+        metrics.decryption_failed(DecryptFailure::padding);
+        metrics.graph_subscriptions.get_or_create(&HealthLabel { health: SubscriptionHealth::ok }).set(1);
+        let text = metrics.render();
+        let declared: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+        let docs = [include_str!("../../../docs/grafana-dashboard.json"), include_str!("../../../docs/operations.md")];
+        for doc in docs {
+            for (at, _) in doc.match_indices("graph_relay_") {
+                let name: String = doc[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                    .collect();
+                let base = ["_total", "_bucket", "_count", "_sum"]
+                    .iter()
+                    .fold(name.as_str(), |n, s| n.strip_suffix(s).unwrap_or(n));
+                assert!(declared.contains(&base), "{name} is not a metric of the fan-out");
+            }
+        }
+    }
 }
