@@ -11,6 +11,7 @@ cd "$root"
 EDGE_PORT=${EDGE_PORT:-8787}
 FANOUT_PORT=${FANOUT_PORT:-50051}
 INGEST_PORT=${INGEST_PORT:-50052}   # the edge publishes here (--ingest-listen)
+METRICS_PORT=${METRICS_PORT:-9464}  # GET /metrics (--metrics-listen)
 CLIENT_STATES=${CLIENT_STATES:-dev-client-state}
 INGEST_TOKEN=${INGEST_TOKEN:-dev-ingest-token-change-me}
 ADMIN_TOKEN=${ADMIN_TOKEN:-dev-admin-token-change-me}
@@ -41,7 +42,7 @@ setsid target/debug/graph-relay emulate --listen "127.0.0.1:$EMULATOR_PORT" \
 pids+=($!)
 # The reconciler retries the handshake with backoff until the edge is up.
 setsid target/debug/graph-relay serve --listen "127.0.0.1:$FANOUT_PORT" --ingest-listen "127.0.0.1:$INGEST_PORT" \
-  --ingest-token "$INGEST_TOKEN" --data-dir "$DATA_DIR" --subscriber-token "$SUBSCRIBER_TOKEN" \
+  --metrics-listen "127.0.0.1:$METRICS_PORT" --ingest-token "$INGEST_TOKEN" --data-dir "$DATA_DIR" --subscriber-token "$SUBSCRIBER_TOKEN" \
   --subscriptions-file "$SUBSCRIPTIONS" >"$logs/fanout.log" 2>&1 &
 pids+=($!)
 # validationTokens of rich notifications are signed by the emulator's key.
@@ -86,6 +87,7 @@ dev: lifecycleNotificationUrl http://127.0.0.1:$EDGE_PORT/graph/lifecycle
 dev: send one:
   curl -i -H 'content-type: application/json' http://127.0.0.1:$EDGE_PORT/graph/notifications \\
     -d '{"value":[{"subscriptionId":"demo","clientState":"$CLIENT_STATES","changeType":"created","resource":"users/u1/messages/m1","tenantId":"t1"}]}'
+dev: metrics: curl http://127.0.0.1:$METRICS_PORT/metrics
 dev: dead letters: curl -H 'authorization: Bearer $ADMIN_TOKEN' http://127.0.0.1:$EDGE_PORT/admin/dead-letters
 dev: notifications appear below (graph-relay tail); Ctrl-C stops everything.
 MSG
