@@ -6,7 +6,7 @@
 # startup time and deploys fast, and makes growth a decision, not an accident.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-budget=${WASM_GZIP_BUDGET:-500000}
+budget=${WASM_GZIP_BUDGET:-250000}
 wasm=edge/build/index_bg.wasm
 raw=$(stat -c %s "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)

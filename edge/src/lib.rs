@@ -16,7 +16,9 @@
 //! - [`chunk`]: splitting accepted items into queue messages (128 KB limit).
 //! - [`consumer`]: the queue consumer's decisions (ack, retry, delays).
 //! - [`secret`]: constant-time comparison of bearer tokens.
-//! - [`validation_tokens`]: the rich-notification JWT rules.
+//! - [`validation_tokens`]: the rich-notification JWT rules; [`jwt`]: a
+//!   token taken apart; [`rs256`]: the signature check behind a trait
+//!   (WebCrypto in the Worker, RustCrypto natively).
 //! - `verified_tokens`: tokens already verified, so repeats skip the RSA check.
 //! - [`inbound`]: the HTTP decisions (routes, statuses, reasons).
 //! - [`pipeline`]: a notification POST step by step over a small platform
@@ -39,9 +41,11 @@ pub mod delivery;
 pub mod grpc_web;
 pub mod handshake;
 pub mod inbound;
+pub mod jwt;
 pub mod pipeline;
 pub mod quarantine;
 pub mod request_log;
+pub mod rs256;
 pub mod secret;
 pub mod validation_tokens;
 mod verified_tokens;

@@ -14,12 +14,15 @@ use crate::collection::Batch;
 use crate::delivery::RequestId;
 use crate::inbound::{self, Reply, Route};
 use crate::request_log::RequestLog;
-use crate::validation_tokens::{self, Keys, Policy};
+use crate::validation_tokens::{self, Keys, Policy, Rs256};
 
 /// What the request path needs from the platform, for one request.
 // The Worker is single-threaded: its futures are not Send, and need not be.
 #[allow(async_fn_in_trait)]
 pub trait Platform {
+    /// Checks validationToken signatures (WebCrypto in the Worker).
+    type Signatures: Rs256;
+    fn signatures(&self) -> &Self::Signatures;
     fn now_ms(&self) -> u64;
     fn log(&self, line: &str);
     fn log_error(&self, line: &str);
@@ -147,13 +150,15 @@ async fn check_tokens<P: Platform>(platform: &P, batch: &Batch, budget: &Budget)
     let keys = platform.keys(budget).await.map_err(unavailable)?;
     let tokens = batch.validation_tokens.as_ref();
     let now_s = platform.now_ms() / 1000;
-    let verdict = match validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s) {
+    let rs256 = platform.signatures();
+    let verdict = match validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s, rs256).await
+    {
         Err(e) if e.is_unknown_key() => {
             let Some(refreshed) = platform.refreshed_keys(budget).await else {
                 return Err(unavailable("no time left to refetch them for an unknown kid".to_owned()));
             };
             let keys = refreshed.map_err(unavailable)?;
-            validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s)
+            validation_tokens::check_batch(tokens, &batch.rich_tenants, &keys, &policy, now_s, rs256).await
         }
         verdict => verdict,
     };

@@ -68,6 +68,7 @@ struct Fake {
     delivered: RefCell<Vec<Notification>>,
     /// (as an error, the line) for each line logged.
     logged: RefCell<Vec<(bool, String)>>,
+    rs256: crate::rs256::Native,
 }
 
 impl Fake {
@@ -83,6 +84,7 @@ impl Fake {
             quarantined: RefCell::default(),
             delivered: RefCell::default(),
             logged: RefCell::default(),
+            rs256: Default::default(),
         }
     }
 
@@ -94,6 +96,10 @@ impl Fake {
 }
 
 impl Platform for Fake {
+    type Signatures = crate::rs256::Native;
+    fn signatures(&self) -> &Self::Signatures {
+        &self.rs256
+    }
     fn now_ms(&self) -> u64 {
         now_ms()
     }

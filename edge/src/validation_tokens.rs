@@ -6,19 +6,20 @@
 //! app and tenant in the batch, so a rich item of a tenant no token names was
 //! not vouched for by Graph).
 //!
-//! Signature and time checks are jsonwebtoken's (RustCrypto backend, so it
-//! builds for wasm32); the Graph-specific rules are here. A token verified
-//! once is remembered by its key set (see `verified_tokens`). Nothing in this
-//! module does I/O: the Worker glue fetches and caches the JWKS.
+//! The rules are plain Rust, the same natively and in wasm: the token comes
+//! apart in `jwt`, its signature is checked by the platform behind the
+//! [`Rs256`] trait (WebCrypto in the Worker, RustCrypto natively), and the
+//! claims are checked here. A token verified once is remembered by its key
+//! set (see `verified_tokens`). Nothing in this module does I/O: the Worker
+//! glue fetches and caches the JWKS.
 
 use std::collections::HashMap;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::jwt::{self, Claims};
+pub use crate::rs256::{Rs256, RsaJwk};
 use crate::verified_tokens::{VerifiedTokens, Vouched};
 
 /// Microsoft Graph Change Tracking: the caller every token must name.
@@ -42,6 +43,8 @@ pub enum TokenError {
     UnknownKey(usize, String),
     #[error("token {0}: {1}")]
     Rejected(usize, String),
+    #[error("token {0}: key {1:?} cannot verify: {2}")]
+    UnusableKey(usize, String, String),
     #[error("token {0}: caller is not Microsoft Graph Change Tracking")]
     WrongCaller(usize),
     #[error("token {0}: issuer is neither sts.windows.net nor login.microsoftonline.com for its tenant")]
@@ -62,7 +65,7 @@ impl TokenError {
 /// The RSA signing keys of a JWKS, by `kid`.
 #[derive(Default)]
 pub struct Keys {
-    by_kid: HashMap<String, DecodingKey>,
+    by_kid: HashMap<String, RsaJwk>,
     /// Tokens verified with these keys: a rotation (new `Keys`) forgets them.
     verified: VerifiedTokens,
 }
@@ -77,14 +80,16 @@ impl Clone for Keys {
 impl Keys {
     /// Parses a JWKS document, keeping its RSA keys.
     pub fn from_jwks(json: &str) -> Result<Self, String> {
-        let set: JwkSet = serde_json::from_str(json).map_err(|e| format!("JWKS is not valid: {e}"))?;
+        let set: Value = serde_json::from_str(json).map_err(|e| format!("JWKS is not valid: {e}"))?;
+        let keys = set.get("keys").and_then(Value::as_array).ok_or("JWKS is not valid: no \"keys\" array")?;
         let mut by_kid = HashMap::new();
-        for jwk in set.keys {
-            let (Some(kid), AlgorithmParameters::RSA(rsa)) = (jwk.common.key_id.clone(), &jwk.algorithm) else {
+        for jwk in keys {
+            let text = |field: &str| jwk.get(field).and_then(Value::as_str).map(str::to_owned);
+            if text("kty").as_deref() != Some("RSA") {
                 continue;
-            };
-            if let Ok(key) = DecodingKey::from_rsa_components(&rsa.n, &rsa.e) {
-                by_kid.insert(kid, key);
+            }
+            if let (Some(kid), Some(n), Some(e)) = (text("kid"), text("n"), text("e")) {
+                by_kid.insert(kid.clone(), RsaJwk { kid, n, e });
             }
         }
         if by_kid.is_empty() {
@@ -124,27 +129,18 @@ impl Policy {
     }
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    iss: String,
-    tid: Option<String>,
-    appid: Option<String>,
-    azp: Option<String>,
-    /// Already checked by jsonwebtoken; kept for later uses of the token.
-    nbf: f64,
-    exp: f64,
-}
-
 /// Checks a batch: `validation_tokens` is the envelope's field as sent
 /// (`None` when absent); `rich_tenants` the `tenantId` of each item carrying
 /// `encryptedContent` ("" when it names none); `now` in Unix seconds, for
-/// tokens verified before. Returns how many tokens were verified.
-pub fn check_batch(
+/// tokens verified before; `rs256` checks signatures. Returns how many
+/// tokens were verified.
+pub async fn check_batch(
     validation_tokens: Option<&Value>,
     rich_tenants: &[String],
     keys: &Keys,
     policy: &Policy,
     now: u64,
+    rs256: &impl Rs256,
 ) -> Result<usize, TokenError> {
     let tokens = match validation_tokens {
         None if !rich_tenants.is_empty() => return Err(TokenError::MissingForEncrypted),
@@ -163,7 +159,7 @@ pub fn check_batch(
                 None => before.tenant,
             },
             None => {
-                let verified = check_token(index, token, keys, policy)?;
+                let verified = check_token(index, token, keys, policy, now, rs256).await?;
                 let tenant = verified.tenant.clone();
                 keys.verified.insert(token, &fingerprint, verified, now);
                 tenant
@@ -178,21 +174,30 @@ pub fn check_batch(
 }
 
 /// Verifies one token; returns what it vouches for.
-fn check_token(index: usize, token: &str, keys: &Keys, policy: &Policy) -> Result<Vouched, TokenError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed(index))?;
-    if header.alg != Algorithm::RS256 {
-        return Err(TokenError::Algorithm(index, format!("{:?}", header.alg)));
+async fn check_token(
+    index: usize,
+    token: &str,
+    keys: &Keys,
+    policy: &Policy,
+    now: u64,
+    rs256: &impl Rs256,
+) -> Result<Vouched, TokenError> {
+    let parsed = jwt::parse(token).ok_or(TokenError::Malformed(index))?;
+    if parsed.header.alg != "RS256" {
+        return Err(TokenError::Algorithm(index, parsed.header.alg));
     }
-    let kid = header.kid.unwrap_or_default();
+    let kid = parsed.header.kid.unwrap_or_default();
     let key = keys.by_kid.get(&kid).ok_or_else(|| TokenError::UnknownKey(index, kid.clone()))?;
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.leeway = LEEWAY_SECONDS;
-    validation.validate_nbf = true;
-    validation.set_audience(&policy.app_ids);
-    validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss"]);
-    let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
-        .map_err(|e| TokenError::Rejected(index, e.to_string()))?
-        .claims;
+    let verified = rs256
+        .verify(key, parsed.signed.as_bytes(), &parsed.signature)
+        .await
+        .map_err(|e| TokenError::UnusableKey(index, kid.clone(), e))?;
+    if !verified {
+        return Err(TokenError::Rejected(index, "InvalidSignature".into()));
+    }
+    let (not_before, expires) =
+        check_claims(&parsed.claims, policy, now).map_err(|e| TokenError::Rejected(index, e))?;
+    let claims = parsed.claims;
     let caller = claims.appid.as_deref().or(claims.azp.as_deref());
     if caller != Some(GRAPH_CHANGE_TRACKING_APP_ID) {
         return Err(TokenError::WrongCaller(index));
@@ -200,11 +205,31 @@ fn check_token(index: usize, token: &str, keys: &Keys, policy: &Policy) -> Resul
     let tenant = claims.tid.unwrap_or_default();
     let v1 = format!("https://sts.windows.net/{tenant}/");
     let v2 = format!("https://login.microsoftonline.com/{tenant}/v2.0");
-    if tenant.is_empty() || (claims.iss != v1 && claims.iss != v2) {
+    let iss = claims.iss.unwrap_or_default();
+    if tenant.is_empty() || (iss != v1 && iss != v2) {
         return Err(TokenError::WrongIssuer(index));
     }
     if !policy.allowed_tenants.is_empty() && !policy.allowed_tenants.iter().any(|t| t.eq_ignore_ascii_case(&tenant)) {
         return Err(TokenError::TenantNotAllowed(index, tenant));
     }
-    Ok(Vouched { tenant, not_before: claims.nbf as u64, expires: claims.exp as u64 })
+    Ok(Vouched { tenant, not_before, expires })
+}
+
+/// The registered claims every token must carry, and its time window with
+/// `LEEWAY_SECONDS` of clock skew; (nbf, exp) when they pass. The reasons
+/// read as the JWT ecosystem names them.
+fn check_claims(claims: &Claims, policy: &Policy, now: u64) -> Result<(u64, u64), String> {
+    let missing = |claim: &str| format!("missing required claim: {claim}");
+    let exp = claims.exp.ok_or_else(|| missing("exp"))?;
+    let nbf = claims.nbf.ok_or_else(|| missing("nbf"))?;
+    let aud = claims.aud.as_ref().ok_or_else(|| missing("aud"))?;
+    claims.iss.as_ref().ok_or_else(|| missing("iss"))?;
+    let window = Vouched { tenant: String::new(), not_before: nbf.max(0.0) as u64, expires: exp.max(0.0) as u64 };
+    if let Some(reason) = window.untimely(now) {
+        return Err(reason.into());
+    }
+    if !aud.any(&policy.app_ids) {
+        return Err("InvalidAudience".into());
+    }
+    Ok((window.not_before, window.expires))
 }

@@ -35,8 +35,9 @@ pub(crate) struct Vouched {
 }
 
 impl Vouched {
-    /// Why the token may not be used at `now`: jsonwebtoken's words, so a
-    /// hit and a miss explain themselves alike.
+    /// Why the token may not be used at `now`, in the JWT ecosystem's words
+    /// (jsonwebtoken's), the same for a token verified now and one
+    /// remembered.
     pub(crate) fn untimely(&self, now: u64) -> Option<&'static str> {
         if now > self.expires.saturating_add(LEEWAY_SECONDS) {
             Some("ExpiredSignature")

@@ -7,6 +7,7 @@ use crate::client_state::ClientStates;
 use crate::validation_tokens::Policy;
 
 /// Where and how to reach the fan-out's `Publish`.
+#[derive(Clone)]
 pub(crate) struct FanoutTarget {
     /// Base URL of the fan-out's gRPC-Web listener (`FANOUT_URL`).
     pub(crate) url: String,
@@ -22,6 +23,12 @@ impl FanoutTarget {
         let url = setting(env, "FANOUT_URL")?.trim_end_matches('/').to_owned();
         Ok(Self { url, token: setting(env, "FANOUT_TOKEN")?, mtls: env.service("FANOUT_MTLS").ok() })
     }
+}
+
+/// Whether accepted items also go straight to the fan-out after the 202
+/// (`FAST_PATH`, on unless `off`; see `queue::fast_path`).
+pub(crate) fn fast_path(env: &Env) -> bool {
+    !env.var("FAST_PATH").is_ok_and(|v| v.to_string().trim().eq_ignore_ascii_case("off"))
 }
 
 /// What the notification routes need.

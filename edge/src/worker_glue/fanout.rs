@@ -36,7 +36,12 @@ pub(crate) async fn publish_encoded(
     call(target, request, timeout).await
 }
 
-async fn call(target: &FanoutTarget, request: Vec<u8>, timeout: Duration) -> Result<PublishResponse, String> {
+/// Publishes an encoded `PublishRequest` within `timeout`.
+pub(crate) async fn call(
+    target: &FanoutTarget,
+    request: Vec<u8>,
+    timeout: Duration,
+) -> Result<PublishResponse, String> {
     let body = grpc_web::frame(&request);
     let headers = Headers::new();
     let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| e.to_string());

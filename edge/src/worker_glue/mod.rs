@@ -11,6 +11,7 @@
 //! - [`operator`]: the `/admin/...` routes.
 //! - [`fanout`]: the gRPC-Web `Publish` call over `fetch`.
 //! - [`storage`]: the queue and KV bindings, named in one place.
+//! - [`webcrypto`]: RS256 signature checks by the runtime's WebCrypto.
 //!
 //! Two delivery modes: with the `NOTIFICATIONS` queue binding, 202 means
 //! "durably queued"; without it (synchronous mode), 202 means "stored by the
@@ -27,6 +28,7 @@ mod operator;
 mod quarantine;
 mod queue;
 mod storage;
+mod webcrypto;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -45,8 +47,8 @@ use config::{Config, TokenPolicy};
 use jwks::JwksSource;
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let reply = match handle(req, &env).await {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let reply = match handle(req, &env, &ctx).await {
         Ok(reply) => reply,
         Err(e) => {
             console_error!("internal error: {e}");
@@ -56,7 +58,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     respond(reply)
 }
 
-async fn handle(req: Request, env: &Env) -> Result<Reply> {
+async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Reply> {
     let budget = Budget::starting_at(now_ms());
     let method = req.method().to_string();
     let url = req.url()?;
@@ -79,18 +81,26 @@ async fn handle(req: Request, env: &Env) -> Result<Reply> {
         content_type: content_type.as_deref(),
         content_length: content_length.as_deref(),
     };
-    let platform = WorkerPlatform { env, request: RefCell::new(Some(req)) };
+    let platform = WorkerPlatform { env, ctx, request: RefCell::new(Some(req)) };
     Ok(pipeline::notification_post(&platform, post, &budget).await)
 }
 
 /// The Worker's side of the request path: its bindings, settings and log.
 struct WorkerPlatform<'a> {
     env: &'a Env,
+    /// Work that may outlive the answer (the fast path) is handed to it.
+    ctx: &'a Context,
     /// Taken when the body is read (once).
     request: RefCell<Option<Request>>,
 }
 
 impl pipeline::Platform for WorkerPlatform<'_> {
+    type Signatures = webcrypto::WebCrypto;
+
+    fn signatures(&self) -> &webcrypto::WebCrypto {
+        webcrypto::verifier()
+    }
+
     fn now_ms(&self) -> u64 {
         now_ms()
     }
@@ -135,7 +145,14 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     async fn deliver(&self, notifications: Vec<Notification>, budget: &Budget) -> std::result::Result<String, String> {
         let config = Config::from_env(self.env)?;
         match self.env.queue(storage::QUEUE_BINDING) {
-            Ok(queue) => queue::enqueue(&queue, &config.fanout, notifications, budget).await,
+            Ok(queue) => {
+                let enqueued = queue::enqueue(&queue, &config.fanout, notifications, budget).await?;
+                if !config::fast_path(self.env) {
+                    return Ok(enqueued.summary);
+                }
+                self.ctx.wait_until(queue::fast_path(config.fanout, enqueued.messages));
+                Ok(format!("{}; fast path started", enqueued.summary))
+            }
             Err(_) => {
                 let chunks = chunk::split(notifications, chunk::MAX_PUBLISH_BYTES);
                 let (mut stored, mut duplicates) = (0, 0);

@@ -29,17 +29,28 @@ use crate::consumer;
 /// The consumer is not racing Graph's 3 s, so it may wait longer.
 const CONSUMER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the fast path may take, after the answer went out (the
+/// runtime lets `waitUntil` work run for 30 s).
+const FAST_PATH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `enqueue` did: a summary for the log, and the queued messages (each
+/// an encoded `PublishRequest`) for the fast path.
+pub(crate) struct Enqueued {
+    pub(crate) summary: String,
+    pub(crate) messages: Vec<Vec<u8>>,
+}
+
 /// Queues `notifications` within the request's budget; items too large for
-/// a message are forwarded to the fan-out right away. Returns a summary for
-/// the log.
+/// a message are forwarded to the fan-out right away.
 pub(crate) async fn enqueue(
     queue: &Queue,
     target: &FanoutTarget,
     notifications: Vec<Notification>,
     budget: &Budget,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<Enqueued, String> {
     let chunks = chunk::split(notifications, chunk::MAX_MESSAGE_BYTES);
     let messages = chunks.messages.len();
+    let queued = chunks.messages.clone();
     for batch in chunk::send_batches(chunks.messages) {
         let batch: Vec<_> = batch
             .iter()
@@ -57,7 +68,25 @@ pub(crate) async fn enqueue(
             .await
             .map_err(|e| format!("forwarding {oversized} oversized items failed: {e}"))?;
     }
-    Ok(format!("queued {messages} messages, forwarded {oversized} oversized items directly"))
+    let summary = format!("queued {messages} messages, forwarded {oversized} oversized items directly");
+    Ok(Enqueued { summary, messages: queued })
+}
+
+/// The fast path: the queued messages published straight to the fan-out,
+/// after the 202, inside the request's `waitUntil`. The queue stays the
+/// durable path: the consumer forwards the same messages later, and the
+/// fan-out stores each delivery id once, so its forward is a recorded
+/// duplicate. A failure here changes nothing: the queue delivers as it
+/// would have.
+pub(crate) async fn fast_path(target: FanoutTarget, messages: Vec<Vec<u8>>) {
+    let count = messages.len();
+    for (index, message) in messages.into_iter().enumerate() {
+        if let Err(e) = fanout::call(&target, message, FAST_PATH_TIMEOUT).await {
+            let line = serde_json::json!({"fastPath": "failed; the queue delivers", "message": index, "of": count, "error": e});
+            console_error!("{line}");
+            return;
+        }
+    }
 }
 
 #[event(queue)]

@@ -117,3 +117,49 @@ async fn a_1_mib_batch_is_split_under_the_128_kb_limit_and_an_oversized_item_goe
     expected.sort_by_key(key);
     assert_eq!(received, expected);
 }
+
+/// Polls the fan-out's metrics until `series` reaches `value`.
+async fn metric_reaches(fanout: &Fanout, series: &str, value: f64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = fanout.metrics().await.get(series).copied().unwrap_or(0.0);
+        if now >= value {
+            return assert_eq!(now, value, "{series} went past {value}");
+        }
+        assert!(Instant::now() < deadline, "{series} stayed at {now}, waiting for {value}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fast_path_delivers_and_the_consumers_later_forward_is_a_recorded_duplicate() {
+    const STORED: &str = "graph_relay_notifications_published_total";
+    const DUPLICATES: &str = "graph_relay_notifications_duplicate_total";
+    for fast_path in ["on", "off"] {
+        let fanout = Fanout::start_with(&["--metrics-listen", "127.0.0.1:0"]).await;
+        let edge = Edge::start_with(EdgeConfig::for_fanout(fanout.url()).var("FAST_PATH", fast_path)).await;
+        let mut everything = subscribe(&fanout.url(), Filter::default()).await;
+        let batch = graph::collection(vec![
+            graph::change("fast-1", "users/u/messages/1", "created", "t", CLIENT_STATE),
+            graph::change("fast-2", "users/u/messages/2", "created", "t", CLIENT_STATE),
+        ]);
+        assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &batch).await.status, 202);
+        assert_eq!(subscription_id(&everything.next().await), "fast-1");
+        assert_eq!(subscription_id(&everything.next().await), "fast-2");
+        metric_reaches(&fanout, STORED, 2.0).await;
+        // The consumer forwards the same messages: with the fast path first,
+        // the log already holds them.
+        let expected_duplicates = if fast_path == "on" { 2.0 } else { 0.0 };
+        if fast_path == "on" {
+            metric_reaches(&fanout, DUPLICATES, expected_duplicates).await;
+        }
+        let marker = graph::collection(vec![graph::change("marker", "r", "created", "t", CLIENT_STATE)]);
+        graph::deliver(&edge.url, "/graph/notifications", &marker).await;
+        assert!(everything.until_marker("marker").await.is_empty(), "fast path {fast_path}: no second event");
+        let stored = fanout.metrics().await;
+        assert_eq!(stored.get(STORED).copied(), Some(3.0), "fast path {fast_path}");
+        if fast_path == "off" {
+            assert_eq!(stored.get(DUPLICATES).copied(), Some(0.0), "without the fast path only the consumer forwards");
+        }
+    }
+}

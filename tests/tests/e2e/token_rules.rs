@@ -1,7 +1,12 @@
-//! The validationTokens rules, natively: every forgery of the matrix is
-//! refused for the right reason, and a valid token passes.
+//! The validationTokens rules, natively (signatures by RustCrypto, where the
+//! Worker uses WebCrypto: `rich_notifications` runs the matrix there): every
+//! forgery of the matrix is refused for the right reason, and a valid token
+//! passes.
 
-use graph_relay_edge::validation_tokens::{check_batch, Keys, Policy, TokenError, LEEWAY_SECONDS};
+use std::future::Future;
+
+use graph_relay_edge::rs256::Native;
+use graph_relay_edge::validation_tokens::{self, Keys, Policy, TokenError, LEEWAY_SECONDS};
 use graph_relay_tests::tokens::{self, hs256_with_public_key, unsigned, valid_claims, SigningKey, APP_ID, TENANT};
 use serde_json::{json, Value};
 
@@ -12,6 +17,23 @@ fn keys() -> Keys {
 
 fn policy() -> Policy {
     Policy { app_ids: vec![APP_ID.into()], allowed_tenants: vec![] }
+}
+
+/// `validation_tokens::check_batch` with RustCrypto's RS256, whose future is
+/// ready at its first poll.
+fn check_batch(
+    tokens: Option<&Value>,
+    tenants: &[String],
+    keys: &Keys,
+    policy: &Policy,
+    now: u64,
+) -> Result<usize, TokenError> {
+    let rs256 = Native::default();
+    let future = std::pin::pin!(validation_tokens::check_batch(tokens, tenants, keys, policy, now, &rs256));
+    match future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(verdict) => verdict,
+        std::task::Poll::Pending => panic!("RustCrypto's check never waits"),
+    }
 }
 
 fn check(tokens: Value) -> Result<usize, TokenError> {
@@ -93,6 +115,20 @@ fn every_forgery_is_refused_for_its_reason() {
             matches!(e, TokenError::WrongIssuer(0))
         }),
         ("garbage", "not.a.jwt".into(), |e| matches!(e, TokenError::Malformed(0))),
+        (
+            "no exp",
+            with(|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            |e| matches!(e, TokenError::Rejected(0, m) if m == "missing required claim: exp"),
+        ),
+        (
+            "no aud",
+            with(|c| {
+                c.as_object_mut().unwrap().remove("aud");
+            }),
+            |e| matches!(e, TokenError::Rejected(0, m) if m == "missing required claim: aud"),
+        ),
     ];
     for (name, token, expected) in cases {
         let verdict = check(json!([token]));
@@ -186,6 +222,17 @@ fn missing_null_and_malformed_token_lists() {
     assert_eq!(check_batch(Some(&json!([])), &rich(), &keys, &policy, tokens::now()), Err(TokenError::NotAnArray));
     assert_eq!(check_batch(Some(&json!("x")), &rich(), &keys, &policy, tokens::now()), Err(TokenError::NotAnArray));
     assert_eq!(check_batch(Some(&json!([1])), &rich(), &keys, &policy, tokens::now()), Err(TokenError::NotAnArray));
+}
+
+#[test]
+fn an_audience_list_naming_us_passes_and_an_unusable_key_is_a_refusal_not_a_panic() {
+    assert_eq!(check(json!([with(|c| c["aud"] = json!(["someone-else", APP_ID]))])), Ok(1));
+    let (key1, _) = SigningKey::pair();
+    let mut jwk = key1.jwk();
+    jwk["n"] = json!("!!not base64url!!");
+    let broken = Keys::from_jwks(&json!({ "keys": [jwk] }).to_string()).unwrap();
+    let verdict = check_batch(Some(&json!([with(|_| {})])), &rich(), &broken, &policy(), tokens::now());
+    assert!(matches!(&verdict, Err(TokenError::UnusableKey(0, kid, _)) if *kid == key1.kid), "{verdict:?}");
 }
 
 #[test]
