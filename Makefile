@@ -38,8 +38,9 @@ bench: bench-setup
 	target/release/graph-relay-bench durable
 	cargo bench -p graph-relay-bench --bench edge_core
 	cargo bench -p graph-relay-bench --bench catch_up
-	scripts/edge-wasm-bench.sh
 	cargo bench -p graph-relay-bench --bench edge_load
+	cargo bench -p graph-relay-bench --bench edge_latency
+	cargo bench -p graph-relay-bench --bench edge_compare
 	target/release/graph-relay-bench fsync
 	target/release/graph-relay-bench fanout --csv target/bench-fanout.csv
 	target/release/graph-relay-bench idle

@@ -25,6 +25,11 @@ pub struct EdgeConfig {
     pub max_retries: Option<u32>,
     /// Extra `--var`s, e.g. `ADMIN_TOKEN` or `RETRY_BASE_DELAY_SECONDS`.
     pub vars: Vec<(String, String)>,
+    /// Whether the queue consumers run (off: items stay on the queue, as
+    /// when only the request path is measured).
+    pub consumers: bool,
+    /// Another worker script under the same bindings (the JavaScript peer).
+    pub main: Option<std::path::PathBuf>,
 }
 
 impl EdgeConfig {
@@ -36,6 +41,8 @@ impl EdgeConfig {
             mode: Mode::Queue,
             max_retries: None,
             vars: Vec::new(),
+            consumers: true,
+            main: None,
         }
     }
 
@@ -76,7 +83,7 @@ impl EdgeConfig {
     /// The repository's wrangler.toml with this config's adjustments.
     fn wrangler_toml(&self, root: &std::path::Path) -> String {
         let original = std::fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
-        let main = root.join("edge/build/index.js");
+        let main = self.main.clone().unwrap_or_else(|| root.join("edge/build/index.js"));
         let mut toml =
             original.replace("main = \"edge/build/index.js\"", &format!("main = {:?}", main.display().to_string()));
         if self.mode == Mode::Sync {
@@ -84,6 +91,10 @@ impl EdgeConfig {
             let queue_block = |block: &&str| block.lines().any(is_queue);
             toml = toml.split("\n\n").filter(|block| !queue_block(block)).collect::<Vec<_>>().join("\n\n");
             assert!(!toml.lines().any(is_queue), "sync mode still has a queue binding");
+        }
+        if !self.consumers {
+            let consumer = |block: &&str| block.lines().any(|line| line.starts_with("[[env.dev.queues.consumers]]"));
+            toml = toml.split("\n\n").filter(|block| !consumer(block)).collect::<Vec<_>>().join("\n\n");
         }
         if let Some(retries) = self.max_retries {
             toml = toml.replace("max_retries = 10", &format!("max_retries = {retries}"));
@@ -96,11 +107,16 @@ impl EdgeConfig {
 pub struct Edge {
     pub process: Process,
     pub url: String,
-    /// Local state (`--persist-to`) and the wrangler log.
-    _dir: tempfile::TempDir,
+    /// Local state (`--persist-to`), the wrangler log and its configuration.
+    dir: tempfile::TempDir,
 }
 
 impl Edge {
+    /// The wrangler configuration it runs (`--env dev`).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("wrangler.toml")
+    }
+
     /// The edge in queue mode, as `wrangler.toml` configures it.
     pub async fn start(fanout_url: String) -> Edge {
         Self::start_with(EdgeConfig::for_fanout(fanout_url)).await
@@ -141,7 +157,7 @@ impl Edge {
             let mut process = Process::spawn("wrangler dev", command, &log);
             let url = format!("http://127.0.0.1:{port}");
             match await_ready(&mut process, &url, config.is_complete()).await {
-                Ok(()) => return Edge { process, url, _dir: dir },
+                Ok(()) => return Edge { process, url, dir },
                 Err(log) if attempt < 3 && log.contains("Address already in use") => continue,
                 Err(log) => panic!("wrangler dev did not start:\n{}", crate::process::tail(&log)),
             }

@@ -78,6 +78,11 @@ impl Process {
         None
     }
 
+    /// The process id (also its process group's).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

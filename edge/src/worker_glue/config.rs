@@ -31,6 +31,13 @@ pub(crate) fn fast_path(env: &Env) -> bool {
     !env.var("FAST_PATH").is_ok_and(|v| v.to_string().trim().eq_ignore_ascii_case("off"))
 }
 
+/// Whether every request gets its log line (`REQUEST_LOGS`, on unless
+/// `errors`: then only lines of 5xx answers). Workers Logs bills by the
+/// line, and at high volume one line per request may not be wanted.
+pub(crate) fn logs_every_request(env: &Env) -> bool {
+    !env.var("REQUEST_LOGS").is_ok_and(|v| v.to_string().trim().eq_ignore_ascii_case("errors"))
+}
+
 /// What the notification routes need.
 pub(crate) struct Config {
     /// Accepted clientState values (secret `CLIENT_STATES`, comma-separated).

@@ -106,7 +106,9 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     }
 
     fn log(&self, line: &str) {
-        console_log!("{line}");
+        if config::logs_every_request(self.env) {
+            console_log!("{line}");
+        }
     }
 
     fn log_error(&self, line: &str) {

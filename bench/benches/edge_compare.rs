@@ -1,0 +1,206 @@
+//! The Rust worker side by side with the JavaScript peer a Cloudflare user
+//! would write (`bench/js-peer/worker.js`), under the same `wrangler dev`,
+//! the same bindings (queue producer only: the request path is what is
+//! measured), the same bodies, in the same run (`make bench`):
+//!
+//! - CPU per request in workerd itself: the user+system time of the
+//!   `workerd` processes (from /proc) over a run of sequential requests,
+//!   less what they spend idle over as long, divided by the requests. It is
+//!   everything workerd does for a request: HTTP, the JavaScript glue, the
+//!   wasm, WebCrypto, the local queue.
+//! - requests per second and p50/p99 acknowledgement latency under wrk
+//!   (2 threads, 8 connections, 5 s), 10 basic items per request;
+//! - the bundle wrangler uploads, raw and gzip.
+//!
+//! Cases: 10 basic items; 10 rich items with a token already verified;
+//! 1 rich item with a token never seen before (RS256 runs).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use graph_relay_tests::edge::{Edge, EdgeConfig};
+use graph_relay_tests::tokens::{valid_claims, JwksServer, SigningKey, APP_ID, TENANT};
+use graph_relay_tests::{graph, repo_root, CLIENT_STATE};
+use serde_json::{json, Value};
+
+/// Sequential requests per CPU measurement: ~1 s of CPU at 0.5 ms each,
+/// against /proc's 10 ms clock ticks.
+const REQUESTS: usize = 2_000;
+
+fn items(count: usize, rich: bool) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let mut item =
+                graph::change(&format!("sub-{i}"), &format!("Users/u/Messages/m-{i}"), "created", TENANT, CLIENT_STATE);
+            if rich {
+                item["encryptedContent"] = json!({"data": "ZGF0YQ==", "dataKey": "a2V5", "dataSignature": "c2ln",
+                    "encryptionCertificateId": "c1", "encryptionCertificateThumbprint": "t"});
+            }
+            item
+        })
+        .collect()
+}
+
+fn signed(items: Vec<Value>, token: String) -> String {
+    let mut collection = graph::collection(items);
+    collection["validationTokens"] = json!([token]);
+    collection.to_string()
+}
+
+/// Clock ticks of CPU (user + system) the workerd processes of `edge` used.
+fn workerd_ticks(edge: &Edge) -> u64 {
+    let group = edge.process.id() as i64;
+    let mut ticks = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((name, rest)) =
+            stat.split_once(") ").map(|(head, rest)| (head.rsplit('(').next().unwrap_or(""), rest))
+        else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        // After the name: state(0) ppid(1) pgrp(2) ... utime(11) stime(12).
+        if name == "workerd" && fields.get(2).and_then(|g| g.parse::<i64>().ok()) == Some(group) {
+            ticks += fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        }
+    }
+    ticks
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// CPU milliseconds per request for `bodies` POSTed one after another
+/// (`None`: as many `GET /healthz`, the floor every request pays).
+async fn cpu_per_request(edge: &Edge, bodies: Option<&[String]>) -> f64 {
+    let client = reqwest::Client::new();
+    let url = format!("{}/graph/notifications", edge.url);
+    let send = |body: Option<&String>| {
+        let request = match body {
+            Some(body) => client.post(&url).header("content-type", "application/json").body(body.clone()),
+            None => client.get(format!("{}/healthz", edge.url)),
+        };
+        request.send()
+    };
+    let count = bodies.map_or(REQUESTS, <[String]>::len);
+    let body = |i: usize| bodies.map(|all| &all[i]);
+    for i in 0..50 {
+        send(body(i)).await.unwrap();
+    }
+    let idle_start = workerd_ticks(edge);
+    let idle_clock = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rate = (workerd_ticks(edge) - idle_start) as f64 / idle_clock.elapsed().as_secs_f64();
+    let (start, clock) = (workerd_ticks(edge), Instant::now());
+    for i in 0..count {
+        let status = send(body(i)).await.expect("the worker answers").status().as_u16();
+        assert!(status == 202 || (bodies.is_none() && status == 200), "answered {status}");
+    }
+    let busy = (workerd_ticks(edge) - start) as f64 - idle_rate * clock.elapsed().as_secs_f64();
+    busy.max(0.0) / ticks_per_second() * 1e3 / count as f64
+}
+
+/// wrk against `url` with `body`: (requests/s, p50, p99).
+fn load(url: &str, body: &str, dir: &Path) -> (String, String, String) {
+    let body_path = dir.join("body.json");
+    std::fs::write(&body_path, body).unwrap();
+    let script = dir.join("post.lua");
+    let lua = format!(
+        "local f = io.open({:?}, 'rb')\nwrk.method = 'POST'\nwrk.body = f:read('*a')\nf:close()\nwrk.headers['content-type'] = 'application/json'\n",
+        body_path.display().to_string()
+    );
+    std::fs::write(&script, lua).unwrap();
+    let output = Command::new("wrk")
+        .args(["-t2", "-c8", "-d5", "--latency", "-s"])
+        .arg(&script)
+        .arg(format!("{url}/graph/notifications"))
+        .output()
+        .expect("wrk (make bench-setup installs it)");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    let field = |prefix: &str| {
+        report.lines().find_map(|l| l.trim().strip_prefix(prefix)).map(str::trim).unwrap_or("-").to_owned()
+    };
+    (field("Requests/sec:"), field("50%"), field("99%"))
+}
+
+fn gzip(bytes: &[u8]) -> usize {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap().len()
+}
+
+/// (raw, gzip) bytes of what wrangler uploads for the worker at `config`.
+fn bundle(config: &Path, dir: &Path) -> (usize, usize) {
+    let root = repo_root();
+    let out = dir.join("bundle");
+    let status = Command::new(root.join("node_modules/.bin/wrangler"))
+        .current_dir(&root)
+        .args(["deploy", "--dry-run", "--env", "dev", "--outdir"])
+        .arg(&out)
+        .arg("--config")
+        .arg(config)
+        .envs(graph_relay_tests::edge::OFFLINE_ENV.iter().copied())
+        .output()
+        .expect("wrangler");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let files: Vec<Vec<u8>> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file() && !e.path().extension().is_some_and(|x| x == "map"))
+        .map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    (files.iter().map(Vec::len).sum(), files.iter().map(|f| gzip(f)).sum())
+}
+
+#[tokio::main]
+async fn main() {
+    let root = repo_root();
+    let key = &SigningKey::pair().0;
+    let jwks = JwksServer::start(vec![key.jwk()]).await;
+    let known = key.sign(&valid_claims());
+    // A fresh token per request: each is verified (RS256) the first time.
+    let fresh: Vec<String> = (0..REQUESTS)
+        .map(|i| {
+            let mut claims = valid_claims();
+            claims["jti"] = json!(format!("bench-{i}"));
+            signed(items(1, true), key.sign(&claims))
+        })
+        .collect();
+    let basic = vec![graph::collection(items(10, false)).to_string(); REQUESTS];
+    let rich = vec![signed(items(10, true), known); REQUESTS];
+    let dir = tempfile::tempdir().unwrap();
+
+    println!("CPU: workerd's, per request, above a GET /healthz's (the floor: HTTP, the dev proxy).\n");
+    println!("| worker | bundle raw | bundle gzip | requests/s | ack p50 | ack p99 | floor | 10 basic | 10 rich, known token | 1 rich, first-sight token |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let peer = root.join("bench/js-peer/worker.js");
+    let workers = [
+        ("Rust (wasm)", None, "on"),
+        ("Rust (wasm), REQUEST_LOGS=errors", None, "errors"),
+        ("JavaScript peer", Some(peer), "on"),
+    ];
+    for (name, main, logs) in workers {
+        let mut config = EdgeConfig::for_fanout("http://127.0.0.1:9".into())
+            .with_jwks(&jwks.url)
+            .var("FAST_PATH", "off")
+            .var("REQUEST_LOGS", logs)
+            .var("GRAPH_APP_IDS", APP_ID);
+        config.consumers = false;
+        config.main = main;
+        let edge = Edge::start_with(config).await;
+        let floor = cpu_per_request(&edge, None).await;
+        let basic_cpu = cpu_per_request(&edge, Some(&basic)).await - floor;
+        let rich_cpu = cpu_per_request(&edge, Some(&rich)).await - floor;
+        let first_cpu = cpu_per_request(&edge, Some(&fresh)).await - floor;
+        let (rate, p50, p99) = load(&edge.url, &basic[0], dir.path());
+        let out = tempfile::tempdir().unwrap();
+        let (raw, gz) = bundle(&edge.config_path(), out.path());
+        println!(
+            "| {name} | {raw} | {gz} | {rate} | {p50} | {p99} | {floor:.3} ms | {basic_cpu:.3} ms | {rich_cpu:.3} ms | {first_cpu:.3} ms |"
+        );
+    }
+}
