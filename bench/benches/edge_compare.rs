@@ -150,7 +150,7 @@ fn bundle(config: &Path, dir: &Path) -> (usize, usize) {
     let files: Vec<Vec<u8>> = std::fs::read_dir(&out)
         .unwrap()
         .flatten()
-        .filter(|e| e.path().is_file() && !e.path().extension().is_some_and(|x| x == "map"))
+        .filter(|e| e.path().is_file() && e.path().extension().is_none_or(|x| x != "map"))
         .map(|e| std::fs::read(e.path()).unwrap())
         .collect();
     (files.iter().map(Vec::len).sum(), files.iter().map(|f| gzip(f)).sum())
