@@ -8,8 +8,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use graph_relay_edge::client_state::ClientStates;
 use graph_relay_edge::inbound;
-use graph_relay_edge::rs256::Native;
-use graph_relay_edge::validation_tokens::{self, Keys, Policy, TokenError};
+use graph_relay_edge::validation_tokens::{Keys, Policy};
+use graph_relay_tests::tokens::check_natively as check_batch;
 use graph_relay_tests::tokens::{valid_claims, SigningKey, APP_ID, TENANT};
 use graph_relay_tests::{graph, CLIENT_STATE};
 use serde_json::json;
@@ -19,25 +19,6 @@ fn collection(size: usize) -> Vec<u8> {
         .map(|i| graph::change(&format!("sub-{i}"), &format!("Users/u/Messages/m-{i}"), "created", "t", CLIENT_STATE))
         .collect();
     graph::collection(items).to_string().into_bytes()
-}
-
-/// The token check with RustCrypto's RS256 (the Worker's is WebCrypto),
-/// whose future is ready at its first poll.
-fn check_batch(
-    tokens: Option<&serde_json::Value>,
-    tenants: &[String],
-    keys: &Keys,
-    policy: &Policy,
-    now: u64,
-) -> Result<usize, TokenError> {
-    thread_local!(static RS256: Native = Native::default());
-    RS256.with(|rs256| {
-        let future = std::pin::pin!(validation_tokens::check_batch(tokens, tenants, keys, policy, now, rs256));
-        match std::future::Future::poll(future, &mut std::task::Context::from_waker(std::task::Waker::noop())) {
-            std::task::Poll::Ready(verdict) => verdict,
-            std::task::Poll::Pending => panic!("RustCrypto's check never waits"),
-        }
-    })
 }
 
 fn parse_and_validate(c: &mut Criterion) {

@@ -156,3 +156,24 @@ pub fn client_assertion(key_pem_path: &str, audience: &str, client_id: &str) -> 
     let claims = serde_json::json!({"aud": audience, "iss": client_id, "sub": client_id, "jti": "t1", "nbf": now(), "exp": now() + 600});
     jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).expect("signing")
 }
+
+/// The edge's validationTokens check as it runs natively: RustCrypto's
+/// RS256 (the Worker's is WebCrypto), whose future is ready at its first
+/// poll, so no runtime is needed.
+pub fn check_natively(
+    tokens: Option<&Value>,
+    tenants: &[String],
+    keys: &graph_relay_edge::validation_tokens::Keys,
+    policy: &graph_relay_edge::validation_tokens::Policy,
+    now: u64,
+) -> Result<usize, graph_relay_edge::validation_tokens::TokenError> {
+    thread_local!(static RS256: graph_relay_edge::rs256::Native = Default::default());
+    RS256.with(|rs256| {
+        let check = graph_relay_edge::validation_tokens::check_batch(tokens, tenants, keys, policy, now, rs256);
+        let check = std::pin::pin!(check);
+        match std::future::Future::poll(check, &mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(verdict) => verdict,
+            std::task::Poll::Pending => panic!("RustCrypto's check never waits"),
+        }
+    })
+}
