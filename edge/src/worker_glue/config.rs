@@ -94,14 +94,14 @@ pub(crate) fn problems(env: &Env) -> Vec<String> {
         Ok(states) => problems.extend(ClientStates::parse(&states).err()),
         Err(missing) => problems.push(missing),
     }
-    for name in ["FANOUT_URL", "FANOUT_TOKEN"] {
-        problems.extend(setting(env, name).err());
-    }
-    if let Ok(url) = setting(env, "FANOUT_URL") {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            problems.push("FANOUT_URL is not an http:// or https:// URL".into());
+    match setting(env, "FANOUT_URL") {
+        Ok(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+            problems.push("FANOUT_URL is not an http:// or https:// URL".into())
         }
+        Ok(_) => {}
+        Err(missing) => problems.push(missing),
     }
+    problems.extend(setting(env, "FANOUT_TOKEN").err());
     problems
 }
 

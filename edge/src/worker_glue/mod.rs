@@ -148,8 +148,9 @@ impl pipeline::Platform for WorkerPlatform<'_> {
         let config = Config::from_env(self.env)?;
         match self.env.queue(storage::QUEUE_BINDING) {
             Ok(queue) => {
-                let enqueued = queue::enqueue(&queue, &config.fanout, notifications, budget).await?;
-                if !config::fast_path(self.env) {
+                let fast_path = config::fast_path(self.env);
+                let enqueued = queue::enqueue(&queue, &config.fanout, notifications, budget, fast_path).await?;
+                if !fast_path {
                     return Ok(enqueued.summary);
                 }
                 self.ctx.wait_until(queue::fast_path(config.fanout, enqueued.messages));

@@ -41,16 +41,18 @@ pub(crate) struct Enqueued {
 }
 
 /// Queues `notifications` within the request's budget; items too large for
-/// a message are forwarded to the fan-out right away.
+/// a message are forwarded to the fan-out right away. The messages are kept
+/// for the fast path only when it will run (`keep`).
 pub(crate) async fn enqueue(
     queue: &Queue,
     target: &FanoutTarget,
     notifications: Vec<Notification>,
     budget: &Budget,
+    keep: bool,
 ) -> std::result::Result<Enqueued, String> {
     let chunks = chunk::split(notifications, chunk::MAX_MESSAGE_BYTES);
     let messages = chunks.messages.len();
-    let queued = chunks.messages.clone();
+    let queued = if keep { chunks.messages.clone() } else { Vec::new() };
     for batch in chunk::send_batches(chunks.messages) {
         let batch: Vec<_> = batch
             .iter()
