@@ -12,6 +12,8 @@
 //! - `group`: several records in one stored value; `dedup`: recently
 //!   stored delivery ids; [`seal`]: groups sealed at rest; `cache`: groups
 //!   shared by readers; [`index`]: a group's records and their routes.
+//! - `store::copy`: a replica's copy of a shared log, each event under the
+//!   shared log's sequence (the NATS JetStream backend).
 //! - [`EventLog`]: the facade the fan-out's writer uses, which a second
 //!   backend implements.
 
@@ -29,6 +31,7 @@ mod dedup;
 mod group;
 
 pub use error::{LogError, Result};
+pub use store::copy::{Copied, NOT_COPIED};
 pub use store::{Appended, LogStats, Page, Retention, Store, Stored};
 
 use prepared::Prepared;

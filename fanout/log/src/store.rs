@@ -429,6 +429,9 @@ fn sealed_from(db: &Database, has_keys: bool) -> Result<Option<u64>> {
 #[path = "retention.rs"]
 mod retention;
 
+#[path = "copy.rs"]
+pub mod copy;
+
 #[cfg(test)]
 #[path = "store_tests.rs"]
 mod tests;

@@ -1,0 +1,97 @@
+//! Appending events that another log numbered: a replica's copy of a shared
+//! log (the NATS JetStream backend) keeps each event under the sequence the
+//! shared log gave it, so a cursor means the same on every replica.
+//!
+//! The shared log has already decided what is a duplicate, so nothing here
+//! is checked against the dedup index. Sequences only grow: an event at or
+//! below the copy's head was copied before (a consumer redelivering after a
+//! reconnect) and is skipped; one past the head + 1 means the shared log no
+//! longer held the events between (its retention removed them before this
+//! replica read them), and live subscribers are told with a `Gap`, as
+//! readers of the copy are by the jump itself.
+
+use redb::ReadableTable;
+
+use crate::group::Packer;
+use crate::prepared::{Prepared, NO_KEY};
+use crate::schema::{BYTES, GROUPS, META, NEXT_SEQUENCE};
+use crate::wire;
+
+use super::{Result, Store, Stored};
+
+/// One event of the shared log, as the copy stores it.
+pub struct Copied {
+    /// Its sequence in the shared log.
+    pub sequence: u64,
+    /// When the shared log stored it (Unix ms): what age retention counts.
+    pub stored_at_ms: u64,
+    pub prepared: Prepared,
+}
+
+/// What the reason of a `Gap` for events the copy never received says.
+pub const NOT_COPIED: &str = "removed from the shared log before this replica read it";
+
+impl Store {
+    /// Stores `events` (in sequence order) under their own sequences in ONE
+    /// durable commit; returns what live subscribers get, gaps included.
+    pub fn append_copied(&self, events: Vec<Copied>, now_ms: u64) -> Result<Vec<Stored>> {
+        let txn = self.db.begin_write()?;
+        let mut stored = Vec::with_capacity(events.len());
+        let mut written = Vec::new();
+        let over_size;
+        {
+            let mut meta = txn.open_table(META)?;
+            let mut next = meta.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
+            let mut bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
+            let mut groups = txn.open_table(GROUPS)?;
+            let mut left: usize = events.iter().map(|e| e.prepared.record_len()).sum();
+            let mut packer = Packer::new(left, next);
+            for Copied { sequence, stored_at_ms, prepared } in events {
+                let record_len = prepared.record_len();
+                left = left.saturating_sub(record_len);
+                if sequence < next {
+                    packer.skip(record_len);
+                    continue;
+                }
+                if sequence > next {
+                    // Groups hold consecutive sequences: the jump closes one.
+                    let full = std::mem::replace(&mut packer, Packer::new(left + record_len, sequence));
+                    if let Some((first, group)) = full.finish() {
+                        self.put_group(&mut groups, first, group, &mut written)?;
+                    }
+                    stored.push(Stored { encoded: wire::gap(next, sequence - 1, NOT_COPIED), redacted: None });
+                }
+                let key = prepared.key().copied().unwrap_or(NO_KEY);
+                let event = prepared.into_stored(sequence);
+                if let Some((first, full)) = packer.push(sequence, record_len, stored_at_ms, &key, event.encoded.bytes())
+                {
+                    self.put_group(&mut groups, first, full, &mut written)?;
+                }
+                next = sequence + 1;
+                stored.push(event);
+            }
+            if let Some((first, last)) = packer.finish() {
+                self.put_group(&mut groups, first, last, &mut written)?;
+            }
+            bytes += written.iter().map(|(_, _, size)| size).sum::<u64>();
+            meta.insert(NEXT_SEQUENCE, next)?;
+            meta.insert(BYTES, bytes)?;
+            over_size = bytes > self.retention.max_bytes;
+        }
+        if over_size {
+            self.prune_in(&txn, now_ms)?;
+        }
+        txn.commit()?;
+        if self.cache.keeps_any() {
+            for (first, group, _) in written {
+                self.cache.insert(first, crate::index::Cached::new(group));
+            }
+        }
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(stored)
+    }
+}
+
+#[cfg(test)]
+#[path = "copy_tests.rs"]
+mod tests;
