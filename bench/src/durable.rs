@@ -267,11 +267,12 @@ async fn start(dir: &tempfile::TempDir, key: Option<&str>) -> Result<BenchServer
             shared_groups_bytes: 32 << 20,
         },
         reconciler: None,
+        shared_log: None,
         limits: server::ServerLimits::default(),
     };
     let store = server::open_store(&mut config).map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = store.clone();
+    let serving = server::Log { store: store.clone(), shared: None };
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = stopped.await;

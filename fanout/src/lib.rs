@@ -11,6 +11,8 @@
 //!   subscriber tokens with their scopes ([`auth::access`]).
 //! - [`ingest`]: the single log writer (group commit), dispatch to the hub,
 //!   decryption of rich notifications.
+//! - [`jetstream`]: the shared log on NATS JetStream (`--log nats`):
+//!   publishing to it, each replica's copy of it, the reconciler's lease.
 //! - [`delivery`]: live feeds, subscriber streams, filters.
 //! - [`graph`]: Graph subscriptions: catalog, rules, reconciler, lifecycle.
 //! - `emulator`: `graph-relay emulate`, a local Graph (cargo feature
@@ -28,6 +30,7 @@ pub mod emulator;
 pub mod graph;
 mod grpc;
 pub mod ingest;
+pub mod jetstream;
 pub mod metrics;
 pub mod server;
 

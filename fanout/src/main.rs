@@ -4,10 +4,12 @@
 use clap::Parser;
 use graph_relay_fanout::auth::BearerToken;
 use graph_relay_fanout::cli::args::{
-    Cli, Command, EmulateArgs, EmulateCommand, ServeArgs, SubscriptionsCommand, TailArgs, TailFormat,
+    Cli, Command, EmulateArgs, EmulateCommand, LogBackend, ServeArgs, SharedLogArgs, SubscriptionsCommand, TailArgs,
+    TailFormat,
 };
 use graph_relay_fanout::cli::{emulator as remote, subscriptions as commands, tail};
 use graph_relay_fanout::ingest::decrypt::Keyring;
+use graph_relay_fanout::jetstream::NatsOptions;
 use graph_relay_fanout::server::{self, shutdown};
 use graph_relay_log::{seal::LogKeys, store::Retention};
 use graph_relay_proto::v1::Filter;
@@ -145,6 +147,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         }),
         retention,
         reconciler,
+        shared_log: shared_log(args.shared),
         limits: server::ServerLimits {
             connections: server::listener::ConnectionLimits {
                 max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
@@ -154,6 +157,19 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
     };
     server::serve(config, shutdown::signal()).await
+}
+
+/// The shared log's options, with `--log nats`.
+fn shared_log(args: SharedLogArgs) -> Option<NatsOptions> {
+    (args.backend == LogBackend::Nats).then(|| NatsOptions {
+        urls: args.nats_url,
+        stream: args.nats_stream,
+        replicas: usize::from(args.nats_replicas),
+        credentials: args.nats_credentials,
+        tls_ca: args.nats_tls_ca,
+        tls_client: args.nats_tls_cert.zip(args.nats_tls_key),
+        lease: args.nats_lease,
+    })
 }
 
 fn tail_config(args: TailArgs) -> tail::TailConfig {

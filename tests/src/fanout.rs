@@ -3,8 +3,40 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 
+use crate::nats::Nats;
 use crate::process::Process;
+
+/// Which log the fan-outs a test starts run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// redb in the data directory (`--log redb`, the default).
+    Embedded,
+    /// A NATS JetStream stream (`--log nats`) on a `nats-server` of the test's own.
+    Nats,
+}
+
+tokio::task_local! {
+    /// The NATS server of a test run by `on_log(Backend::Nats, ..)`.
+    static SHARED_LOG: Option<Arc<Nats>>;
+}
+
+/// Runs `test` with every `Fanout` it starts on `backend` (see
+/// [`crate::on_both_logs`]); a NATS server is started for it and stopped after.
+pub async fn on_log<F: std::future::Future<Output = ()>>(backend: Backend, test: F) {
+    let nats = match backend {
+        Backend::Embedded => None,
+        Backend::Nats => Some(Arc::new(Nats::single().await)),
+    };
+    SHARED_LOG.scope(nats, test).await
+}
+
+/// `serve` flags for the shared log the current test runs on, if any.
+fn shared_log_args() -> Vec<String> {
+    let nats = SHARED_LOG.try_with(|nats| nats.clone()).ok().flatten();
+    nats.map(|nats| ["--log".to_string(), "nats".into(), "--nats-url".into(), nats.urls()].into()).unwrap_or_default()
+}
 
 /// A running `graph-relay serve`, restartable on the same port and data.
 pub struct Fanout {
@@ -51,7 +83,8 @@ impl Fanout {
     /// Starts with its log in `data_dir` (default: a temporary directory).
     pub async fn start_on(data_dir: Option<PathBuf>, extra_args: &[&str]) -> Fanout {
         let dir = tempfile::tempdir().expect("temp dir");
-        let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        extra_args.extend(shared_log_args());
         let mut fanout = Fanout {
             process: None,
             addr: "127.0.0.1:0".parse().unwrap(),

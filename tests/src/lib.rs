@@ -6,6 +6,8 @@
 //! - [`graph`]: what Graph would send: payloads and the webhook POST.
 //! - [`subscriber`]: a real gRPC subscriber with bounded waits.
 //! - [`emulator`]: `graph-relay emulate` (the Graph stand-in) and the whole stack around it.
+//! - [`nats`]: real `nats-server` nodes and clusters, for `--log nats`;
+//!   [`on_both_logs!`] runs a behaviour test on each log backend.
 //!
 //! Every process is started in its own process group and killed with it when
 //! its handle drops, so a failing test leaves nothing running. Readiness is
@@ -17,6 +19,7 @@ pub mod encryption;
 pub mod endpoint;
 pub mod fanout;
 pub mod graph;
+pub mod nats;
 pub mod process;
 pub mod publisher;
 pub mod subscriber;
@@ -54,4 +57,29 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("loopback is available")
+}
+
+/// Runs each test once on the embedded log (`<name>::embedded`) and once on
+/// the shared NATS JetStream log (`<name>::nats`, a `nats-server` of its
+/// own): every `Fanout` the test starts uses that backend. The body is the
+/// test's, unchanged (not a thinner copy per backend).
+#[macro_export]
+macro_rules! on_both_logs {
+    ($($(#[doc = $doc:literal])* async fn $name:ident() $body:block)*) => {$(
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn embedded() {
+                $crate::fanout::on_log($crate::fanout::Backend::Embedded, async $body).await
+            }
+
+            #[tokio::test]
+            async fn nats() {
+                $crate::fanout::on_log($crate::fanout::Backend::Nats, async $body).await
+            }
+        }
+    )*};
 }

@@ -63,7 +63,8 @@ impl Store {
                 }
                 let key = prepared.key().copied().unwrap_or(NO_KEY);
                 let event = prepared.into_stored(sequence);
-                if let Some((first, full)) = packer.push(sequence, record_len, stored_at_ms, &key, event.encoded.bytes())
+                if let Some((first, full)) =
+                    packer.push(sequence, record_len, stored_at_ms, &key, event.encoded.bytes())
                 {
                     self.put_group(&mut groups, first, full, &mut written)?;
                 }

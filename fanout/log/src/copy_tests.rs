@@ -55,7 +55,9 @@ fn a_jump_in_the_shared_sequences_becomes_a_gap_for_live_and_log_readers() {
     let payload = Event::decode(live[0].encoded.bytes().as_ref()).unwrap().payload.unwrap();
     assert_eq!(crate::route::Route::of(&payload).kind, Kind::Gap, "every filter takes it");
     match Event::decode(live[0].encoded.bytes().as_ref()).unwrap().payload {
-        Some(Payload::Gap(gap)) => assert_eq!((gap.from_sequence, gap.to_sequence, gap.reason.as_str()), (2, 4, NOT_COPIED)),
+        Some(Payload::Gap(gap)) => {
+            assert_eq!((gap.from_sequence, gap.to_sequence, gap.reason.as_str()), (2, 4, NOT_COPIED))
+        }
         other => panic!("expected a gap, got {other:?}"),
     }
     assert_eq!(live[1..].iter().map(|s| s.encoded.sequence()).collect::<Vec<_>>(), [5, 6]);

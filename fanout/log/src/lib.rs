@@ -41,6 +41,9 @@ pub trait EventLog: Send + Sync {
     /// Appends the notifications of several publish requests as ONE durable
     /// commit; a delivery id stored within the dedup window is a duplicate.
     fn append(&self, requests: Vec<Vec<Prepared>>, now_ms: u64) -> Result<(Vec<Appended>, Vec<Stored>)>;
+    /// Stores events a shared log numbered, under their own sequences (see
+    /// `store::copy`); returns what live subscribers get.
+    fn append_copied(&self, events: Vec<Copied>, now_ms: u64) -> Result<Vec<Stored>>;
     /// About `limit` stored events after `cursor`, oldest first.
     fn read_after(&self, cursor: u64, limit: usize) -> Result<Page>;
     /// Removes what retention no longer keeps; returns how many events went.
@@ -54,6 +57,10 @@ pub trait EventLog: Send + Sync {
 impl EventLog for Store {
     fn append(&self, requests: Vec<Vec<Prepared>>, now_ms: u64) -> Result<(Vec<Appended>, Vec<Stored>)> {
         Store::append(self, requests, now_ms)
+    }
+
+    fn append_copied(&self, events: Vec<Copied>, now_ms: u64) -> Result<Vec<Stored>> {
+        Store::append_copied(self, events, now_ms)
     }
 
     fn read_after(&self, cursor: u64, limit: usize) -> Result<Page> {

@@ -65,6 +65,7 @@ pub enum SealError {
 }
 
 /// The keys groups are sealed and opened with. `Debug` shows no key material.
+#[derive(Clone)]
 pub struct LogKeys {
     /// Each key's id and cipher, keyed once; the first seals.
     keys: Vec<([u8; KEY_ID], XChaCha20Poly1305)>,
@@ -180,6 +181,23 @@ pub(crate) fn open<'a>(opening: Opening<'_>, first: u64, stored: &'a [u8]) -> Re
         .decrypt(XNonce::from_slice(nonce), Payload { msg: &stored[HEADER..], aad: &aad })
         .map(Cow::Owned)
         .map_err(|_| SealError::Altered { first })
+}
+
+/// The associated data of a shared log's message, whose sequence is not
+/// known before the shared log numbers it: never a group's first sequence,
+/// so a group cannot be passed off as a message or the other way round.
+const MESSAGE: u64 = u64::MAX;
+
+/// A shared log's message (`--log nats`) as it rests there: sealed with the
+/// first key if there are keys, as it is if not.
+pub fn seal_message<'a>(keys: Option<&LogKeys>, message: &'a [u8]) -> Result<Cow<'a, [u8]>, SealError> {
+    seal_if(keys, MESSAGE, message)
+}
+
+/// The plaintext of a shared log's message; with keys, a message that is
+/// not sealed is refused (it was not written by a replica with the keys).
+pub fn open_message<'a>(keys: Option<&LogKeys>, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, SealError> {
+    open(Opening { keys, sealed_from: keys.map(|_| 0) }, MESSAGE, stored)
 }
 
 #[cfg(test)]

@@ -76,3 +76,18 @@ fn from_its_sealed_from_on_a_plaintext_group_does_not_open() {
     let sealed = keys.seal(10, &plain).unwrap();
     assert_eq!(open(opening, 10, &sealed).unwrap().as_ref(), plain.as_slice());
 }
+
+#[test]
+fn shared_log_messages_open_only_with_the_key_and_only_as_messages() {
+    let keys = LogKeys::parse(&"ab".repeat(32)).unwrap();
+    let sealed = seal_message(Some(&keys), b"a notification").unwrap().into_owned();
+    assert!(!sealed.windows(14).any(|w| w == b"a notification"), "nothing readable at rest");
+    assert_eq!(open_message(Some(&keys), &sealed).unwrap().as_ref(), b"a notification");
+    assert_eq!(open_message(None, &sealed), Err(SealError::NoKey { first: u64::MAX }));
+    // A plaintext message where every message must be sealed is refused.
+    assert!(matches!(open_message(Some(&keys), b"\x0aplain"), Err(SealError::NotSealed { .. })));
+    // A sealed log group is not a message.
+    let group = keys.seal(1, b"a group").unwrap();
+    assert!(matches!(open_message(Some(&keys), &group), Err(SealError::Altered { .. })));
+    assert_eq!(seal_message(None, b"as is").unwrap().as_ref(), b"as is");
+}

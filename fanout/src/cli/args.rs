@@ -230,6 +230,64 @@ pub struct ServeArgs {
     /// Subscriptions file: keep Graph's subscriptions in line with it (create, renew, react to lifecycle events).
     #[arg(long, env = "GRAPH_RELAY_SUBSCRIPTIONS_FILE")]
     pub subscriptions_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub shared: SharedLogArgs,
+}
+
+/// Where the log lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogBackend {
+    /// On this machine's disk (redb, in --data-dir): one replica.
+    Redb,
+    /// A NATS JetStream stream shared by several replicas (--data-dir holds this replica's copy).
+    Nats,
+}
+
+/// `--log nats` and its NATS options.
+#[derive(Args)]
+pub struct SharedLogArgs {
+    /// Where the log lives: `redb` (embedded, the default) or `nats` (shared by several replicas).
+    #[arg(long = "log", env = "GRAPH_RELAY_LOG", value_enum, default_value_t = LogBackend::Redb)]
+    pub backend: LogBackend,
+    /// NATS server URLs, comma-separated (e.g. nats://h1:4222,nats://h2:4222); required with --log nats.
+    #[arg(long, env = "GRAPH_RELAY_NATS_URL", value_delimiter = ',', required_if_eq("backend", "nats"))]
+    pub nats_url: Vec<String>,
+    /// The JetStream stream holding the events (its KV buckets are named after it).
+    #[arg(long, env = "GRAPH_RELAY_NATS_STREAM", default_value = "graph-relay-events", value_parser = parse_stream_name)]
+    pub nats_stream: String,
+    /// Copies of the stream the NATS cluster keeps (1, 3 or 5; 3 in production).
+    #[arg(long, env = "GRAPH_RELAY_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
+    /// A NATS credentials file (.creds: JWT and NKey seed).
+    #[arg(long, env = "GRAPH_RELAY_NATS_CREDENTIALS")]
+    pub nats_credentials: Option<PathBuf>,
+    /// CA (PEM) for the NATS servers' TLS certificates (requires TLS).
+    #[arg(long, env = "GRAPH_RELAY_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS mutual TLS.
+    #[arg(long, env = "GRAPH_RELAY_NATS_TLS_CERT", requires = "nats_tls_key")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for NATS mutual TLS.
+    #[arg(long, env = "GRAPH_RELAY_NATS_TLS_KEY", requires = "nats_tls_cert")]
+    pub nats_tls_key: Option<PathBuf>,
+    /// How long the reconciler's lease lasts unrenewed: another replica takes over within it.
+    #[arg(long, env = "GRAPH_RELAY_NATS_LEASE", default_value = "15s", value_parser = parse_lease)]
+    pub nats_lease: Duration,
+}
+
+/// JetStream stream names: no spaces, dots, `*`, `>` or path separators.
+fn parse_stream_name(name: &str) -> Result<String, String> {
+    let valid =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    valid
+        .then(|| name.to_owned())
+        .ok_or_else(|| format!("{name:?}: a stream name takes letters, digits, - and _ (at most 64)"))
+}
+
+/// At least 3 s: the lease is renewed every third of it.
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    let lease = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    (lease >= Duration::from_secs(3)).then_some(lease).ok_or_else(|| format!("{text}: the lease is at least 3s"))
 }
 
 #[derive(Args)]

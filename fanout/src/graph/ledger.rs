@@ -6,6 +6,10 @@
 //! must read it while `serve` runs, and redb locks its file exclusively. An
 //! advisory lock (`subscriptions.lock`) keeps two reconcilers (a `serve` and a
 //! `subscriptions sync`) from renewing the same subscriptions at once.
+//!
+//! With a shared log (`--log nats`) the state lives in a KV bucket instead
+//! ([`SaveState`], `crate::jetstream::state`), so whichever replica leads
+//! next continues from it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -83,12 +87,22 @@ impl State {
     }
 }
 
-/// The state file, held under the lock.
+/// The reconciler's state and where it is saved.
 pub struct Ledger {
-    path: PathBuf,
+    backing: Backing,
     pub state: State,
-    /// Held for as long as this reconciler runs.
-    _lock: File,
+}
+
+enum Backing {
+    /// The state file, and its lock, held for as long as this reconciler runs.
+    File { path: PathBuf, _lock: File },
+    /// Somewhere every replica reaches (the shared log's KV).
+    Shared(Box<dyn SaveState>),
+}
+
+/// Saves the state where another replica can continue from it.
+pub trait SaveState: Send + Sync {
+    fn save(&self, state: &State) -> Result<(), LedgerError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +113,8 @@ pub enum LedgerError {
     Locked(PathBuf),
     #[error("{path}: {source}")]
     Corrupt { path: PathBuf, source: serde_json::Error },
+    #[error("the shared reconciler state: {0}")]
+    Shared(String),
 }
 
 pub const FILE_NAME: &str = "subscriptions.json";
@@ -117,24 +133,37 @@ impl Ledger {
         }
         let path = data_dir.join(FILE_NAME);
         let state = read(&path)?;
-        Ok(Ledger { path, state, _lock: lock })
+        Ok(Ledger { backing: Backing::File { path, _lock: lock }, state })
+    }
+
+    /// A state kept by `saver` (read from there by the caller).
+    pub fn shared(state: State, saver: Box<dyn SaveState>) -> Ledger {
+        Ledger { backing: Backing::Shared(saver), state }
     }
 
     pub fn save(&self) -> Result<(), LedgerError> {
-        let io = |source| LedgerError::Io { path: self.path.clone(), source };
-        let temporary = self.path.with_extension("json.tmp");
-        let mut file = File::create(&temporary).map_err(io)?;
-        let text = serde_json::to_string_pretty(&self.state)
-            .map_err(|source| LedgerError::Corrupt { path: self.path.clone(), source })?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&temporary, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            // The rename itself must survive a power cut.
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        match &self.backing {
+            Backing::File { path, .. } => save_file(path, &self.state),
+            Backing::Shared(saver) => saver.save(&self.state),
         }
-        Ok(())
     }
+}
+
+/// Replaces the state file atomically: write, fsync, rename, fsync the directory.
+fn save_file(path: &Path, state: &State) -> Result<(), LedgerError> {
+    let io = |source| LedgerError::Io { path: path.to_path_buf(), source };
+    let temporary = path.with_extension("json.tmp");
+    let mut file = File::create(&temporary).map_err(io)?;
+    let text = serde_json::to_string_pretty(state)
+        .map_err(|source| LedgerError::Corrupt { path: path.to_path_buf(), source })?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temporary, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        // The rename itself must survive a power cut.
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// The saved state, without taking the lock (for `subscriptions list`).

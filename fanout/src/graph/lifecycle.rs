@@ -54,8 +54,8 @@ pub enum FeedItem {
 /// list`, and a new feed (from `open_feed`, given the saved cursor) takes
 /// over after a growing wait. Renewals never stop unnoticed.
 pub async fn supervise(
-    mut reconciler: Reconciler,
-    mut open_feed: impl FnMut(Option<u64>) -> mpsc::Receiver<FeedItem>,
+    reconciler: &mut Reconciler,
+    open_feed: &mut impl FnMut(Option<u64>) -> mpsc::Receiver<FeedItem>,
     publisher: Arc<dyn Publish>,
 ) {
     let mut restarts = 0u32;

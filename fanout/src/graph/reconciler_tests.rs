@@ -65,10 +65,10 @@ fn a_good_expiration_clears_the_error_and_renews_within_the_lifetime() {
 #[tokio::test]
 async fn a_broken_lifecycle_feed_is_restarted_from_the_cursor_and_the_failure_is_saved() {
     let dir = tempfile::tempdir().unwrap();
-    let reconciler = reconciler(dir.path());
+    let mut reconciler = reconciler(dir.path());
     let publisher = std::sync::Arc::new(Discarding);
     let mut opened = Vec::new();
-    let open_feed = |cursor: Option<u64>| {
+    let mut open_feed = |cursor: Option<u64>| {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         if opened.is_empty() {
             tx.try_send(super::super::lifecycle::FeedItem::Other { sequence: 7 }).unwrap();
@@ -77,7 +77,7 @@ async fn a_broken_lifecycle_feed_is_restarted_from_the_cursor_and_the_failure_is
         opened.push(cursor);
         rx
     };
-    let supervised = super::super::lifecycle::supervise(reconciler, open_feed, publisher);
+    let supervised = super::super::lifecycle::supervise(&mut reconciler, &mut open_feed, publisher);
     tokio::time::timeout(std::time::Duration::from_secs(10), supervised).await.expect("restarted within the backoff");
     assert_eq!(opened, [None, Some(7)], "the new feed starts where the broken one stopped");
     let state = crate::graph::ledger::read(&dir.path().join(crate::graph::ledger::FILE_NAME)).unwrap();

@@ -127,6 +127,10 @@ pub struct ServiceParts {
     pub directory: Option<Directory>,
 }
 
+/// How long a Subscribe with a cursor beyond this replica's copy waits for
+/// the copy to reach it before it is refused.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[tonic::async_trait]
 impl Fanout for FanoutService {
     type SubscribeStream = subscriber::Batches;
@@ -141,7 +145,9 @@ impl Fanout for FanoutService {
         let (grant, allowed) = Grant::open(&self.subscribers, &metadata, request.filter.unwrap_or_default())?;
         if let Some(after) = request.after_sequence {
             let head = self.store.next_sequence().map_err(|e| Status::internal(e.to_string()))? - 1;
-            if after > head {
+            // With a shared log, the cursor may come from a replica whose
+            // copy is ahead of this one's by a few milliseconds.
+            if after > head && !(self.ingest.is_shared() && self.ingest.stored(after, CATCH_UP_WAIT).await) {
                 return Err(Status::out_of_range(format!(
                     "after_sequence {after} is beyond the last stored sequence {head}"
                 )));
@@ -178,7 +184,7 @@ impl Fanout for FanoutService {
         self.add_resources(&mut notifications);
         // Encoding and hashing here run on every core; the single writer only
         // numbers and stores.
-        let appended = self.ingest.publish(prepared::prepare(notifications)).await?;
+        let appended = self.ingest.publish(notifications).await?;
         crate::metrics::get().publish_seconds.observe(started.elapsed().as_secs_f64());
         log_undecrypted(&undecrypted, &appended);
         tracing::debug!(?appended, "published");

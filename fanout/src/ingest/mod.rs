@@ -21,6 +21,12 @@
 //! the server then drains and exits non-zero, and its supervisor (systemd's
 //! `Restart=`, Kubernetes) starts it again, which reopens the log and
 //! re-derives its state from what is on disk.
+//!
+//! # With a shared log (`--log nats`)
+//! Publish appends to the shared stream instead (`crate::jetstream`), and
+//! the writer stores only what the replica's copier read back from it
+//! (`Command::Copy`), each event under the stream's sequence: live delivery
+//! still never runs ahead of the (local copy of the) log.
 
 pub mod decrypt;
 pub(crate) mod dispatch;
@@ -32,10 +38,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
 
 use crate::delivery::hub::Hub;
+use crate::jetstream::publisher::Publisher;
 use dispatch::Dispatcher;
-use graph_relay_log::prepared::Prepared;
+use graph_relay_log::prepared::{self, Prepared};
 use graph_relay_log::store::Appended;
-use graph_relay_log::EventLog;
+use graph_relay_log::{Copied, EventLog};
+use graph_relay_proto::v1::Notification;
 
 /// Publish requests one commit may take; bounds commit latency under load.
 const MAX_GROUP: usize = 512;
@@ -62,7 +70,12 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 const SLOW_COMMIT: Duration = Duration::from_millis(100);
 
 enum Command {
-    Append { notifications: Vec<Prepared>, reply: oneshot::Sender<Result<Appended, String>> },
+    Append {
+        notifications: Vec<Prepared>,
+        reply: oneshot::Sender<Result<Appended, String>>,
+    },
+    /// Events the copier read from the shared log, in its order.
+    Copy(Vec<Copied>),
     Prune,
 }
 
@@ -70,20 +83,28 @@ enum Command {
 #[derive(Clone)]
 pub struct Ingest {
     commands: mpsc::Sender<Command>,
+    /// Where Publish appends when the log is shared; `None`: the writer.
+    shared: Option<Arc<Publisher>>,
     /// Why the writer stopped, once it has (see "A failed commit").
     fault: watch::Receiver<Option<String>>,
+    /// The last sequence the writer stored (and dispatched).
+    head: watch::Receiver<u64>,
 }
 
 impl Ingest {
     /// Starts the writer thread and the retention ticker.
     /// The writer takes the log through its facade ([`EventLog`]): append
     /// and prune are all it asks.
-    pub fn start(store: Arc<dyn EventLog>, hub: Arc<Hub>) -> std::io::Result<Self> {
+    /// With `shared`, Publish goes to the shared log and the writer stores
+    /// what [`Ingest::copy`] hands it.
+    pub fn start(store: Arc<dyn EventLog>, hub: Arc<Hub>, shared: Option<Arc<Publisher>>) -> std::io::Result<Self> {
         let (commands, receiver) = mpsc::channel(QUEUE);
         let (report_fault, fault) = watch::channel(None);
+        let (report_head, head) = watch::channel(store.next_sequence().map_or(0, |next| next.saturating_sub(1)));
         let mut dispatch = Dispatcher::start(hub, dispatch::TASK_AT_MOST)?;
         std::thread::Builder::new().name("graph-relay-writer".into()).spawn(move || {
-            if let Err(fault) = write_loop(store.as_ref(), &mut dispatch, receiver) {
+            let writer = Writer { store: store.as_ref(), dispatch: &mut dispatch, head: report_head };
+            if let Err(fault) = write_loop(writer, receiver) {
                 tracing::error!("the log cannot be written ({fault}): stopping so a supervisor restarts the fan-out");
                 let _ = report_fault.send(Some(fault));
             }
@@ -99,7 +120,30 @@ impl Ingest {
                 }
             }
         });
-        Ok(Self { commands, fault })
+        Ok(Self { commands, shared, fault, head })
+    }
+
+    /// Hands the writer events read from the shared log; waits while its
+    /// queue is full. False once the writer has stopped.
+    pub async fn copy(&self, events: Vec<Copied>) -> bool {
+        self.commands.send(Command::Copy(events)).await.is_ok()
+    }
+
+    /// Whether Publish appends to a shared log.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// The last sequence stored here.
+    pub fn head(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    /// Waits until this replica has stored `sequence` (a subscriber resuming
+    /// from a cursor another replica gave it); false after `limit`.
+    pub async fn stored(&self, sequence: u64, limit: Duration) -> bool {
+        let mut head = self.head.clone();
+        tokio::time::timeout(limit, head.wait_for(|head| *head >= sequence)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Resolves with the reason once the writer has stopped on a failed
@@ -114,8 +158,13 @@ impl Ingest {
         reason
     }
 
-    /// Stores `notifications` durably; returns once they are on disk.
-    pub async fn publish(&self, notifications: Vec<Prepared>) -> Result<Appended, Status> {
+    /// Stores `notifications` durably; returns once they are on disk (or,
+    /// with a shared log, acknowledged by its quorum).
+    pub async fn publish(&self, notifications: Vec<Notification>) -> Result<Appended, Status> {
+        if let Some(shared) = &self.shared {
+            return shared.publish(notifications).await;
+        }
+        let notifications = prepared::prepare(notifications);
         let (reply, answer) = oneshot::channel();
         let unavailable = || Status::unavailable("the log writer has stopped");
         self.commands.send(Command::Append { notifications, reply }).await.map_err(|_| unavailable())?;
@@ -127,13 +176,18 @@ impl Ingest {
     }
 }
 
+/// What the writer thread holds.
+struct Writer<'a> {
+    store: &'a dyn EventLog,
+    dispatch: &'a mut Dispatcher,
+    /// The last sequence stored, for [`Ingest::stored`].
+    head: watch::Sender<u64>,
+}
+
 /// Commits until the publishers are gone (`Ok`) or a commit fails (`Err`,
 /// after answering that commit's publishers).
-fn write_loop(
-    store: &dyn EventLog,
-    dispatch: &mut Dispatcher,
-    mut commands: mpsc::Receiver<Command>,
-) -> Result<(), String> {
+fn write_loop(writer: Writer<'_>, mut commands: mpsc::Receiver<Command>) -> Result<(), String> {
+    let Writer { store, dispatch, head } = writer;
     // Whether the last commit served several publishers at once.
     let mut concurrent = false;
     while let Some(first) = commands.blocking_recv() {
@@ -146,15 +200,24 @@ fn write_loop(
         concurrent = group.len() > 1;
         let mut requests = Vec::with_capacity(group.len());
         let mut replies = Vec::with_capacity(group.len());
-        let mut prune = false;
+        let (mut prune, mut copied) = (false, Vec::new());
         for command in group {
             match command {
                 Command::Append { notifications, reply } => {
                     requests.push(notifications);
                     replies.push(reply);
                 }
+                Command::Copy(events) => copied.extend(events),
                 Command::Prune => prune = true,
             }
+        }
+        if !copied.is_empty() {
+            let stored = store.append_copied(copied, now_ms()).map_err(|e| format!("copying the shared log: {e}"))?;
+            crate::metrics::get().published.inc_by(stored.len() as u64);
+            if let Some(last) = stored.last() {
+                head.send_replace(last.encoded.sequence());
+            }
+            dispatch.send(stored);
         }
         if !requests.is_empty() {
             let (publishes, started) = (requests.len(), Instant::now());
@@ -176,6 +239,9 @@ fn write_loop(
                     metrics.duplicates.inc_by(outcomes.iter().map(|o| u64::from(o.duplicates)).sum());
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
+                    }
+                    if let Some(last) = stored.last() {
+                        head.send_replace(last.encoded.sequence());
                     }
                     dispatch.send(stored);
                 }

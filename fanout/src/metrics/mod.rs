@@ -115,6 +115,9 @@ pub struct Metrics {
     pub graph_failures: Counter,
     /// When the earliest renewal is due (0: none scheduled).
     pub graph_next_renewal: Gauge,
+    /// 1 while this replica runs the reconciler (always 1 on the embedded log
+    /// with a subscriptions file; with `--log nats`, on one replica at a time).
+    pub reconciler_leader: Gauge,
     pub grpc: grpc_layer::GrpcMetrics,
     pub streams: streams::Streams,
     registry: Registry,
@@ -145,6 +148,7 @@ impl Metrics {
             graph_renewals: Counter::default(),
             graph_failures: Counter::default(),
             graph_next_renewal: Gauge::default(),
+            reconciler_leader: Gauge::default(),
             grpc: grpc_layer::GrpcMetrics::default(),
             streams: streams::Streams::default(),
             registry: Registry::default(),
@@ -190,6 +194,8 @@ impl Metrics {
         r.register(format!("{p}graph_failures"), failures, self.graph_failures.clone());
         let next = "When the earliest renewal is due, in Unix seconds (0: none scheduled)";
         r.register(format!("{p}graph_next_renewal_timestamp_seconds"), next, self.graph_next_renewal.clone());
+        let leader = "1 while this replica runs the reconciler (with --log nats, one replica at a time)";
+        r.register(format!("{p}reconciler_leader"), leader, self.reconciler_leader.clone());
         self.grpc.register(r);
         self
     }

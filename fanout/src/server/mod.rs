@@ -33,6 +33,7 @@ use crate::graph::{lifecycle, reconciler::Reconciler};
 use crate::grpc::service::{FanoutService, ServiceParts};
 use crate::ingest::decrypt::Keyring;
 use crate::ingest::Ingest;
+use crate::jetstream::{copier, leader, publisher::Publisher, NatsOptions, SharedLog};
 use crate::metrics::{self, grpc_layer::GrpcMetricsLayer};
 use crate::pb::fanout_server::FanoutServer;
 use graph_relay_log::seal::LogKeys;
@@ -67,6 +68,8 @@ pub struct ServeConfig {
     pub retention: Retention,
     /// Keeps Graph's subscriptions in line with a subscriptions file (`--subscriptions`).
     pub reconciler: Option<Reconciler>,
+    /// The shared log (`--log nats`); `None`: the embedded log is the log.
+    pub shared_log: Option<NatsOptions>,
     /// What one port and one connection may hold.
     pub limits: ServerLimits,
 }
@@ -129,7 +132,14 @@ pub async fn serve(
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
         None => None,
     };
+    let shared = match config.shared_log.take() {
+        Some(options) => Some(SharedLog::connect(options, config.retention, config.log_keys.clone()).await?),
+        None => None,
+    };
     let store = open_store(&mut config)?;
+    if let Some(shared) = &shared {
+        copier::check(shared, store.next_sequence()? - 1).await?;
+    }
     println!("graph-relay listening on {}", listener.local_addr()?);
     if let Some(ingest) = &ingest_listener {
         println!("graph-relay ingest listening on {}", ingest.local_addr()?);
@@ -138,7 +148,15 @@ pub async fn serve(
         println!("graph-relay metrics listening on {}", metrics.local_addr()?);
     }
     let listeners = Listeners { main: listener, ingest: ingest_listener, metrics: metrics_listener };
-    run(listeners, store, config, stop).await
+    run(listeners, Log { store, shared }, config, stop).await
+}
+
+/// The log a server runs on.
+pub struct Log {
+    /// The embedded log; with a shared log, this replica's copy of it.
+    pub store: Arc<Store>,
+    /// The shared log, with `--log nats`.
+    pub shared: Option<SharedLog>,
 }
 
 /// The bound ports `run` serves.
@@ -164,15 +182,17 @@ pub fn open_store(config: &mut ServeConfig) -> Result<Arc<Store>, Box<dyn std::e
 /// drains open connections for at most [`DRAIN_TIMEOUT`].
 pub async fn run(
     listeners: Listeners,
-    store: Arc<Store>,
+    log: Log,
     config: ServeConfig,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let Log { store, shared } = log;
     let local = listeners.main.local_addr()?;
     let (limits, gate) = (config.limits, PublishGate::new(config.ingest_token.clone()));
     let head = store.next_sequence()? - 1;
     let hub = Hub::new(head, config.subscriber_buffer);
-    let ingest = Ingest::start(store.clone(), hub.clone())?;
+    let ingest = Ingest::start(store.clone(), hub.clone(), shared.clone().map(Publisher::new))?;
+    let copying = shared.clone().map(|shared| tokio::spawn(copier::run(shared, ingest.clone())));
     let metrics_port = listeners.metrics.map(|listener| serve_metrics(listener, store.clone()));
     let mut directory = None;
     let mut configurations = None;
@@ -183,7 +203,7 @@ pub async fn run(
         let (store, hub) = (store.clone(), hub.clone());
         let open_feed = move |cursor: Option<u64>| reconciling::feed(store.clone(), hub.clone(), cursor.or(Some(head)));
         let publisher = Arc::new(reconciling::LogPublisher(ingest.clone()));
-        tokio::spawn(lifecycle::supervise(reconciler, open_feed, publisher))
+        spawn_reconciler(reconciler, shared.clone(), open_feed, publisher)
     });
     let (subscribers, in_force) = tokio::sync::watch::channel(Arc::new(config.access));
     let reloads = reload::on_hangup(config.sources, subscribers, configurations);
@@ -199,6 +219,7 @@ pub async fn run(
     tracing::info!(data_dir = %config.data_dir.display(), head, "log opened");
     let tls = config.tls.as_ref().map(TlsFiles::server_config).transpose()?;
     let (probes, health) = Probes::new().await;
+    let watching = shared.as_ref().map(|shared| tokio::spawn(probes.clone().follow(shared.connection())));
     // Dropped when `run` returns, which stops the ingest port too.
     let (_stop_ingest, ingest_stopped) = tokio::sync::watch::channel(());
     if let Some(listener) = listeners.ingest {
@@ -254,13 +275,30 @@ pub async fn run(
     if let Some(task) = reconciler {
         task.abort();
     }
-    if let Some(task) = metrics_port {
+    for task in [metrics_port, copying, watching].into_iter().flatten() {
         task.abort();
     }
     reloads.abort();
     match fault.get() {
         Some(reason) => Err(format!("the log cannot be written ({reason}); exiting for a restart").into()),
         None => Ok(()),
+    }
+}
+
+/// Runs the reconciler: here for as long as the server runs, or, with a
+/// shared log, whenever this replica holds the lease (see `jetstream::leader`).
+fn spawn_reconciler(
+    mut reconciler: Reconciler,
+    shared: Option<SharedLog>,
+    mut open_feed: impl FnMut(Option<u64>) -> tokio::sync::mpsc::Receiver<lifecycle::FeedItem> + Send + 'static,
+    publisher: Arc<reconciling::LogPublisher>,
+) -> tokio::task::JoinHandle<()> {
+    match shared {
+        Some(shared) => tokio::spawn(leader::run(shared, reconciler, open_feed, publisher)),
+        None => tokio::spawn(async move {
+            metrics::get().reconciler_leader.set(1);
+            lifecycle::supervise(&mut reconciler, &mut open_feed, publisher).await;
+        }),
     }
 }
 

@@ -22,6 +22,8 @@ pub(crate) const FANOUT: &str = <FanoutServer<FanoutService> as NamedService>::N
 #[derive(Clone)]
 pub(crate) struct Probes {
     reporter: HealthReporter,
+    /// Set once the server drains: nothing makes it serve again.
+    draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Probes {
@@ -31,13 +33,33 @@ impl Probes {
         let reporter = HealthReporter::new();
         reporter.set_service_status(FANOUT, ServingStatus::Serving).await;
         let service = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
-        (Self { reporter }, service)
+        (Self { reporter, draining: Default::default() }, service)
     }
 
     /// Draining, or the log cannot be written: route callers elsewhere.
     pub(crate) async fn not_serving(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Release);
+        self.set(ServingStatus::NotServing).await;
+    }
+
+    async fn set(&self, status: ServingStatus) {
         for name in ["", FANOUT] {
-            self.reporter.set_service_status(name, ServingStatus::NotServing).await;
+            self.reporter.set_service_status(name, status).await;
+        }
+    }
+
+    /// Reports NOT_SERVING while the shared log is out of reach (Publish
+    /// cannot store, streams cannot go on), SERVING again once it is back.
+    pub(crate) async fn follow(self, mut connected: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let up = *connected.borrow_and_update();
+            if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            self.set(if up { ServingStatus::Serving } else { ServingStatus::NotServing }).await;
+            if connected.changed().await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use graph_relay_log::prepared;
 use graph_relay_log::store::Store;
 use graph_relay_log::wire::EncodedEvent;
 use graph_relay_proto::v1::{event::Payload, Event, Notification};
@@ -62,7 +61,7 @@ pub struct LogPublisher(pub Ingest);
 impl Publish for LogPublisher {
     fn publish(&self, notification: Notification) -> Publishing<'_> {
         Box::pin(async move {
-            let appended = self.0.publish(prepared::prepare(vec![notification])).await.map_err(|e| e.to_string())?;
+            let appended = self.0.publish(vec![notification]).await.map_err(|e| e.to_string())?;
             Ok((appended.stored > 0).then_some(appended.first_sequence))
         })
     }

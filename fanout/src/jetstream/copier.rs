@@ -1,0 +1,111 @@
+//! Reading the shared stream once per replica, into the replica's copy.
+//!
+//! One ordered consumer (ephemeral, flow-controlled, recreated by the
+//! client after a lost connection or a missed message) reads the stream
+//! from the copy's head on. Messages are taken in runs of whatever has
+//! arrived, opened, prepared as the embedded writer would (encoded once,
+//! redacted copy), and handed to the single writer, which stores them under
+//! the stream's sequences and dispatches them to live subscribers. The
+//! writer's queue is bounded, so a slow disk slows the reading, never the
+//! memory.
+//!
+//! The copy is a cache of the stream: a replica's data directory can be
+//! wiped and is filled again from the stream on the next start, from the
+//! stream's first sequence on.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use futures_util::StreamExt;
+use graph_relay_log::prepared::Prepared;
+use graph_relay_log::seal;
+use graph_relay_log::Copied;
+use graph_relay_proto::v1::Notification;
+use prost::Message;
+
+use super::SharedLog;
+use crate::ingest::Ingest;
+
+/// Messages handed to the writer at once, at most.
+const RUN: usize = 512;
+/// Waits between attempts to read the stream again after it failed.
+const RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("this replica's copy ends at sequence {copy_head} but the stream {stream} ends at {stream_head}: the data directory belongs to another stream (or the stream was recreated); move it away to copy the stream afresh")]
+    CopyAhead { stream: String, copy_head: u64, stream_head: u64 },
+}
+
+/// Checks that the copy belongs to the stream before serving from it: a
+/// copy ahead of the stream would serve sequences the stream gives to other
+/// events.
+pub async fn check(shared: &SharedLog, copy_head: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let stream = shared.context.get_stream(&shared.options.stream).await?;
+    let stream_head = stream.cached_info().state.last_sequence;
+    if copy_head > stream_head {
+        let stream = shared.options.stream.clone();
+        return Err(CopyError::CopyAhead { stream, copy_head, stream_head }.into());
+    }
+    Ok(())
+}
+
+/// Copies the stream into the log behind `ingest` until the writer stops;
+/// a failed read is logged and retried from the copy's head.
+pub async fn run(shared: SharedLog, ingest: Ingest) {
+    loop {
+        match copy(&shared, &ingest).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(from = ingest.head() + 1, "reading the shared log: {e}; again in {RETRY:?}");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+}
+
+/// One ordered consumer from the copy's head on; `Ok` once the writer is gone.
+async fn copy(shared: &SharedLog, ingest: &Ingest) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let stream = shared.context.get_stream(&shared.options.stream).await?;
+    let start_sequence = ingest.head() + 1;
+    let config = OrderedConfig {
+        deliver_policy: DeliverPolicy::ByStartSequence { start_sequence },
+        filter_subject: shared.subject.clone(),
+        ..Default::default()
+    };
+    let mut messages = stream.create_consumer(config).await?.messages().await?;
+    tracing::info!(from = start_sequence, "copying the shared log");
+    while let Some(first) = messages.next().await {
+        let mut run = vec![copied(shared, first?)?];
+        while run.len() < RUN {
+            match futures_util::FutureExt::now_or_never(messages.next()) {
+                Some(Some(message)) => run.push(copied(shared, message?)?),
+                _ => break,
+            }
+        }
+        if !ingest.copy(run).await {
+            return Ok(());
+        }
+    }
+    Err("the stream's consumer ended".into())
+}
+
+/// One message as the copy stores it. A message that does not open or
+/// decode is stored as an empty notification under its sequence: readers
+/// then see the sequence (not a silent hole), and the error is logged.
+fn copied(
+    shared: &SharedLog,
+    message: async_nats::jetstream::Message,
+) -> Result<Copied, Box<dyn std::error::Error + Send + Sync>> {
+    let info = message.info()?;
+    let (sequence, published) = (info.stream_sequence, info.published);
+    let stored_at_ms = u64::try_from(published.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let notification = seal::open_message(shared.keys.as_deref(), &message.payload)
+        .map_err(|e| e.to_string())
+        .and_then(|plain| Notification::decode(plain.as_ref()).map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| {
+            tracing::error!(sequence, "a message of the shared log is unreadable ({e}); subscribers get it empty");
+            Notification::default()
+        });
+    Ok(Copied { sequence, stored_at_ms, prepared: Prepared::of(&notification) })
+}
