@@ -29,16 +29,6 @@ fn mixed_batch() -> Vec<serde_json::Value> {
     ]
 }
 
-#[tokio::test]
-async fn a_mixed_batch_reaches_a_subscriber_intact_and_in_order() {
-    mixed_batch_arrives_intact(Mode::Queue).await;
-}
-
-#[tokio::test]
-async fn a_mixed_batch_reaches_a_subscriber_intact_in_synchronous_mode() {
-    mixed_batch_arrives_intact(Mode::Sync).await;
-}
-
 /// Graph's envelope for `items`, with the validationToken the rich item
 /// needs: one for its tenant ("tenant-a"), as Graph signs one per tenant.
 fn signed(items: Vec<serde_json::Value>) -> serde_json::Value {
@@ -87,35 +77,6 @@ async fn mixed_batch_arrives_intact(mode: Mode) {
 }
 
 #[tokio::test]
-async fn two_filtered_subscribers_each_get_exactly_their_share() {
-    let fanout = Fanout::start().await;
-    let jwks = JwksServer::start(vec![SigningKey::pair().0.jwk()]).await;
-    let edge = Edge::start_with(EdgeConfig::for_fanout(fanout.url()).with_jwks(&jwks.url)).await;
-    let mail_filter = Filter {
-        resources: vec!["users/*/messages/*".into()],
-        change_types: vec!["created".into()],
-        ..Default::default()
-    };
-    let tenant_filter = Filter { tenant_ids: vec!["tenant-b".into()], ..Default::default() };
-    let mut mail = subscribe(&fanout.url(), mail_filter).await;
-    let mut tenant_b = subscribe(&fanout.url(), tenant_filter).await;
-
-    let answer = graph::deliver(&edge.url, "/graph/notifications", &signed(mixed_batch())).await;
-    assert_eq!(answer.status, 202);
-    // Markers that each filter matches: whatever arrives before them is the share.
-    let markers = graph::collection(vec![
-        graph::change("marker", "users/m/messages/end", "created", "tenant-c", CLIENT_STATE),
-        graph::change("marker", "end", "updated", "tenant-b", CLIENT_STATE),
-    ]);
-    assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &markers).await.status, 202);
-
-    let mail_share: Vec<_> = mail.until_marker("marker").await.iter().map(|e| subscription_id(e).to_owned()).collect();
-    assert_eq!(mail_share, ["sub-mail"]);
-    let b_share: Vec<_> = tenant_b.until_marker("marker").await.iter().map(|e| subscription_id(e).to_owned()).collect();
-    assert_eq!(b_share, ["sub-drive", "sub-users", "sub-groups"]);
-}
-
-#[tokio::test]
 async fn a_bad_client_state_is_dropped_logged_and_still_acknowledged() {
     let fanout = Fanout::start().await;
     let mut edge = Edge::start(fanout.url()).await;
@@ -140,28 +101,65 @@ async fn a_bad_client_state_is_dropped_logged_and_still_acknowledged() {
     assert!(everything.until_marker("marker").await.is_empty(), "the forged-only batch delivered nothing");
 }
 
-#[tokio::test]
-async fn lifecycle_notifications_reach_subscribers() {
-    let fanout = Fanout::start().await;
-    let edge = Edge::start(fanout.url()).await;
-    let filter = Filter {
-        lifecycle_events: vec!["reauthorizationRequired".into(), "missed".into()],
-        subscription_ids: vec!["sub-mail".into()],
-        ..Default::default()
-    };
-    let mut lifecycle = subscribe(&fanout.url(), filter).await;
-    let items = vec![
-        graph::lifecycle("sub-mail", "reauthorizationRequired", "tenant-a", CLIENT_STATE),
-        graph::lifecycle("sub-other", "missed", "tenant-a", CLIENT_STATE),
-        graph::lifecycle("sub-mail", "subscriptionRemoved", "tenant-a", CLIENT_STATE),
-        graph::lifecycle("sub-mail", "missed", "tenant-a", CLIENT_STATE),
-    ];
-    let answer = graph::deliver(&edge.url, "/graph/lifecycle", &graph::collection(items.clone())).await;
-    assert_eq!(answer.status, 202);
-    for expected in [&items[0], &items[3]] {
-        let event = lifecycle.next().await;
-        let Some(Payload::Lifecycle(got)) = &event.payload else { panic!("lifecycle expected") };
-        assert_eq!(got.lifecycle_event, expected["lifecycleEvent"].as_str().unwrap());
-        assert_eq!(item(&event), graph::without_client_state(expected));
+graph_relay_tests::on_both_logs! {
+    async fn a_mixed_batch_reaches_a_subscriber_intact_and_in_order() {
+        mixed_batch_arrives_intact(Mode::Queue).await;
+    }
+
+    async fn a_mixed_batch_reaches_a_subscriber_intact_in_synchronous_mode() {
+        mixed_batch_arrives_intact(Mode::Sync).await;
+    }
+
+    async fn two_filtered_subscribers_each_get_exactly_their_share() {
+        let fanout = Fanout::start().await;
+        let jwks = JwksServer::start(vec![SigningKey::pair().0.jwk()]).await;
+        let edge = Edge::start_with(EdgeConfig::for_fanout(fanout.url()).with_jwks(&jwks.url)).await;
+        let mail_filter = Filter {
+            resources: vec!["users/*/messages/*".into()],
+            change_types: vec!["created".into()],
+            ..Default::default()
+        };
+        let tenant_filter = Filter { tenant_ids: vec!["tenant-b".into()], ..Default::default() };
+        let mut mail = subscribe(&fanout.url(), mail_filter).await;
+        let mut tenant_b = subscribe(&fanout.url(), tenant_filter).await;
+
+        let answer = graph::deliver(&edge.url, "/graph/notifications", &signed(mixed_batch())).await;
+        assert_eq!(answer.status, 202);
+        // Markers that each filter matches: whatever arrives before them is the share.
+        let markers = graph::collection(vec![
+            graph::change("marker", "users/m/messages/end", "created", "tenant-c", CLIENT_STATE),
+            graph::change("marker", "end", "updated", "tenant-b", CLIENT_STATE),
+        ]);
+        assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &markers).await.status, 202);
+
+        let mail_share: Vec<_> = mail.until_marker("marker").await.iter().map(|e| subscription_id(e).to_owned()).collect();
+        assert_eq!(mail_share, ["sub-mail"]);
+        let b_share: Vec<_> = tenant_b.until_marker("marker").await.iter().map(|e| subscription_id(e).to_owned()).collect();
+        assert_eq!(b_share, ["sub-drive", "sub-users", "sub-groups"]);
+    }
+
+    async fn lifecycle_notifications_reach_subscribers() {
+        let fanout = Fanout::start().await;
+        let edge = Edge::start(fanout.url()).await;
+        let filter = Filter {
+            lifecycle_events: vec!["reauthorizationRequired".into(), "missed".into()],
+            subscription_ids: vec!["sub-mail".into()],
+            ..Default::default()
+        };
+        let mut lifecycle = subscribe(&fanout.url(), filter).await;
+        let items = vec![
+            graph::lifecycle("sub-mail", "reauthorizationRequired", "tenant-a", CLIENT_STATE),
+            graph::lifecycle("sub-other", "missed", "tenant-a", CLIENT_STATE),
+            graph::lifecycle("sub-mail", "subscriptionRemoved", "tenant-a", CLIENT_STATE),
+            graph::lifecycle("sub-mail", "missed", "tenant-a", CLIENT_STATE),
+        ];
+        let answer = graph::deliver(&edge.url, "/graph/lifecycle", &graph::collection(items.clone())).await;
+        assert_eq!(answer.status, 202);
+        for expected in [&items[0], &items[3]] {
+            let event = lifecycle.next().await;
+            let Some(Payload::Lifecycle(got)) = &event.payload else { panic!("lifecycle expected") };
+            assert_eq!(got.lifecycle_event, expected["lifecycleEvent"].as_str().unwrap());
+            assert_eq!(item(&event), graph::without_client_state(expected));
+        }
     }
 }
