@@ -25,6 +25,7 @@
 //!   trait, every decision in it tested natively with a fake.
 //! - [`quarantine`]: what is kept of a batch refused for its tokens, bounded.
 //! - [`request_log`]: one JSON log line per notification request.
+//! - [`replicas`]: several fan-out URLs, taken in turn, failing over.
 //!
 //! The Worker glue (`worker_glue`, wasm32 only, feature `glue`) wires those
 //! to `fetch`.
@@ -44,6 +45,7 @@ pub mod inbound;
 pub mod jwt;
 pub mod pipeline;
 pub mod quarantine;
+pub mod replicas;
 pub mod request_log;
 pub mod rs256;
 pub mod secret;

@@ -4,13 +4,15 @@
 use worker::{Env, Fetcher};
 
 use crate::client_state::ClientStates;
+use crate::replicas::Replicas;
 use crate::validation_tokens::Policy;
 
 /// Where and how to reach the fan-out's `Publish`.
 #[derive(Clone)]
 pub(crate) struct FanoutTarget {
-    /// Base URL of the fan-out's gRPC-Web listener (`FANOUT_URL`).
-    pub(crate) url: String,
+    /// Base URLs of the fan-out replicas' gRPC-Web listeners (`FANOUT_URL`,
+    /// comma-separated; see `crate::replicas`).
+    pub(crate) replicas: Replicas,
     /// Bearer token for `Publish` (secret `FANOUT_TOKEN`).
     pub(crate) token: String,
     /// The `FANOUT_MTLS` mTLS certificate binding, when configured: calls go
@@ -20,8 +22,8 @@ pub(crate) struct FanoutTarget {
 
 impl FanoutTarget {
     pub(crate) fn from_env(env: &Env) -> Result<Self, String> {
-        let url = setting(env, "FANOUT_URL")?.trim_end_matches('/').to_owned();
-        Ok(Self { url, token: setting(env, "FANOUT_TOKEN")?, mtls: env.service("FANOUT_MTLS").ok() })
+        let replicas = Replicas::parse(&setting(env, "FANOUT_URL")?)?;
+        Ok(Self { replicas, token: setting(env, "FANOUT_TOKEN")?, mtls: env.service("FANOUT_MTLS").ok() })
     }
 }
 
@@ -95,10 +97,7 @@ pub(crate) fn problems(env: &Env) -> Vec<String> {
         Err(missing) => problems.push(missing),
     }
     match setting(env, "FANOUT_URL") {
-        Ok(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
-            problems.push("FANOUT_URL is not an http:// or https:// URL".into())
-        }
-        Ok(_) => {}
+        Ok(urls) => problems.extend(Replicas::parse(&urls).err()),
         Err(missing) => problems.push(missing),
     }
     problems.extend(setting(env, "FANOUT_TOKEN").err());

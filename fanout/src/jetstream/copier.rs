@@ -41,7 +41,17 @@ pub enum CopyError {
 /// copy ahead of the stream would serve sequences the stream gives to other
 /// events.
 pub async fn check(shared: &SharedLog, copy_head: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let stream = shared.context.get_stream(&shared.options.stream).await?;
+    let started = std::time::Instant::now();
+    let stream = loop {
+        match shared.context.get_stream(&shared.options.stream).await {
+            Ok(stream) => break stream,
+            Err(e) if started.elapsed() < super::STARTUP_PATIENCE => {
+                tracing::warn!("JetStream stream {}: {e}; trying again", shared.options.stream);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let stream_head = stream.cached_info().state.last_sequence;
     if copy_head > stream_head {
         let stream = shared.options.stream.clone();

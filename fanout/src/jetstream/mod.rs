@@ -38,6 +38,9 @@ use graph_relay_log::store::Retention;
 /// may take before the caller is told UNAVAILABLE: well inside the edge's
 /// budget for a Publish, far above a quorum write on a healthy cluster.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a starting replica keeps trying to reach the stream (a NATS
+/// cluster electing a leader answers nothing for a few seconds).
+pub(crate) const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 /// Publishes awaiting JetStream's acknowledgement at once, per replica.
 const ACKS_IN_FLIGHT: usize = 4096;
 
@@ -134,12 +137,32 @@ impl SharedLog {
     }
 
     /// Creates the stream, or brings an existing one's limits in line.
+    /// While the cluster elects a leader (a node just died) JetStream's API
+    /// times out: that is retried for [`STARTUP_PATIENCE`], not fatal.
     async fn ensure_stream(&self, retention: Retention) -> Result<(), SharedLogError> {
-        let config = stream_config(&self.options, &self.subject, retention);
+        let wanted = stream_config(&self.options, &self.subject, retention);
         let failed = |reason: String| SharedLogError::Stream { stream: self.options.stream.clone(), reason };
-        match self.context.get_stream(&self.options.stream).await {
-            Ok(_) => self.context.update_stream(config).await.map(drop).map_err(|e| failed(e.to_string())),
-            Err(_) => self.context.create_stream(config).await.map(drop).map_err(|e| failed(e.to_string())),
+        let started = std::time::Instant::now();
+        loop {
+            let attempt = match self.context.get_stream(&self.options.stream).await {
+                Ok(mut stream) => match stream.info().await {
+                    Ok(info) if same_limits(&info.config, &wanted) => Ok(()),
+                    Ok(_) => self.context.update_stream(wanted.clone()).await.map(drop).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(e) if is_missing(&e.kind()) => {
+                    self.context.create_stream(wanted.clone()).await.map(drop).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(reason) if started.elapsed() >= STARTUP_PATIENCE => return Err(failed(reason)),
+                Err(reason) => {
+                    tracing::warn!("JetStream stream {}: {reason}; trying again", self.options.stream);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
         }
     }
 
@@ -170,6 +193,20 @@ fn stream_config(options: &NatsOptions, subject: &str, retention: Retention) -> 
         discard: stream::DiscardPolicy::Old,
         ..Default::default()
     }
+}
+
+fn is_missing(kind: &jetstream::context::GetStreamErrorKind) -> bool {
+    use jetstream::context::GetStreamErrorKind::JetStream;
+    matches!(kind, JetStream(e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// Whether `existing` already has the limits `wanted` sets.
+fn same_limits(existing: &stream::Config, wanted: &stream::Config) -> bool {
+    existing.subjects == wanted.subjects
+        && existing.max_age == wanted.max_age
+        && existing.max_bytes == wanted.max_bytes
+        && existing.duplicate_window == wanted.duplicate_window
+        && existing.num_replicas == wanted.num_replicas
 }
 
 fn on_event(report: &watch::Sender<bool>, event: async_nats::Event) {

@@ -22,6 +22,7 @@ mod pipeline;
 mod publish_auth;
 mod queue;
 mod reload;
+mod replicas;
 mod rich_notifications;
 mod subscriber_access;
 mod subscriptions;

@@ -1,0 +1,148 @@
+//! Several fan-out replicas on one shared log (`--log nats`): a 3-node NATS
+//! cluster (stream replicas 3), two replicas, the edge under wrangler dev
+//! with both URLs. A replica and a NATS node are SIGKILLed mid-stream and
+//! restarted; every acknowledged notification must reach a subscriber on
+//! each replica exactly once, in sequence order, including the subscriber
+//! that moved from the dead replica to the other with its cursor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use graph_relay_proto::v1::{fanout_client::FanoutClient, Filter, SubscribeRequest};
+use graph_relay_tests::edge::{Edge, EdgeConfig};
+use graph_relay_tests::nats::Nats;
+use graph_relay_tests::subscriber::{subscription_id, with_token};
+use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE, SUBSCRIBER_TOKEN};
+use tokio::sync::watch;
+
+const BATCHES: usize = 120;
+const PER_BATCH: usize = 5;
+
+/// What one subscriber saw, (sequence, notification id) in arrival order,
+/// and on which replica (URL index) each session ran.
+#[derive(Default)]
+struct Seen {
+    events: Vec<(u64, String)>,
+    sessions: Vec<usize>,
+}
+
+/// A subscriber that resumes from its cursor after any error, on the next
+/// URL of its list; `count` says how many events it has.
+struct Follower {
+    seen: Arc<Mutex<Seen>>,
+    count: watch::Receiver<usize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Follower {
+    fn start(urls: Vec<String>) -> Follower {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (report, count) = watch::channel(0);
+        let task = tokio::spawn(follow(urls, seen.clone(), report));
+        Follower { seen, count, task }
+    }
+
+    /// Waits until it has `expected` events (bounded).
+    async fn has(&mut self, expected: usize) {
+        let reached = self.count.wait_for(|count| *count >= expected);
+        let arrived = tokio::time::timeout(Duration::from_secs(120), reached).await.is_ok();
+        let got = *self.count.borrow();
+        assert!(arrived, "only {got} of {expected} events arrived");
+    }
+}
+
+async fn follow(urls: Vec<String>, seen: Arc<Mutex<Seen>>, count: watch::Sender<usize>) {
+    let mut cursor = 0;
+    for index in (0..urls.len()).cycle() {
+        let Ok(mut client) = FanoutClient::connect(urls[index].clone()).await else {
+            // Down: the next URL (a short pause so a dead pair is not spun on).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let request = SubscribeRequest { filter: Some(Filter::default()), after_sequence: Some(cursor) };
+        let Ok(response) = client.subscribe(with_token(request, SUBSCRIBER_TOKEN)).await else { continue };
+        seen.lock().unwrap().sessions.push(index);
+        let mut stream = response.into_inner();
+        while let Ok(Some(batch)) = stream.message().await {
+            let mut seen = seen.lock().unwrap();
+            for event in batch.events {
+                cursor = event.sequence;
+                seen.events.push((event.sequence, subscription_id(&event).to_owned()));
+            }
+            count.send_replace(seen.events.len());
+        }
+    }
+}
+
+/// Exactly the acknowledged ids, once each, in strictly increasing
+/// sequences with none skipped.
+fn check(name: &str, seen: &Seen, acknowledged: &[String]) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (_, id) in &seen.events {
+        *counts.entry(id).or_default() += 1;
+    }
+    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicated.is_empty(), "{name}: delivered more than once: {duplicated:?}");
+    let missing: Vec<_> = acknowledged.iter().filter(|id| !counts.contains_key(id.as_str())).collect();
+    assert!(missing.is_empty(), "{name}: acknowledged but never delivered: {missing:?}");
+    let sequences: Vec<u64> = seen.events.iter().map(|(sequence, _)| *sequence).collect();
+    assert_eq!(sequences, (1..=acknowledged.len() as u64).collect::<Vec<_>>(), "{name}: one gapless sequence space");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_and_a_nats_node_die_and_every_acknowledged_notification_arrives_once_on_both() {
+    let mut nats = Nats::cluster(3).await;
+    let urls = nats.urls();
+    let shared = ["--log", "nats", "--nats-url", &urls, "--nats-replicas", "3"];
+    let mut a = Fanout::start_with(&shared).await;
+    let b = Fanout::start_with(&shared).await;
+    let config = EdgeConfig::for_fanout(format!("{},{}", a.url(), b.url()))
+        .var("RETRY_BASE_DELAY_SECONDS", "1")
+        .var("RETRY_MAX_DELAY_SECONDS", "2");
+    let edge = Edge::start_with(config).await;
+    // One subscriber starts on A (and moves to B when A dies), one stays on B.
+    let mut on_a = Follower::start(vec![a.url(), b.url()]);
+    let mut on_b = Follower::start(vec![b.url()]);
+
+    let mut acknowledged = Vec::new();
+    for batch in 0..BATCHES {
+        match batch {
+            30 => {
+                on_a.has(acknowledged.len()).await;
+                a.kill();
+            }
+            60 => {
+                // Everything so far went through B while A was dead.
+                on_b.has(acknowledged.len()).await;
+                nats.nodes[1].kill();
+            }
+            80 => a.restart().await,
+            90 => nats.nodes[1].restart().await,
+            _ => {}
+        }
+        let ids: Vec<String> = (0..PER_BATCH).map(|i| format!("n-{batch}-{i}")).collect();
+        let items = ids
+            .iter()
+            .map(|id| graph::change(id, &format!("users/u/messages/{id}"), "created", "t", CLIENT_STATE))
+            .collect();
+        // A Graph-like sender: the same POST again until it is acknowledged.
+        let collection = graph::collection(items);
+        let mut tries = 0;
+        while graph::deliver(&edge.url, "/graph/notifications", &collection).await.status != 202 {
+            tries += 1;
+            assert!(tries < 50, "batch {batch} never acknowledged");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        acknowledged.extend(ids);
+    }
+    on_a.has(acknowledged.len()).await;
+    on_b.has(acknowledged.len()).await;
+    for follower in [&on_a, &on_b] {
+        follower.task.abort();
+    }
+    let (seen_a, seen_b) = (on_a.seen.lock().unwrap(), on_b.seen.lock().unwrap());
+    check("the subscriber that started on A", &seen_a, &acknowledged);
+    check("the subscriber on B", &seen_b, &acknowledged);
+    assert!(seen_a.sessions.contains(&1), "the subscriber on A moved to B: sessions {:?}", seen_a.sessions);
+}
