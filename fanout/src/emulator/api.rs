@@ -351,12 +351,18 @@ pub async fn renew(
     }
     let now = now_ms();
     let too_soon = now.saturating_sub(subscription.last_reauthorize_ms) < REAUTHORIZE_WINDOW_MS;
+    // No reconciler renews a subscription twice in a row like this: two
+    // did (two leaders), or one repeated a renewal it had already made.
+    let renewed_again = now.saturating_sub(subscription.last_renewal_ms) < 1_000;
     subscription.expiration_ms = granted;
     subscription.renewals += 1;
     subscription.last_renewal_ms = now;
     let reply = subscription.to_json();
     if too_soon {
         world.count("reauthorized_twice_within_10_minutes");
+    }
+    if renewed_again {
+        world.count("renewed_twice_within_a_second");
     }
     world.count("renewed");
     Json(reply).into_response()

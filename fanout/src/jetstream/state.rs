@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{kv, stream};
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -28,19 +28,46 @@ pub async fn bucket(shared: &SharedLog) -> Result<kv::Store, SharedLogError> {
         description: "Graph Relay: the reconciler's subscription state".into(),
         history: 5,
         num_replicas: shared.options.replicas,
-        storage: async_nats::jetstream::stream::StorageType::File,
+        storage: stream::StorageType::File,
         ..Default::default()
     };
     open_or_create(shared, config).await
 }
 
 /// A KV bucket, created with `config` when it does not exist.
+///
+/// The bucket's stream is created here with the KV conventions (what
+/// `create_key_value` would create) because the client's `create_key_value`
+/// first asks for the account's JetStream info, whose answer from NATS
+/// 2.9 servers (Debian's) it fails to parse; every KV operation after that
+/// works with them.
 pub(crate) async fn open_or_create(shared: &SharedLog, config: kv::Config) -> Result<kv::Store, SharedLogError> {
     if let Ok(store) = shared.context.get_key_value(config.bucket.clone()).await {
         return Ok(store);
     }
     let bucket = config.bucket.clone();
-    shared.context.create_key_value(config).await.map_err(|e| SharedLogError::Bucket { bucket, reason: e.to_string() })
+    let failed = |e: &dyn std::fmt::Display| SharedLogError::Bucket { bucket: bucket.clone(), reason: e.to_string() };
+    shared.context.create_stream(kv_stream(&config)).await.map_err(|e| failed(&e))?;
+    shared.context.get_key_value(config.bucket.clone()).await.map_err(|e| failed(&e))
+}
+
+/// The stream behind a KV bucket: one subject space per bucket, `history`
+/// values per key, rollups allowed, deletes through markers only.
+fn kv_stream(config: &kv::Config) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{}", config.bucket),
+        description: Some(config.description.clone()),
+        subjects: vec![format!("$KV.{}.>", config.bucket)],
+        max_messages_per_subject: config.history.max(1),
+        max_age: config.max_age,
+        storage: config.storage,
+        num_replicas: config.num_replicas.max(1),
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    }
 }
 
 /// The saved state and its revision (0: nothing saved yet).

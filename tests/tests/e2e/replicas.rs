@@ -3,7 +3,9 @@
 //! with both URLs. A replica and a NATS node are SIGKILLed mid-stream and
 //! restarted; every acknowledged notification must reach a subscriber on
 //! each replica exactly once, in sequence order, including the subscriber
-//! that moved from the dead replica to the other with its cursor.
+//! that moved from the dead replica to the other with its cursor. And the
+//! reconciler runs on one replica at a time, the other taking over its
+//! renewals when it dies.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,10 +13,15 @@ use std::time::Duration;
 
 use graph_relay_proto::v1::{fanout_client::FanoutClient, Filter, SubscribeRequest};
 use graph_relay_tests::edge::{Edge, EdgeConfig};
+use graph_relay_tests::emulator::{Emulator, Stack};
 use graph_relay_tests::nats::Nats;
 use graph_relay_tests::subscriber::{subscription_id, with_token};
 use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE, SUBSCRIBER_TOKEN};
+use serde_json::Value;
 use tokio::sync::watch;
+
+/// How long a reconciler step may take here.
+const WAIT: Duration = Duration::from_secs(60);
 
 const BATCHES: usize = 120;
 const PER_BATCH: usize = 5;
@@ -145,4 +152,59 @@ async fn a_replica_and_a_nats_node_die_and_every_acknowledged_notification_arriv
     check("the subscriber that started on A", &seen_a, &acknowledged);
     check("the subscriber on B", &seen_b, &acknowledged);
     assert!(seen_a.sessions.contains(&1), "the subscriber on A moved to B: sessions {:?}", seen_a.sessions);
+}
+
+const LEADS: &str = "this replica leads the reconciler";
+
+/// Waits until one of the two replicas logs that it leads the reconciler;
+/// that one's index (0 or 1).
+async fn leader_of(replicas: &mut [Fanout; 2]) -> usize {
+    let [a, b] = replicas;
+    tokio::select! {
+        _ = a.wait_for_log(LEADS) => 0,
+        _ = b.wait_for_log(LEADS) => 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_reconciling_replica_dies_the_other_continues_its_renewals() {
+    let nats = Nats::single().await;
+    let urls = nats.urls();
+    // Subscriptions live 20 s and are renewed at 55–70% of that: a renewal
+    // comes due at least 6 s before expiry, more than a 3 s lease takes over.
+    let emulator = Emulator::start(&["--lifetime-override", "20s"]).await;
+    let shared = ["--log", "nats", "--nats-url", &urls, "--nats-lease", "3s"];
+    let mut replicas = [Fanout::start_with(&shared).await, Fanout::start_with(&shared).await];
+    let config = EdgeConfig::for_fanout(format!("{},{}", replicas[0].url(), replicas[1].url()))
+        .var("GRAPH_JWKS_URL", &emulator.jwks_url())
+        .var("GRAPH_APP_IDS", graph_relay_tests::emulator::CLIENT_ID);
+    let edge = Edge::start_with(config).await;
+    let [a, b] = replicas;
+    let stack = Stack { emulator, fanout: a, edge, dir: tempfile::tempdir().unwrap() };
+    let entries = "[[subscription]]\nname = \"users\"\nresource = \"/users\"\nchange_types = [\"updated\"]\npermission = \"application\"\n\n\
+                   [[subscription]]\nname = \"inbox\"\nresource = \"/users/u1/messages\"\nchange_types = [\"created\"]\npermission = \"application\"\n";
+    let file = stack.subscriptions_file("client_secret_env = \"GRAPH_CLIENT_SECRET\"", entries);
+    let file = file.to_str().unwrap();
+    let Stack { emulator, fanout: a, edge: _edge, dir: _dir } = stack;
+    let mut replicas = [a, b];
+    for replica in &mut replicas {
+        replica.restart_with(&["--subscriptions-file", file]).await;
+    }
+    let first = leader_of(&mut replicas).await;
+    let both_created = |s: &Value| s["subscriptions"].as_array().is_some_and(|a| a.len() == 2);
+    emulator.wait_until("both subscriptions created", WAIT, both_created).await;
+    assert!(!replicas[1 - first].log_text().contains(LEADS), "one leader at a time");
+
+    replicas[first].kill();
+    replicas[1 - first].wait_for_log(LEADS).await;
+    let renewed_twice = |s: &Value| {
+        s["subscriptions"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["renewals"].as_u64() >= Some(2)))
+    };
+    let state = emulator.wait_until("two renewals each", WAIT, renewed_twice).await;
+    let counters = &state["counters"];
+    assert_eq!(counters["created"], 2, "the new leader recreated what the state held: {counters}");
+    assert_eq!(counters["expired"], Value::Null, "a subscription lapsed during the takeover: {counters}");
+    assert_eq!(counters["renewed_twice_within_a_second"], Value::Null, "a renewal was made twice: {counters}");
 }
