@@ -59,9 +59,9 @@ profile: bench-setup
 latency-curve: bench-setup
 	scripts/latency-curve.sh 5
 
-## What only the benchmarks need: nats-server and wrk (Debian), matplotlib (PyPI).
+## What only the benchmarks need: wrk (Debian), matplotlib (PyPI); setup
+## installs nats-server.
 bench-setup: setup edge
-	@command -v nats-server >/dev/null || (apt-get update -qq && apt-get install -y -qq nats-server)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	@python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib
 

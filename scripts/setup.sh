@@ -13,6 +13,8 @@ say() { printf 'setup: %s\n' "$*"; }
 
 command -v cargo >/dev/null || { echo "setup: cargo (rustup) is required" >&2; exit 1; }
 command -v node >/dev/null || { say "installing nodejs and npm"; apt-get update -qq && apt-get install -y -qq nodejs npm; }
+# The shared log's tests (`--log nats`) start their own NATS servers and clusters.
+command -v nats-server >/dev/null || { say "installing nats-server"; apt-get update -qq && apt-get install -y -qq nats-server; }
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding rust target wasm32-unknown-unknown"
