@@ -17,6 +17,7 @@ mod relay;
 mod report;
 mod runner;
 mod saturation;
+mod shared_log;
 mod workload;
 
 use std::path::PathBuf;
@@ -59,7 +60,8 @@ enum Command {
     Fanout {
         #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
         subscribers: Vec<usize>,
-        /// relay, nats, jetstream
+        /// relay, nats, jetstream; relay-js and relay-js-2: the relay on a
+        /// shared JetStream log with one and two replicas (`--log nats`)
         #[arg(long, value_delimiter = ',', default_value = "relay,nats,jetstream")]
         systems: Vec<String>,
         /// all (every subscriber gets everything), 10% (each gets one tenant of ten)
@@ -378,6 +380,8 @@ async fn one(system: &str, plan: &Plan) -> Result<Outcome, String> {
             let connect = nats::JetStreamSink::connect(server.url.clone());
             runner::run("jetstream", plan, connect, streams, &ProcStats::new(server.pid()), origin).await
         }
-        other => Err(format!("unknown system {other:?}: relay, nats or jetstream")),
+        "relay-js" => shared_log::run("relay-js", 1, plan, origin).await,
+        "relay-js-2" => shared_log::run("relay-js-2", 2, plan, origin).await,
+        other => Err(format!("unknown system {other:?}: relay, relay-js, relay-js-2, nats or jetstream")),
     }
 }

@@ -31,6 +31,12 @@ impl RelayServer {
     /// Starts `graph-relay serve` (next to this binary) on a free port, with
     /// its log's retention size set to `log_bytes` if given.
     pub fn start(log_bytes: Option<u64>) -> Result<Self, String> {
+        Self::start_with(log_bytes, &[])
+    }
+
+    /// The same with more `serve` flags (`--log nats ...`: a replica of a
+    /// relay on JetStream).
+    pub fn start_with(log_bytes: Option<u64>, extra_args: &[String]) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let binary = exe.with_file_name("graph-relay");
@@ -40,6 +46,7 @@ impl RelayServer {
             .arg("--data-dir")
             .arg(dir.path())
             .args(log_bytes.map(|bytes| format!("--retention-max-bytes={bytes}")))
+            .args(extra_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
