@@ -154,6 +154,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 first_byte_timeout: args.first_byte_timeout,
             },
             streams_per_connection: args.max_streams_per_connection,
+            max_connection_age: args.max_connection_age,
         },
     };
     server::serve(config, shutdown::signal()).await

@@ -71,12 +71,12 @@ macro_rules! on_both_logs {
             #[allow(unused_imports)]
             use super::*;
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread")]
             async fn embedded() {
                 $crate::fanout::on_log($crate::fanout::Backend::Embedded, async $body).await
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread")]
             async fn nats() {
                 $crate::fanout::on_log($crate::fanout::Backend::Nats, async $body).await
             }

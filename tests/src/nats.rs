@@ -66,6 +66,22 @@ impl NatsNode {
         self.launch().await;
     }
 
+    /// Whether any file of its JetStream store contains `needle`.
+    pub fn store_holds(&self, needle: &[u8]) -> bool {
+        fn holds(dir: &std::path::Path, needle: &[u8]) -> bool {
+            let Ok(entries) = std::fs::read_dir(dir) else { return false };
+            entries.flatten().any(|entry| {
+                let path = entry.path();
+                if path.is_dir() {
+                    holds(&path, needle)
+                } else {
+                    std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+                }
+            })
+        }
+        holds(&self.dir.path().join("store"), needle)
+    }
+
     pub fn log_text(&self) -> String {
         self.process.as_ref().map(Process::log_text).unwrap_or_default()
     }

@@ -10,11 +10,12 @@
 //! replica read them), and live subscribers are told with a `Gap`, as
 //! readers of the copy are by the jump itself.
 
-use redb::ReadableTable;
+use redb::{ReadableDatabase, ReadableTable};
 
+use crate::error::LogError;
 use crate::group::Packer;
 use crate::prepared::{Prepared, NO_KEY};
-use crate::schema::{BYTES, GROUPS, META, NEXT_SEQUENCE};
+use crate::schema::{BYTES, COPY_OF, GROUPS, META, NEXT_SEQUENCE};
 use crate::wire;
 
 use super::{Result, Store, Stored};
@@ -32,6 +33,34 @@ pub struct Copied {
 pub const NOT_COPIED: &str = "removed from the shared log before this replica read it";
 
 impl Store {
+    /// The identity of the shared log this is a copy of; `None`: an
+    /// embedded log (or a new one).
+    pub fn copy_of(&self) -> Result<Option<u64>> {
+        Ok(self.db.begin_read()?.open_table(META)?.get(COPY_OF)?.map(|v| v.value()))
+    }
+
+    /// Makes this log the copy of the shared log `identity`: a new log
+    /// becomes one; a copy of it stays one; a copy of another shared log, or
+    /// an embedded log that holds events, is refused (its sequences would
+    /// mean other events).
+    pub fn claim_copy(&self, identity: u64) -> Result<()> {
+        match self.copy_of()? {
+            Some(recorded) if recorded == identity => Ok(()),
+            Some(_) => Err(LogError::Copy(
+                "this data directory holds a copy of another shared log (or of this one before it was recreated): move it away to copy this one afresh",
+            )),
+            None if self.next_sequence()? > 1 => Err(LogError::Copy(
+                "this data directory holds an embedded log (--log redb): give the replica a data directory of its own",
+            )),
+            None => {
+                let txn = self.db.begin_write()?;
+                txn.open_table(META)?.insert(COPY_OF, identity)?;
+                txn.commit()?;
+                Ok(())
+            }
+        }
+    }
+
     /// Stores `events` (in sequence order) under their own sequences in ONE
     /// durable commit; returns what live subscribers get, gaps included.
     pub fn append_copied(&self, events: Vec<Copied>, now_ms: u64) -> Result<Vec<Stored>> {

@@ -16,10 +16,13 @@ fn retention() -> Retention {
     }
 }
 
-fn copied(sequence: u64, id: &str) -> Copied {
+fn note(id: &str) -> Notification {
     let change = ChangeNotification { id: id.into(), ..Default::default() };
-    let note = Notification { kind: Some(NoteKind::Change(change)), received_at_unix_ms: 1, delivery_id: id.into() };
-    Copied { sequence, stored_at_ms: 1_000, prepared: prepare(vec![note]).remove(0) }
+    Notification { kind: Some(NoteKind::Change(change)), received_at_unix_ms: 1, delivery_id: id.into() }
+}
+
+fn copied(sequence: u64, id: &str) -> Copied {
+    Copied { sequence, stored_at_ms: 1_000, prepared: prepare(vec![note(id)]).remove(0) }
 }
 
 fn stored_ids(store: &Store, after: u64) -> Vec<(u64, String)> {
@@ -75,4 +78,22 @@ fn a_copy_that_starts_late_begins_at_the_shared_logs_first_sequence() {
     let live = store.append_copied(vec![copied(40, "x")], 2_000).unwrap();
     assert_eq!(live.len(), 2, "a gap for 1..=39, then the event");
     assert_eq!(stored_ids(&store, 0), [(40, "x".into())]);
+}
+
+#[test]
+fn a_copy_belongs_to_one_shared_log_and_an_embedded_log_is_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), retention(), None).unwrap();
+    assert_eq!(store.copy_of().unwrap(), None);
+    store.claim_copy(7).unwrap();
+    store.append_copied(vec![copied(1, "a")], 2_000).unwrap();
+    store.claim_copy(7).unwrap();
+    assert!(matches!(store.claim_copy(8), Err(crate::LogError::Copy(reason)) if reason.contains("another shared log")));
+    drop(store);
+    assert_eq!(Store::open(dir.path(), retention(), None).unwrap().copy_of().unwrap(), Some(7), "recorded durably");
+
+    let embedded = tempfile::tempdir().unwrap();
+    let store = Store::open(embedded.path(), retention(), None).unwrap();
+    store.append(vec![prepare(vec![note("x")])], 1).unwrap();
+    assert!(matches!(store.claim_copy(7), Err(crate::LogError::Copy(reason)) if reason.contains("embedded log")));
 }

@@ -18,6 +18,9 @@ pub enum LogError {
     /// The file holds a log of another format than this version's.
     #[error("this log has format {found}; this version reads format {expected}")]
     Format { found: u64, expected: u64 },
+    /// A replica's copy opened for another shared log, or as an embedded log.
+    #[error("{0}")]
+    Copy(&'static str),
 }
 
 /// The log's results.

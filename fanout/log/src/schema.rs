@@ -19,6 +19,9 @@ pub(crate) const NEXT_SEQUENCE: &str = "next_sequence";
 pub(crate) const BYTES: &str = "bytes";
 /// `META`: from this first sequence on every group is sealed.
 pub(crate) const SEALED_FROM: &str = "sealed_from";
+/// `META`: this log is a replica's copy of the shared log with this identity
+/// (see `store::copy`); absent in an embedded log.
+pub(crate) const COPY_OF: &str = "copy_of";
 /// `META`: the format of the records and groups.
 pub(crate) const FORMAT_KEY: &str = "format";
 

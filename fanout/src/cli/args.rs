@@ -224,6 +224,10 @@ pub struct ServeArgs {
     /// A connection that sends nothing for this long after connecting is closed.
     #[arg(long, env = "GRAPH_RELAY_FIRST_BYTE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub first_byte_timeout: Duration,
+    /// Close connections this old (after 30 s of grace), so long-lived subscriber streams spread
+    /// again over replicas behind a balancer; subscribers resume from their cursor (e.g. 30m).
+    #[arg(long, env = "GRAPH_RELAY_MAX_CONNECTION_AGE", value_parser = humantime::parse_duration)]
+    pub max_connection_age: Option<Duration>,
     /// HTTP/2 streams (calls) one connection may have open at once.
     #[arg(long, env = "GRAPH_RELAY_MAX_STREAMS_PER_CONNECTION", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_streams_per_connection: u32,

@@ -37,10 +37,11 @@ pub enum CopyError {
     CopyAhead { stream: String, copy_head: u64, stream_head: u64 },
 }
 
-/// Checks that the copy belongs to the stream before serving from it: a
+/// Checks that `store` is a copy of this stream (or makes a new log one)
+/// before serving from it: a copy of another stream, an embedded log, or a
 /// copy ahead of the stream would serve sequences the stream gives to other
 /// events.
-pub async fn check(shared: &SharedLog, copy_head: u64) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn check(shared: &SharedLog, store: &graph_relay_log::Store) -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let stream = loop {
         match shared.context.get_stream(&shared.options.stream).await {
@@ -52,12 +53,25 @@ pub async fn check(shared: &SharedLog, copy_head: u64) -> Result<(), Box<dyn std
             Err(e) => return Err(e.into()),
         }
     };
-    let stream_head = stream.cached_info().state.last_sequence;
+    let info = stream.cached_info();
+    store.claim_copy(identity(&shared.options.stream, info.created.unix_timestamp_nanos()))?;
+    let (copy_head, stream_head) = (store.next_sequence()? - 1, info.state.last_sequence);
     if copy_head > stream_head {
         let stream = shared.options.stream.clone();
         return Err(CopyError::CopyAhead { stream, copy_head, stream_head }.into());
     }
     Ok(())
+}
+
+/// A stream's identity: its name and when it was created, so a stream
+/// deleted and created again under the same name is another one.
+fn identity(name: &str, created_nanos: i128) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest =
+        Sha256::new().chain_update(name).chain_update([0]).chain_update(created_nanos.to_be_bytes()).finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// Copies the stream into the log behind `ingest` until the writer stops;

@@ -82,13 +82,21 @@ pub struct ServerLimits {
     /// HTTP/2 streams (calls) one connection may have open at once: a client
     /// multiplexing subscribers on one connection gets this many.
     pub streams_per_connection: u32,
+    /// Connections are closed at this age (`--max-connection-age`), so a
+    /// balancer spreads subscriber streams again; `None`: never.
+    pub max_connection_age: Option<Duration>,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        Self { connections: ConnectionLimits::default(), streams_per_connection: 1024 }
+        Self { connections: ConnectionLimits::default(), streams_per_connection: 1024, max_connection_age: None }
     }
 }
+
+/// How long calls may go on after their connection reached its age, at
+/// most: a subscriber gets the GOAWAY, then this long (or half the age, if
+/// less) before its stream is cut.
+const CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
 
 /// A connection whose peer stops answering HTTP/2 pings for this long
 /// after one is sent is closed (a vanished subscriber, a half-open socket).
@@ -137,8 +145,12 @@ pub async fn serve(
         None => None,
     };
     let store = open_store(&mut config)?;
-    if let Some(shared) = &shared {
-        copier::check(shared, store.next_sequence()? - 1).await?;
+    match &shared {
+        Some(shared) => copier::check(shared, &store).await?,
+        None if store.copy_of()?.is_some() => {
+            return Err("this data directory holds a replica's copy of a NATS stream: start it with --log nats".into())
+        }
+        None => {}
     }
     println!("graph-relay listening on {}", listener.local_addr()?);
     if let Some(ingest) = &ingest_listener {
@@ -325,6 +337,9 @@ fn server_builder(tls: Option<ServerTlsConfig>, limits: ServerLimits) -> Result<
         .max_concurrent_streams(limits.streams_per_connection)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
+    if let Some(age) = limits.max_connection_age {
+        builder = builder.max_connection_age(age).max_connection_age_grace(CONNECTION_AGE_GRACE.min(age / 2));
+    }
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }

@@ -44,34 +44,33 @@ async fn identical_deliveries_are_each_delivered(mode: Mode) {
     assert!(events.windows(2).all(|pair| pair[0].sequence < pair[1].sequence));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn identical_deliveries_are_two_events_through_the_queue() {
-    identical_deliveries_are_each_delivered(Mode::Queue).await;
-}
+graph_relay_tests::on_both_logs! {
+    async fn identical_deliveries_are_two_events_through_the_queue() {
+        identical_deliveries_are_each_delivered(Mode::Queue).await;
+    }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn identical_deliveries_are_two_events_in_synchronous_mode() {
-    identical_deliveries_are_each_delivered(Mode::Sync).await;
-}
+    async fn identical_deliveries_are_two_events_in_synchronous_mode() {
+        identical_deliveries_are_each_delivered(Mode::Sync).await;
+    }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn one_delivery_published_again_is_stored_once_and_an_anonymous_item_every_time() {
-    let fanout = Fanout::start().await;
-    let mut publisher = Publisher::connect(&fanout.url()).await;
-    let delivery = publisher::changes("sub", 0..3);
-    let first = publisher.publish(delivery.clone()).await.unwrap();
-    let again = publisher.publish(delivery).await.unwrap();
-    assert_eq!((first.stored, again.stored, again.duplicates), (3, 0, 3), "a redelivery or replay");
+    async fn one_delivery_published_again_is_stored_once_and_an_anonymous_item_every_time() {
+        let fanout = Fanout::start().await;
+        let mut publisher = Publisher::connect(&fanout.url()).await;
+        let delivery = publisher::changes("sub", 0..3);
+        let first = publisher.publish(delivery.clone()).await.unwrap();
+        let again = publisher.publish(delivery).await.unwrap();
+        assert_eq!((first.stored, again.stored, again.duplicates), (3, 0, 3), "a redelivery or replay");
 
-    let mut anonymous = publisher::change("sub", 9);
-    anonymous.delivery_id.clear();
-    let first = publisher.publish(vec![anonymous.clone()]).await.unwrap();
-    let again = publisher.publish(vec![anonymous]).await.unwrap();
-    assert_eq!((first.stored, again.stored), (1, 1), "no identity, no proof of a duplicate");
+        let mut anonymous = publisher::change("sub", 9);
+        anonymous.delivery_id.clear();
+        let first = publisher.publish(vec![anonymous.clone()]).await.unwrap();
+        let again = publisher.publish(vec![anonymous]).await.unwrap();
+        assert_eq!((first.stored, again.stored), (1, 1), "no identity, no proof of a duplicate");
 
-    let mut overlong = publisher::change("sub", 10);
-    overlong.delivery_id = "x".repeat(129);
-    let refused = publisher.publish(vec![overlong]).await.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-    assert!(refused.message().contains("delivery_id"), "{refused}");
+        let mut overlong = publisher::change("sub", 10);
+        overlong.delivery_id = "x".repeat(129);
+        let refused = publisher.publish(vec![overlong]).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(refused.message().contains("delivery_id"), "{refused}");
+    }
 }

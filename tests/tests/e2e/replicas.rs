@@ -252,3 +252,95 @@ async fn a_replica_without_nats_is_not_serving_until_nats_is_back() {
     let expected = ["before", "before", "before", "while-down", "after"];
     assert_eq!(seen, (1..=5).zip(expected.map(String::from)).collect::<Vec<_>>(), "each once, sequences kept");
 }
+
+/// `--max-connection-age`: a subscriber's connection is closed at that age
+/// (so a balancer can place it elsewhere), and resuming from its cursor
+/// misses nothing and repeats nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aged_connection_is_closed_and_the_subscriber_resumes_without_gap_or_duplicate() {
+    use graph_relay_tests::publisher::{changes, Publisher};
+
+    let fanout = Fanout::start_with(&["--max-connection-age", "2s"]).await;
+    let mut publisher = Publisher::connect(&fanout.url()).await;
+    publisher.publish(changes("first", 0..3)).await.unwrap();
+    let request = SubscribeRequest { filter: None, after_sequence: Some(0) };
+    let mut subscriber = graph_relay_tests::subscriber::try_subscribe(&fanout.url(), request).await.unwrap();
+    let mut cursor = 0;
+    for expected in 1..=3 {
+        cursor = subscriber.next().await.sequence;
+        assert_eq!(cursor, expected);
+    }
+    // Ends with an error status within the wait (it would live on unaged).
+    subscriber.ended().await;
+    let mut publisher = Publisher::connect(&fanout.url()).await;
+    publisher.publish(changes("second", 3..5)).await.unwrap();
+    let request = SubscribeRequest { filter: None, after_sequence: Some(cursor) };
+    let mut resumed = graph_relay_tests::subscriber::try_subscribe(&fanout.url(), request).await.unwrap();
+    assert_eq!([resumed.next().await.sequence, resumed.next().await.sequence], [4, 5]);
+}
+
+/// A delivery the edge sends to one replica and again to the other is
+/// stored once: the shared log de-duplicates across replicas. With a log
+/// key, no notification rests readable in NATS's store, and a replica
+/// without the key cannot read them.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_delivery_through_two_replicas_is_stored_once_and_sealed_in_nats() {
+    use graph_relay_tests::publisher::{changes, Publisher};
+
+    let nats = Nats::single().await;
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("log.key");
+    std::fs::write(&key_file, "5a".repeat(32)).unwrap();
+    let urls = nats.urls();
+    let shared = ["--log", "nats", "--nats-url", &urls, "--log-key-file", key_file.to_str().unwrap()];
+    let (a, b) = (Fanout::start_with(&shared).await, Fanout::start_with(&shared).await);
+    let first = Publisher::connect(&a.url()).await.publish(changes("sealed-subscription", 0..3)).await.unwrap();
+    let again = Publisher::connect(&b.url()).await.publish(changes("sealed-subscription", 0..3)).await.unwrap();
+    assert_eq!((first.stored, first.duplicates), (3, 0));
+    assert_eq!((again.stored, again.duplicates), (0, 3), "the other replica's copy of the delivery is a duplicate");
+    let request = SubscribeRequest { filter: None, after_sequence: Some(0) };
+    let mut on_b = graph_relay_tests::subscriber::try_subscribe(&b.url(), request).await.unwrap();
+    for expected in 1..=3 {
+        let event = on_b.next().await;
+        assert_eq!((event.sequence, subscription_id(&event)), (expected, "sealed-subscription"));
+    }
+    assert!(nats.nodes[0].store_holds(b"graph-relay-events.events"), "the messages' subject: the scan reads them");
+    assert!(!nats.nodes[0].store_holds(b"sealed-subscription"), "a notification rests readable in NATS");
+}
+
+/// A data directory is one kind of log: an embedded log is not taken for a
+/// replica's copy of the stream (its sequences would mean other events),
+/// nor a copy for an embedded log. Each start is refused with the reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_directory_serves_only_the_log_it_holds() {
+    use graph_relay_tests::publisher::{changes, Publisher};
+
+    let nats = Nats::single().await;
+    let urls = nats.urls();
+    let mut embedded = Fanout::start().await;
+    Publisher::connect(&embedded.url()).await.publish(changes("embedded", 0..2)).await.unwrap();
+    embedded.kill();
+    let refused = serve_once(&embedded.data_dir(), &["--log", "nats", "--nats-url", &urls]);
+    assert!(refused.contains("holds an embedded log"), "{refused}");
+
+    let mut copy = Fanout::start_with(&["--log", "nats", "--nats-url", &urls]).await;
+    Publisher::connect(&copy.url()).await.publish(changes("shared", 0..2)).await.unwrap();
+    copy.kill();
+    let refused = serve_once(&copy.data_dir(), &[]);
+    assert!(refused.contains("start it with --log nats"), "{refused}");
+    let refused = serve_once(&copy.data_dir(), &["--log", "nats", "--nats-url", &urls, "--nats-stream", "another"]);
+    assert!(refused.contains("copy of another shared log"), "{refused}");
+}
+
+/// `graph-relay serve` on `data_dir`, expected to refuse to start: what it said.
+fn serve_once(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(graph_relay_tests::fanout::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--ingest-token", graph_relay_tests::INGEST_TOKEN])
+        .args(["--subscriber-token", SUBSCRIBER_TOKEN, "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("graph-relay runs");
+    assert!(!output.status.success(), "it started: {}", String::from_utf8_lossy(&output.stdout));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
