@@ -133,7 +133,7 @@ mod tests {
             "FANOUT_URL entry 2 is not an http:// or https:// URL"
         );
         assert_eq!(Replicas::parse(" , ").unwrap_err(), "FANOUT_URL lists no URL");
-        let many = vec!["https://x"; MAX_REPLICAS + 1].join(",");
+        let many = ["https://x"; MAX_REPLICAS + 1].join(",");
         assert!(Replicas::parse(&many).unwrap_err().contains("at most 8"));
     }
 

@@ -19,7 +19,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     graph_relay_fanout::cli::logging::init(cli.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Tail(args) => tail::run(tail_config(args)).await,
         Command::HashToken => hash_token(),
         Command::Subscriptions(args) => subscriptions(args.which).await,

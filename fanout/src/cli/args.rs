@@ -33,7 +33,7 @@ pub enum LogFormat {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the fan-out server (gRPC and gRPC-Web on one port).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Subscribe and print every matching event as one JSON line.
     Tail(TailArgs),
     /// Print the SHA-256 of a subscriber token read from stdin, for the subscribers file.

@@ -8,7 +8,7 @@
 //! `subscriptions sync`) from renewing the same subscriptions at once.
 //!
 //! With a shared log (`--log nats`) the state lives in a KV bucket instead
-//! ([`SaveState`], `crate::jetstream::state`), so whichever replica leads
+//! ([`SaveState`], kept by the shared log's module), so whichever replica leads
 //! next continues from it.
 
 use std::collections::BTreeMap;

@@ -174,7 +174,7 @@ async fn when_the_reconciling_replica_dies_the_other_continues_its_renewals() {
     // comes due at least 6 s before expiry, more than a 3 s lease takes over.
     let emulator = Emulator::start(&["--lifetime-override", "20s"]).await;
     let shared = ["--log", "nats", "--nats-url", &urls, "--nats-lease", "3s"];
-    let mut replicas = [Fanout::start_with(&shared).await, Fanout::start_with(&shared).await];
+    let replicas = [Fanout::start_with(&shared).await, Fanout::start_with(&shared).await];
     let config = EdgeConfig::for_fanout(format!("{},{}", replicas[0].url(), replicas[1].url()))
         .var("GRAPH_JWKS_URL", &emulator.jwks_url())
         .var("GRAPH_APP_IDS", graph_relay_tests::emulator::CLIENT_ID);
