@@ -18,7 +18,7 @@ use crate::prepared::{Prepared, NO_KEY};
 use crate::schema::{BYTES, COPY_OF, GROUPS, META, NEXT_SEQUENCE};
 use crate::wire;
 
-use super::{Result, Store, Stored};
+use super::{Head, Result, Store, Stored};
 
 /// One event of the shared log, as the copy stores it.
 pub struct Copied {
@@ -71,7 +71,7 @@ impl Store {
         {
             let mut meta = txn.open_table(META)?;
             let mut next = meta.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
-            let mut bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
+            let bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
             let mut groups = txn.open_table(GROUPS)?;
             let mut left: usize = events.iter().map(|e| e.prepared.record_len()).sum();
             let mut packer = Packer::new(left, next);
@@ -100,24 +100,9 @@ impl Store {
                 next = sequence + 1;
                 stored.push(event);
             }
-            if let Some((first, last)) = packer.finish() {
-                self.put_group(&mut groups, first, last, &mut written)?;
-            }
-            bytes += written.iter().map(|(_, _, size)| size).sum::<u64>();
-            meta.insert(NEXT_SEQUENCE, next)?;
-            meta.insert(BYTES, bytes)?;
-            over_size = bytes > self.retention.max_bytes;
+            over_size = self.close_commit(packer, Head { next, bytes }, &mut groups, &mut meta, &mut written)?;
         }
-        if over_size {
-            self.prune_in(&txn, now_ms)?;
-        }
-        txn.commit()?;
-        if self.cache.keeps_any() {
-            for (first, group, _) in written {
-                self.cache.insert(first, crate::index::Cached::new(group));
-            }
-        }
-        self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.commit_groups(txn, over_size, written, now_ms)?;
         Ok(stored)
     }
 }

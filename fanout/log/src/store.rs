@@ -21,6 +21,8 @@
 //! a log of another format is refused, not misread.
 //! With a log key, group values are sealed at rest (see `seal`); the cache
 //! holds them opened. Retention (`retention`) removes the oldest groups.
+//! `commit` ends every commit (the writer's appends and a replica's copies,
+//! `copy`) the same way.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -210,7 +212,7 @@ impl Store {
         {
             let mut meta = txn.open_table(META)?;
             let mut next = meta.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
-            let mut bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
+            let bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
             let mut groups = txn.open_table(GROUPS)?;
             let mut packer = group::Packer::new(requests.iter().flatten().map(Prepared::record_len).sum(), next);
             for notifications in requests {
@@ -237,28 +239,11 @@ impl Store {
                 }
                 outcomes.push(outcome);
             }
-            if let Some((first, last)) = packer.finish() {
-                self.put_group(&mut groups, first, last, &mut written)?;
-            }
-            bytes += written.iter().map(|(_, _, stored)| stored).sum::<u64>();
-            meta.insert(NEXT_SEQUENCE, next)?;
-            meta.insert(BYTES, bytes)?;
-            over_size = bytes > self.retention.max_bytes;
+            let end = Head { next, bytes };
+            over_size = self.close_commit(packer, end, &mut groups, &mut meta, &mut written)?;
         }
-        // Size is enforced at once; age by the periodic `prune` (reading the
-        // oldest group on every commit would cost a group read per commit).
-        if over_size {
-            self.prune_in(&txn, now_ms)?;
-        }
-        txn.commit()?;
-        // Subscribers just behind read these next: from memory.
-        if self.cache.keeps_any() {
-            for (first, group, _) in written {
-                self.cache.insert(first, Cached::new(group));
-            }
-        }
+        self.commit_groups(txn, over_size, written, now_ms)?;
         pending.commit_into(&mut dedup, now_ms);
-        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok((outcomes, stored))
     }
 
@@ -331,26 +316,6 @@ impl Store {
             }
         }
         Ok(Page { groups, next_sequence })
-    }
-}
-
-impl Store {
-    /// Stores one group of a commit (sealed, with a key), and hands the
-    /// buffer itself on to the cache, with the size it takes in the log.
-    fn put_group(
-        &self,
-        groups: &mut redb::Table<'_, u64, &'static [u8]>,
-        first: u64,
-        group: Vec<u8>,
-        written: &mut Vec<(u64, Bytes, u64)>,
-    ) -> Result<()> {
-        let stored_len = {
-            let stored = seal::seal_if(self.log_keys.as_ref(), first, &group)?;
-            groups.insert(first, stored.as_ref())?;
-            stored.len() as u64
-        };
-        written.push((first, Bytes::from(group), stored_len));
-        Ok(())
     }
 }
 
@@ -431,6 +396,10 @@ mod retention;
 
 #[path = "copy.rs"]
 pub mod copy;
+
+#[path = "commit.rs"]
+mod commit;
+use commit::Head;
 
 #[cfg(test)]
 #[path = "store_tests.rs"]

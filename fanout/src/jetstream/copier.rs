@@ -114,9 +114,10 @@ async fn copy(shared: &SharedLog, ingest: &Ingest) -> Result<(), Box<dyn std::er
     Err("the stream's consumer ended".into())
 }
 
-/// One message as the copy stores it. A message that does not open or
-/// decode is stored as an empty notification under its sequence: readers
-/// then see the sequence (not a silent hole), and the error is logged.
+/// One message as the copy stores it. A message that does not open (sealed
+/// with a key this replica lacks) or decode is stored without a payload
+/// under its sequence, so the copy's sequences stay the stream's, no filter
+/// takes it, and the error is logged with the sequence.
 fn copied(
     shared: &SharedLog,
     message: async_nats::jetstream::Message,
