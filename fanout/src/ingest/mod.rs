@@ -213,7 +213,7 @@ fn write_loop(writer: Writer<'_>, mut commands: mpsc::Receiver<Command>) -> Resu
         }
         if !copied.is_empty() {
             let stored = store.append_copied(copied, now_ms()).map_err(|e| format!("copying the shared log: {e}"))?;
-            crate::metrics::get().published.inc_by(stored.len() as u64);
+            crate::metrics::get().copied.inc_by(stored.len() as u64);
             if let Some(last) = stored.last() {
                 head.send_replace(last.encoded.sequence());
             }

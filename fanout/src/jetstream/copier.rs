@@ -60,6 +60,41 @@ pub async fn check(shared: &SharedLog, store: &graph_relay_log::Store) -> Result
         let stream = shared.options.stream.clone();
         return Err(CopyError::CopyAhead { stream, copy_head, stream_head }.into());
     }
+    if copy_head < stream_head {
+        catch_up(shared, &stream, store, copy_head, stream_head).await?;
+    }
+    Ok(())
+}
+
+/// Copies the stream up to `until` before the replica serves, so a replica
+/// that announces itself serves what the stream held when it started (a
+/// subscriber joining live is not handed history as new).
+async fn catch_up(
+    shared: &SharedLog,
+    stream: &async_nats::jetstream::stream::Stream,
+    store: &graph_relay_log::Store,
+    head: u64,
+    until: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    tracing::info!(from = head + 1, until, "copying the shared log before serving");
+    let config = OrderedConfig {
+        deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: head + 1 },
+        filter_subject: shared.subject.clone(),
+        ..Default::default()
+    };
+    let mut messages = stream.create_consumer(config).await?.messages().await?;
+    let mut run = Vec::with_capacity(RUN);
+    let mut last = head;
+    while last < until {
+        let Some(message) = messages.next().await else { return Err("the stream's consumer ended".into()) };
+        let event = copied(shared, message?).map_err(|e| e.to_string())?;
+        last = event.sequence;
+        run.push(event);
+        if run.len() == RUN || last >= until {
+            let events = std::mem::take(&mut run);
+            tokio::task::block_in_place(|| store.append_copied(events, crate::ingest::now_ms()))?;
+        }
+    }
     Ok(())
 }
 

@@ -61,6 +61,7 @@ impl Publisher {
         }
         let metrics = crate::metrics::get();
         metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        metrics.published.inc_by(u64::from(appended.stored));
         metrics.duplicates.inc_by(u64::from(appended.duplicates));
         Ok(appended)
     }

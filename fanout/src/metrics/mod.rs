@@ -91,6 +91,8 @@ pub struct HealthLabel {
 pub struct Metrics {
     /// Notifications stored in the log.
     pub published: Counter,
+    /// Events this replica copied from the shared log (`--log nats`).
+    pub copied: Counter,
     /// Notifications a publish carried that the log already held.
     pub duplicates: Counter,
     /// A Publish call from receipt to answer (decryption and commit included).
@@ -133,6 +135,7 @@ impl Metrics {
         let metrics = Metrics {
             published: Counter::default(),
             duplicates: Counter::default(),
+            copied: Counter::default(),
             publish_seconds: seconds(),
             commit_seconds: seconds(),
             log_bytes: Gauge::default(),
@@ -160,12 +163,18 @@ impl Metrics {
     fn registered(mut self) -> Self {
         let r = &mut self.registry;
         let p = "graph_relay_";
-        r.register(format!("{p}notifications_published"), "Notifications stored in the log", self.published.clone());
+        r.register(
+            format!("{p}notifications_published"),
+            "Notifications stored in the log by this server's Publish",
+            self.published.clone(),
+        );
         r.register(
             format!("{p}notifications_duplicate"),
             "Notifications already in the log (a redelivery), not stored again",
             self.duplicates.clone(),
         );
+        let copied = "Events this replica copied from the shared log (--log nats), its own included";
+        r.register(format!("{p}shared_log_copied"), copied, self.copied.clone());
         let publish = "Publish calls from receipt to answer, decryption and durable commit included, in seconds";
         r.register(format!("{p}publish_duration_seconds"), publish, self.publish_seconds.clone());
         let commit = "Durable group commits of the log (one fsync each), in seconds";

@@ -46,29 +46,6 @@ async fn the_ingest_port_refuses_subscribers_and_checks_the_ingest_token() {
 }
 
 #[tokio::test]
-async fn both_ports_share_one_log_and_one_sequence() {
-    let fanout = with_ingest_port().await;
-    let mut main = Publisher::connect(&fanout.url()).await;
-    let mut ingest = Publisher::connect(&fanout.ingest_url()).await;
-    let mut last = 0;
-    for round in 0..5 {
-        for (publisher, port) in [(&mut main, "main"), (&mut ingest, "ingest")] {
-            let id = format!("{port}-{round}");
-            let stored = publisher.publish(vec![change(&id, round)]).await.unwrap();
-            assert_eq!(stored.first_sequence, last + 1, "{id}: the next sequence of the one log");
-            last = stored.first_sequence;
-        }
-    }
-    let mut replay =
-        try_subscribe(&fanout.url(), SubscribeRequest { filter: None, after_sequence: Some(0) }).await.expect("replay");
-    for round in 0..5 {
-        for port in ["main", "ingest"] {
-            assert_eq!(subscription_id(&replay.next().await), format!("{port}-{round}"));
-        }
-    }
-}
-
-#[tokio::test]
 async fn a_stop_ends_both_ports_cleanly_with_a_publisher_connected() {
     let mut fanout = with_ingest_port().await;
     let mut publisher = Publisher::connect(&fanout.ingest_url()).await;
@@ -76,4 +53,28 @@ async fn a_stop_ends_both_ports_cleanly_with_a_publisher_connected() {
     // Under the fan-out's own 10 s drain limit: nothing was left hanging.
     let status = fanout.stop(std::time::Duration::from_secs(8)).expect("exited within 8 s");
     assert!(status.success(), "{status}");
+}
+
+graph_relay_tests::on_both_logs! {
+    async fn both_ports_share_one_log_and_one_sequence() {
+        let fanout = with_ingest_port().await;
+        let mut main = Publisher::connect(&fanout.url()).await;
+        let mut ingest = Publisher::connect(&fanout.ingest_url()).await;
+        let mut last = 0;
+        for round in 0..5 {
+            for (publisher, port) in [(&mut main, "main"), (&mut ingest, "ingest")] {
+                let id = format!("{port}-{round}");
+                let stored = publisher.publish(vec![change(&id, round)]).await.unwrap();
+                assert_eq!(stored.first_sequence, last + 1, "{id}: the next sequence of the one log");
+                last = stored.first_sequence;
+            }
+        }
+        let mut replay =
+            try_subscribe(&fanout.url(), SubscribeRequest { filter: None, after_sequence: Some(0) }).await.expect("replay");
+        for round in 0..5 {
+            for port in ["main", "ingest"] {
+                assert_eq!(subscription_id(&replay.next().await), format!("{port}-{round}"));
+            }
+        }
+    }
 }

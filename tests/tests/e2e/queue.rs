@@ -25,25 +25,6 @@ async fn admin(edge: &Edge, method: reqwest::Method, path: &str, token: Option<&
 }
 
 #[tokio::test]
-async fn acknowledged_while_the_fanout_is_down_then_delivered_when_it_returns() {
-    let mut fanout = Fanout::start().await;
-    let config = EdgeConfig::for_fanout(fanout.url()).var("RETRY_BASE_DELAY_SECONDS", "1");
-    let mut edge = Edge::start_with(config).await;
-    fanout.kill();
-    let batch = graph::collection(vec![
-        graph::change("queued-1", "users/u/messages/1", "created", "t", CLIENT_STATE),
-        graph::change("queued-2", "users/u/messages/2", "created", "t", CLIENT_STATE),
-    ]);
-    let answer = graph::deliver(&edge.url, "/graph/notifications", &batch).await;
-    assert_eq!(answer.status, 202, "the queue holds it: {}", answer.body);
-    edge.process.wait_for_log("not forwarded").await;
-    fanout.restart().await;
-    let mut subscriber = from_start(&fanout).await;
-    assert_eq!(subscription_id(&subscriber.next().await), "queued-1");
-    assert_eq!(subscription_id(&subscriber.next().await), "queued-2");
-}
-
-#[tokio::test]
 async fn dead_letters_after_max_retries_are_parked_and_replayed() {
     let mut fanout = Fanout::start().await;
     let config = EdgeConfig { max_retries: Some(1), ..EdgeConfig::for_fanout(fanout.url()) }
@@ -131,35 +112,54 @@ async fn metric_reaches(fanout: &Fanout, series: &str, value: f64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_fast_path_delivers_and_the_consumers_later_forward_is_a_recorded_duplicate() {
-    const STORED: &str = "graph_relay_notifications_published_total";
-    const DUPLICATES: &str = "graph_relay_notifications_duplicate_total";
-    for fast_path in ["on", "off"] {
-        let fanout = Fanout::start_with(&["--metrics-listen", "127.0.0.1:0"]).await;
-        let edge = Edge::start_with(EdgeConfig::for_fanout(fanout.url()).var("FAST_PATH", fast_path)).await;
-        let mut everything = subscribe(&fanout.url(), Filter::default()).await;
+graph_relay_tests::on_both_logs! {
+    async fn acknowledged_while_the_fanout_is_down_then_delivered_when_it_returns() {
+        let mut fanout = Fanout::start().await;
+        let config = EdgeConfig::for_fanout(fanout.url()).var("RETRY_BASE_DELAY_SECONDS", "1");
+        let mut edge = Edge::start_with(config).await;
+        fanout.kill();
         let batch = graph::collection(vec![
-            graph::change("fast-1", "users/u/messages/1", "created", "t", CLIENT_STATE),
-            graph::change("fast-2", "users/u/messages/2", "created", "t", CLIENT_STATE),
+            graph::change("queued-1", "users/u/messages/1", "created", "t", CLIENT_STATE),
+            graph::change("queued-2", "users/u/messages/2", "created", "t", CLIENT_STATE),
         ]);
-        assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &batch).await.status, 202);
-        assert_eq!(subscription_id(&everything.next().await), "fast-1");
-        assert_eq!(subscription_id(&everything.next().await), "fast-2");
-        metric_reaches(&fanout, STORED, 2.0).await;
-        // The consumer forwards the same messages: with the fast path first,
-        // the log already holds them.
-        let expected_duplicates = if fast_path == "on" { 2.0 } else { 0.0 };
-        if fast_path == "on" {
-            metric_reaches(&fanout, DUPLICATES, expected_duplicates).await;
-        }
-        let marker = graph::collection(vec![graph::change("marker", "r", "created", "t", CLIENT_STATE)]);
-        graph::deliver(&edge.url, "/graph/notifications", &marker).await;
-        assert!(everything.until_marker("marker").await.is_empty(), "fast path {fast_path}: no second event");
-        let stored = fanout.metrics().await;
-        assert_eq!(stored.get(STORED).copied(), Some(3.0), "fast path {fast_path}");
-        if fast_path == "off" {
-            assert_eq!(stored.get(DUPLICATES).copied(), Some(0.0), "without the fast path only the consumer forwards");
+        let answer = graph::deliver(&edge.url, "/graph/notifications", &batch).await;
+        assert_eq!(answer.status, 202, "the queue holds it: {}", answer.body);
+        edge.process.wait_for_log("not forwarded").await;
+        fanout.restart().await;
+        let mut subscriber = from_start(&fanout).await;
+        assert_eq!(subscription_id(&subscriber.next().await), "queued-1");
+        assert_eq!(subscription_id(&subscriber.next().await), "queued-2");
+    }
+
+    async fn the_fast_path_delivers_and_the_consumers_later_forward_is_a_recorded_duplicate() {
+        const STORED: &str = "graph_relay_notifications_published_total";
+        const DUPLICATES: &str = "graph_relay_notifications_duplicate_total";
+        for fast_path in ["on", "off"] {
+            let fanout = Fanout::start_with(&["--metrics-listen", "127.0.0.1:0"]).await;
+            let edge = Edge::start_with(EdgeConfig::for_fanout(fanout.url()).var("FAST_PATH", fast_path)).await;
+            let mut everything = subscribe(&fanout.url(), Filter::default()).await;
+            let batch = graph::collection(vec![
+                graph::change("fast-1", "users/u/messages/1", "created", "t", CLIENT_STATE),
+                graph::change("fast-2", "users/u/messages/2", "created", "t", CLIENT_STATE),
+            ]);
+            assert_eq!(graph::deliver(&edge.url, "/graph/notifications", &batch).await.status, 202);
+            assert_eq!(subscription_id(&everything.next().await), "fast-1");
+            assert_eq!(subscription_id(&everything.next().await), "fast-2");
+            metric_reaches(&fanout, STORED, 2.0).await;
+            // The consumer forwards the same messages: with the fast path first,
+            // the log already holds them.
+            let expected_duplicates = if fast_path == "on" { 2.0 } else { 0.0 };
+            if fast_path == "on" {
+                metric_reaches(&fanout, DUPLICATES, expected_duplicates).await;
+            }
+            let marker = graph::collection(vec![graph::change("marker", "r", "created", "t", CLIENT_STATE)]);
+            graph::deliver(&edge.url, "/graph/notifications", &marker).await;
+            assert!(everything.until_marker("marker").await.is_empty(), "fast path {fast_path}: no second event");
+            let stored = fanout.metrics().await;
+            assert_eq!(stored.get(STORED).copied(), Some(3.0), "fast path {fast_path}");
+            if fast_path == "off" {
+                assert_eq!(stored.get(DUPLICATES).copied(), Some(0.0), "without the fast path only the consumer forwards");
+            }
         }
     }
 }

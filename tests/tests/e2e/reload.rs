@@ -27,45 +27,6 @@ fn in_tenant(subscription: &str, id: u64, tenant: &str) -> Notification {
     notification
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sighup_adds_revokes_and_narrows_subscribers_and_refuses_a_broken_file() {
-    let mut fanout = Fanout::start().await;
-    let url = fanout.url();
-    let live = SubscribeRequest::default();
-    let mut everything = subscribe_as(&url, SUBSCRIBER_TOKEN, live.clone()).await.unwrap();
-    let mut revoked = subscribe_as(&url, NO_DECRYPT_TOKEN, live.clone()).await.unwrap();
-    let refused = subscribe_as(&url, NEWCOMER_TOKEN, live.clone()).await.err().expect("not in the file yet");
-    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-
-    // "everything" narrowed to tenant-b, "no-decrypt" gone, a newcomer added.
-    let file = format!(
-        "[[subscriber]]\nname = \"everything\"\ntoken_sha256 = \"{}\"\ntenants = [\"tenant-b\"]\n\n\
-         [[subscriber]]\nname = \"newcomer\"\ntoken_sha256 = \"{}\"\n",
-        hash(SUBSCRIBER_TOKEN),
-        hash(NEWCOMER_TOKEN)
-    );
-    std::fs::write(fanout.subscribers_path(), file).unwrap();
-    fanout.hang_up();
-    fanout.wait_for_log("subscribers file reloaded").await;
-
-    let mut newcomer = subscribe_as(&url, NEWCOMER_TOKEN, live.clone()).await.expect("the new token works at once");
-    assert_eq!(revoked.ended().await.code(), tonic::Code::Unauthenticated, "a revoked token's stream ends");
-    let mut publisher = Publisher::connect(&url).await;
-    let sent = vec![in_tenant("a", 1, "tenant-a"), in_tenant("b", 2, "tenant-b"), in_tenant("end", 3, "tenant-b")];
-    publisher.publish(sent).await.unwrap();
-    let seen: Vec<String> =
-        everything.until_marker("end").await.iter().map(|e| subscription_id(e).to_owned()).collect();
-    assert_eq!(seen, ["b"], "the open stream was narrowed to tenant-b");
-    assert_eq!(newcomer.until_marker("end").await.len(), 2, "the newcomer sees every tenant");
-
-    // A broken file is refused and the one in force stays.
-    std::fs::write(fanout.subscribers_path(), "[[subscriber]]\nname = \"x\"\ntoken_sha256 = \"not hex\"\n").unwrap();
-    fanout.hang_up();
-    let log = fanout.wait_for_log("subscribers file refused").await;
-    assert!(log.contains("token_sha256 must be 64 hex digits"), "the refusal says why: {log}");
-    subscribe_as(&url, NEWCOMER_TOKEN, live).await.expect("the old file is still in force");
-}
-
 const SECRET: &str = "client_secret_env = \"GRAPH_CLIENT_SECRET\"";
 const USERS: &str =
     "[[subscription]]\nname = \"users\"\nresource = \"/users\"\nchange_types = [\"updated\"]\npermission = \"application\"\n\n";
@@ -102,4 +63,44 @@ async fn sighup_reconciles_a_changed_subscriptions_file_and_keeps_the_old_one_wh
     let state = stack.emulator.state().await;
     assert_eq!(resources(&state), ["/users/u1/messages"], "the old file stays in force");
     assert_eq!(state["counters"]["deleted"], 1, "only users was deleted");
+}
+
+graph_relay_tests::on_both_logs! {
+    async fn sighup_adds_revokes_and_narrows_subscribers_and_refuses_a_broken_file() {
+        let mut fanout = Fanout::start().await;
+        let url = fanout.url();
+        let live = SubscribeRequest::default();
+        let mut everything = subscribe_as(&url, SUBSCRIBER_TOKEN, live.clone()).await.unwrap();
+        let mut revoked = subscribe_as(&url, NO_DECRYPT_TOKEN, live.clone()).await.unwrap();
+        let refused = subscribe_as(&url, NEWCOMER_TOKEN, live.clone()).await.err().expect("not in the file yet");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+        // "everything" narrowed to tenant-b, "no-decrypt" gone, a newcomer added.
+        let file = format!(
+            "[[subscriber]]\nname = \"everything\"\ntoken_sha256 = \"{}\"\ntenants = [\"tenant-b\"]\n\n\
+             [[subscriber]]\nname = \"newcomer\"\ntoken_sha256 = \"{}\"\n",
+            hash(SUBSCRIBER_TOKEN),
+            hash(NEWCOMER_TOKEN)
+        );
+        std::fs::write(fanout.subscribers_path(), file).unwrap();
+        fanout.hang_up();
+        fanout.wait_for_log("subscribers file reloaded").await;
+
+        let mut newcomer = subscribe_as(&url, NEWCOMER_TOKEN, live.clone()).await.expect("the new token works at once");
+        assert_eq!(revoked.ended().await.code(), tonic::Code::Unauthenticated, "a revoked token's stream ends");
+        let mut publisher = Publisher::connect(&url).await;
+        let sent = vec![in_tenant("a", 1, "tenant-a"), in_tenant("b", 2, "tenant-b"), in_tenant("end", 3, "tenant-b")];
+        publisher.publish(sent).await.unwrap();
+        let seen: Vec<String> =
+            everything.until_marker("end").await.iter().map(|e| subscription_id(e).to_owned()).collect();
+        assert_eq!(seen, ["b"], "the open stream was narrowed to tenant-b");
+        assert_eq!(newcomer.until_marker("end").await.len(), 2, "the newcomer sees every tenant");
+
+        // A broken file is refused and the one in force stays.
+        std::fs::write(fanout.subscribers_path(), "[[subscriber]]\nname = \"x\"\ntoken_sha256 = \"not hex\"\n").unwrap();
+        fanout.hang_up();
+        let log = fanout.wait_for_log("subscribers file refused").await;
+        assert!(log.contains("token_sha256 must be 64 hex digits"), "the refusal says why: {log}");
+        subscribe_as(&url, NEWCOMER_TOKEN, live).await.expect("the old file is still in force");
+    }
 }
