@@ -14,6 +14,8 @@ pub struct NatsNode {
     pub port: u16,
     /// The cluster port, and every node's, when clustered.
     cluster: Option<(u16, Vec<u16>)>,
+    /// More `nats-server` flags (TLS).
+    extra_args: Vec<String>,
     dir: tempfile::TempDir,
     starts: usize,
 }
@@ -26,9 +28,10 @@ fn binary() -> PathBuf {
 }
 
 impl NatsNode {
-    async fn start(name: String, cluster: Option<(u16, Vec<u16>)>) -> NatsNode {
+    async fn start(name: String, cluster: Option<(u16, Vec<u16>)>, extra_args: Vec<String>) -> NatsNode {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut node = NatsNode { process: None, name, port: crate::free_port(), cluster, dir, starts: 0 };
+        let port = crate::free_port();
+        let mut node = NatsNode { process: None, name, port, cluster, extra_args, dir, starts: 0 };
         node.launch().await;
         node
     }
@@ -38,7 +41,7 @@ impl NatsNode {
         let log = self.dir.path().join(format!("nats-{}.log", self.starts));
         let mut command = Command::new(binary());
         command.args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-n", &self.name, "-js"]);
-        command.arg("-sd").arg(self.dir.path().join("store"));
+        command.arg("-sd").arg(self.dir.path().join("store")).args(&self.extra_args);
         if let Some((own, all)) = &self.cluster {
             let routes: Vec<String> = all.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect();
             command.args(["--cluster_name", "relay", "--cluster", &format!("nats://127.0.0.1:{own}")]);
@@ -95,7 +98,13 @@ pub struct Nats {
 impl Nats {
     /// One node with JetStream.
     pub async fn single() -> Nats {
-        Nats { nodes: vec![NatsNode::start("n0".into(), None).await] }
+        Self::single_with(&[]).await
+    }
+
+    /// One node with JetStream and more `nats-server` flags (e.g. `--tlsverify`).
+    pub async fn single_with(args: &[&str]) -> Nats {
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Nats { nodes: vec![NatsNode::start("n0".into(), None, args).await] }
     }
 
     /// `size` clustered nodes with JetStream; returns once the cluster has
@@ -105,7 +114,7 @@ impl Nats {
         let mut nodes = Vec::with_capacity(size);
         for (index, port) in cluster_ports.iter().enumerate() {
             let cluster = Some((*port, cluster_ports.clone()));
-            nodes.push(NatsNode::start(format!("n{index}"), cluster).await);
+            nodes.push(NatsNode::start(format!("n{index}"), cluster, Vec::new()).await);
         }
         let mut nats = Nats { nodes };
         nats.wait_for_meta_leader().await;

@@ -30,11 +30,13 @@ impl Pki {
             let cert = CertificateParams::new(names).unwrap().signed_by(&key, &issuer).unwrap();
             (cert.pem(), key.serialize_pem())
         };
-        let server = leaf(vec!["localhost".into()]);
+        let server = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
         let client = leaf(vec!["graph-relay-edge".into()]);
         std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
         std::fs::write(dir.path().join("server.pem"), &server.0).unwrap();
         std::fs::write(dir.path().join("server.key"), &server.1).unwrap();
+        std::fs::write(dir.path().join("client.pem"), &client.0).unwrap();
+        std::fs::write(dir.path().join("client.key"), &client.1).unwrap();
         Pki { dir, ca: ca_cert.pem(), client }
     }
 
@@ -102,4 +104,42 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     assert!(without, "no client certificate, no service");
     let with = channel(&fanout, &pki, true).await.expect("mutual TLS handshake");
     assert_eq!(round_trip(with).await.unwrap(), 1);
+}
+
+/// `--log nats` over mutual TLS: with the CA and a client certificate the
+/// replica stores and serves through a NATS server that requires both;
+/// without the client certificate it refuses to start, and says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shared_log_speaks_mutual_tls_to_nats() {
+    use graph_relay_tests::nats::Nats;
+    use graph_relay_tests::publisher::{changes, Publisher};
+
+    let pki = Pki::generate();
+    let (cert, key, ca) = (arg(&pki.path("server.pem")), arg(&pki.path("server.key")), arg(&pki.path("ca.pem")));
+    let nats = Nats::single_with(&["--tlsverify", "--tlscert", &cert, "--tlskey", &key, "--tlscacert", &ca]).await;
+    let urls = nats.urls();
+    let shared = ["--log", "nats", "--nats-url", &urls, "--nats-tls-ca", &ca];
+    let (client_cert, client_key) = (arg(&pki.path("client.pem")), arg(&pki.path("client.key")));
+    let mutual = [&shared[..], &["--nats-tls-cert", &client_cert, "--nats-tls-key", &client_key]].concat();
+    let fanout = Fanout::start_with(&mutual).await;
+    let stored = Publisher::connect(&fanout.url()).await.publish(changes("over-tls", 0..2)).await.unwrap();
+    assert_eq!((stored.first_sequence, stored.stored), (1, 2));
+
+    let output = std::process::Command::new(graph_relay_tests::fanout::binary())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ingest-token",
+            INGEST_TOKEN,
+            "--subscriber-token",
+            SUBSCRIBER_TOKEN,
+        ])
+        .arg("--data-dir")
+        .arg(pki.path("refused-data"))
+        .args(shared)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && said.contains("connecting to NATS"), "{said}");
 }
