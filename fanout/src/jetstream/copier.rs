@@ -61,38 +61,71 @@ pub async fn check(shared: &SharedLog, store: &graph_relay_log::Store) -> Result
         return Err(CopyError::CopyAhead { stream, copy_head, stream_head }.into());
     }
     if copy_head < stream_head {
-        catch_up(shared, &stream, store, copy_head, stream_head).await?;
+        catch_up(shared, &stream, store, stream_head).await?;
     }
     Ok(())
 }
 
 /// Copies the stream up to `until` before the replica serves, so a replica
 /// that announces itself serves what the stream held when it started (a
-/// subscriber joining live is not handed history as new).
+/// subscriber joining live is not handed history as new). A read that
+/// fails (a NATS node restarting, a stream leader being elected) is tried
+/// again from the copy's head for as long as the start is patient.
 async fn catch_up(
+    shared: &SharedLog,
+    stream: &async_nats::jetstream::stream::Stream,
+    store: &graph_relay_log::Store,
+    until: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let started = std::time::Instant::now();
+    loop {
+        let head = store.next_sequence()? - 1;
+        tracing::info!(from = head + 1, until, "copying the shared log before serving");
+        match copy_until(shared, stream, store, head, until).await {
+            Ok(()) => return Ok(()),
+            Err(CatchUpError::Nats(e)) if started.elapsed() < super::STARTUP_PATIENCE => {
+                tracing::warn!("reading the shared log before serving: {e}; again in {RETRY:?}");
+                tokio::time::sleep(RETRY).await;
+            }
+            Err(CatchUpError::Nats(e)) => return Err(e.into()),
+            Err(CatchUpError::Log(e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// Why one attempt to catch up stopped: NATS errors are worth another try,
+/// the copy's own errors are not.
+enum CatchUpError {
+    Nats(String),
+    Log(graph_relay_log::LogError),
+}
+
+async fn copy_until(
     shared: &SharedLog,
     stream: &async_nats::jetstream::stream::Stream,
     store: &graph_relay_log::Store,
     head: u64,
     until: u64,
-) -> Result<(), Box<dyn std::error::Error>> {
-    tracing::info!(from = head + 1, until, "copying the shared log before serving");
+) -> Result<(), CatchUpError> {
+    let nats = |e: &dyn std::fmt::Display| CatchUpError::Nats(e.to_string());
     let config = OrderedConfig {
         deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: head + 1 },
         filter_subject: shared.subject.clone(),
         ..Default::default()
     };
-    let mut messages = stream.create_consumer(config).await?.messages().await?;
+    let consumer = stream.create_consumer(config).await.map_err(|e| nats(&e))?;
+    let mut messages = consumer.messages().await.map_err(|e| nats(&e))?;
     let mut run = Vec::with_capacity(RUN);
     let mut last = head;
     while last < until {
-        let Some(message) = messages.next().await else { return Err("the stream's consumer ended".into()) };
-        let event = copied(shared, message?).map_err(|e| e.to_string())?;
+        let Some(message) = messages.next().await else { return Err(nats(&"the stream's consumer ended")) };
+        let event = copied(shared, message.map_err(|e| nats(&e))?).map_err(|e| nats(&e))?;
         last = event.sequence;
         run.push(event);
         if run.len() == RUN || last >= until {
             let events = std::mem::take(&mut run);
-            tokio::task::block_in_place(|| store.append_copied(events, crate::ingest::now_ms()))?;
+            tokio::task::block_in_place(|| store.append_copied(events, crate::ingest::now_ms()))
+                .map_err(CatchUpError::Log)?;
         }
     }
     Ok(())
