@@ -37,6 +37,18 @@ pub fn collection(items: Vec<Value>) -> Value {
     json!({ "value": items })
 }
 
+/// Batch `batch` of a numbered stream of `per_batch` message creations,
+/// each with its own subscription id `n-<batch>-<i>` (tenant `t`, the
+/// tests' clientState): the ids, to check deliveries by, and the collection.
+pub fn numbered_batch(batch: usize, per_batch: usize) -> (Vec<String>, Value) {
+    let ids: Vec<String> = (0..per_batch).map(|i| format!("n-{batch}-{i}")).collect();
+    let items = ids
+        .iter()
+        .map(|id| change(id, &format!("users/u/messages/{id}"), "created", "t", crate::CLIENT_STATE))
+        .collect();
+    (ids, collection(items))
+}
+
 /// The item as the fan-out must deliver it: unchanged but for `clientState`.
 pub fn without_client_state(item: &Value) -> Value {
     let mut item = item.clone();

@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use redb::ReadableTable;
 
 use super::{Result, Store};
 use crate::group;
@@ -17,6 +18,15 @@ use crate::seal;
 pub(crate) struct Head {
     pub(crate) next: u64,
     pub(crate) bytes: u64,
+}
+
+impl Head {
+    /// The head the last commit recorded (an empty log's: sequence 1, no bytes).
+    pub(crate) fn read(meta: &redb::Table<'_, &'static str, u64>) -> Result<Head> {
+        let next = meta.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
+        let bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
+        Ok(Head { next, bytes })
+    }
 }
 
 impl Store {

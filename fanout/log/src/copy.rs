@@ -10,12 +10,12 @@
 //! replica read them), and live subscribers are told with a `Gap`, as
 //! readers of the copy are by the jump itself.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 
 use crate::error::LogError;
 use crate::group::Packer;
 use crate::prepared::{Prepared, NO_KEY};
-use crate::schema::{BYTES, COPY_OF, GROUPS, META, NEXT_SEQUENCE};
+use crate::schema::{COPY_OF, GROUPS, META};
 use crate::wire;
 
 use super::{Head, Result, Store, Stored};
@@ -70,8 +70,7 @@ impl Store {
         let over_size;
         {
             let mut meta = txn.open_table(META)?;
-            let mut next = meta.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
-            let bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
+            let Head { mut next, bytes } = Head::read(&meta)?;
             let mut groups = txn.open_table(GROUPS)?;
             let mut left: usize = events.iter().map(|e| e.prepared.record_len()).sum();
             let mut packer = Packer::new(left, next);

@@ -211,8 +211,7 @@ impl Store {
         let over_size;
         {
             let mut meta = txn.open_table(META)?;
-            let mut next = meta.get(NEXT_SEQUENCE)?.map(|v| v.value()).unwrap_or(1);
-            let bytes = meta.get(BYTES)?.map(|v| v.value()).unwrap_or(0);
+            let Head { mut next, bytes } = Head::read(&meta)?;
             let mut groups = txn.open_table(GROUPS)?;
             let mut packer = group::Packer::new(requests.iter().flatten().map(Prepared::record_len).sum(), next);
             for notifications in requests {

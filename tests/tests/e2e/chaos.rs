@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use graph_relay_proto::v1::{fanout_client::FanoutClient, Filter, SubscribeRequest};
 use graph_relay_tests::edge::{Edge, EdgeConfig};
 use graph_relay_tests::subscriber::{subscription_id, with_token};
-use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE, SUBSCRIBER_TOKEN};
+use graph_relay_tests::{fanout::Fanout, graph, SUBSCRIBER_TOKEN};
 
 const BATCHES: usize = 300;
 const PER_BATCH: usize = 10;
@@ -76,12 +76,8 @@ graph_relay_tests::on_both_logs! {
                 }
                 _ => {}
             }
-            let ids: Vec<String> = (0..PER_BATCH).map(|i| format!("n-{batch}-{i}")).collect();
-            let items = ids
-                .iter()
-                .map(|id| graph::change(id, &format!("users/u/messages/{id}"), "created", "t", CLIENT_STATE))
-                .collect();
-            let answer = graph::deliver(&edge.url, "/graph/notifications", &graph::collection(items)).await;
+            let (ids, collection) = graph::numbered_batch(batch, PER_BATCH);
+            let answer = graph::deliver(&edge.url, "/graph/notifications", &collection).await;
             if answer.status == 202 {
                 acknowledged.extend(ids);
             }

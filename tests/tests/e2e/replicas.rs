@@ -16,7 +16,7 @@ use graph_relay_tests::edge::{Edge, EdgeConfig};
 use graph_relay_tests::emulator::{Emulator, Stack};
 use graph_relay_tests::nats::Nats;
 use graph_relay_tests::subscriber::{subscription_id, with_token};
-use graph_relay_tests::{fanout::Fanout, graph, CLIENT_STATE, SUBSCRIBER_TOKEN};
+use graph_relay_tests::{fanout::Fanout, graph, SUBSCRIBER_TOKEN};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -128,13 +128,8 @@ async fn a_replica_and_a_nats_node_die_and_every_acknowledged_notification_arriv
             90 => nats.nodes[1].restart().await,
             _ => {}
         }
-        let ids: Vec<String> = (0..PER_BATCH).map(|i| format!("n-{batch}-{i}")).collect();
-        let items = ids
-            .iter()
-            .map(|id| graph::change(id, &format!("users/u/messages/{id}"), "created", "t", CLIENT_STATE))
-            .collect();
+        let (ids, collection) = graph::numbered_batch(batch, PER_BATCH);
         // A Graph-like sender: the same POST again until it is acknowledged.
-        let collection = graph::collection(items);
         let mut tries = 0;
         while graph::deliver(&edge.url, "/graph/notifications", &collection).await.status != 202 {
             tries += 1;
