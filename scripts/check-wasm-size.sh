@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails when the built worker outgrows its budget: gzip size of
-# edge/build/index_bg.wasm must stay under WASM_GZIP_BUDGET bytes (500 KB, decimal, as
-# the performance targets state it; 471 KB in 2026-11-27, 7500d6d).
+# edge/build/index_bg.wasm must stay under WASM_GZIP_BUDGET bytes (250 KB, decimal,
+# as the performance targets state it).
 # Cloudflare's own limit is 3 MB compressed on the free plan; the budget keeps
 # startup time and deploys fast, and makes growth a decision, not an accident.
 set -euo pipefail

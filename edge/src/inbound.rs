@@ -72,6 +72,17 @@ pub fn health(problems: &[String]) -> Reply {
     Reply::text(503, format!("misconfigured:\n{}\n", problems.join("\n")))
 }
 
+/// The path and the raw query of an absolute request URL as the runtime
+/// hands it over (`https://host/path?query#fragment`): routing needs no
+/// more than these two slices, so no URL is parsed into parts per request.
+pub fn path_and_query(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(url, |at| &url[at + 3..]);
+    let target = &after_scheme[after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len())..];
+    let target = target.split('#').next().unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    (if path.is_empty() { "/" } else { path }, query)
+}
+
 /// Maps method and path to a route, or to a 404/405.
 pub fn route(method: &str, path: &str) -> Result<Route, Reply> {
     let (route, allowed) = match path {
@@ -151,6 +162,25 @@ mod tests {
         assert_eq!((wrong_method.status, wrong_method.allow), (405, Some("POST")));
         assert_eq!(route("POST", "/healthz").unwrap_err().status, 405);
         assert_eq!(route("POST", "/graph").unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn the_path_and_query_come_out_of_the_runtime_url() {
+        let cases = [
+            (
+                "https://edge.example/graph/notifications?validationToken=a%2Fb",
+                ("/graph/notifications", "validationToken=a%2Fb"),
+            ),
+            ("http://127.0.0.1:8787/healthz", ("/healthz", "")),
+            ("https://edge.example", ("/", "")),
+            ("https://edge.example?x=1", ("/", "x=1")),
+            ("https://edge.example/graph/lifecycle?a=1&b=2#frag", ("/graph/lifecycle", "a=1&b=2")),
+            ("https://edge.example/p#frag?not-a-query", ("/p", "")),
+            ("https://edge.example/graph/notifications?", ("/graph/notifications", "")),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(path_and_query(url), expected, "{url}");
+        }
     }
 
     #[test]

@@ -1,5 +1,15 @@
-//! The edge's settings, read from `[vars]` and secrets per event (a few
-//! hashes; a redeployed secret takes effect without isolate tricks).
+//! The edge's settings, from `[vars]` and secrets.
+//!
+//! The request path parses them once per isolate ([`config`], [`policy`],
+//! [`flags`]): an isolate runs one version of the Worker, and changing a
+//! variable or a secret deploys a new version, in new isolates (`wrangler
+//! dev` restarts its worker the same way). A setting that does not parse
+//! is not kept: every request reads it again, so it fails loudly until it
+//! is mended, and `/healthz` always reads afresh ([`problems`]).
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+use std::thread::LocalKey;
 
 use worker::{Env, Fetcher};
 
@@ -27,17 +37,58 @@ impl FanoutTarget {
     }
 }
 
-/// Whether accepted items also go straight to the fan-out after the 202
-/// (`FAST_PATH`, on unless `off`; see `queue::fast_path`).
-pub(crate) fn fast_path(env: &Env) -> bool {
-    !env.var("FAST_PATH").is_ok_and(|v| v.to_string().trim().eq_ignore_ascii_case("off"))
+thread_local! {
+    // A Worker isolate is single-threaded: one cell each, for its life.
+    static CONFIG: OnceCell<Rc<Config>> = const { OnceCell::new() };
+    static POLICY: OnceCell<Rc<Policy>> = const { OnceCell::new() };
+    static FLAGS: OnceCell<Rc<Flags>> = const { OnceCell::new() };
 }
 
-/// Whether every request gets its log line (`REQUEST_LOGS`, on unless
-/// `errors`: then only lines of 5xx answers). Workers Logs bills by the
-/// line, and at high volume one line per request may not be wanted.
-pub(crate) fn logs_every_request(env: &Env) -> bool {
-    !env.var("REQUEST_LOGS").is_ok_and(|v| v.to_string().trim().eq_ignore_ascii_case("errors"))
+/// What the notification routes need, parsed once per isolate.
+pub(crate) fn config(env: &Env) -> Result<Rc<Config>, String> {
+    once(&CONFIG, || Config::from_env(env))
+}
+
+/// What validationTokens must satisfy, parsed once per isolate.
+pub(crate) fn policy(env: &Env) -> Result<Rc<Policy>, String> {
+    once(&POLICY, || TokenPolicy::from_env(env))
+}
+
+/// The switches, read once per isolate.
+pub(crate) fn flags(env: &Env) -> Rc<Flags> {
+    FLAGS.with(|cell| cell.get_or_init(|| Rc::new(Flags::from_env(env))).clone())
+}
+
+/// The value in `cell`, or `read`'s, kept when it is `Ok`.
+fn once<T>(
+    cell: &'static LocalKey<OnceCell<Rc<T>>>,
+    read: impl FnOnce() -> Result<T, String>,
+) -> Result<Rc<T>, String> {
+    if let Some(kept) = cell.with(|cell| cell.get().cloned()) {
+        return Ok(kept);
+    }
+    let value = Rc::new(read()?);
+    cell.with(|cell| cell.get_or_init(|| value.clone()).clone());
+    Ok(value)
+}
+
+/// Switches with a default.
+pub(crate) struct Flags {
+    /// Whether accepted items also go straight to the fan-out after the 202
+    /// (`FAST_PATH`, on unless `off`; see `queue::fast_path`).
+    pub(crate) fast_path: bool,
+    /// Whether every request gets its log line (`REQUEST_LOGS`, on unless
+    /// `errors`: then only lines of 5xx answers). Workers Logs bills by the
+    /// line, and at high volume one line per request may not be wanted.
+    pub(crate) logs_every_request: bool,
+}
+
+impl Flags {
+    fn from_env(env: &Env) -> Self {
+        let is =
+            |name: &str, value: &str| env.var(name).is_ok_and(|v| v.to_string().trim().eq_ignore_ascii_case(value));
+        Flags { fast_path: !is("FAST_PATH", "off"), logs_every_request: !is("REQUEST_LOGS", "errors") }
+    }
 }
 
 /// What the notification routes need.

@@ -43,7 +43,6 @@ use crate::collection::Batch;
 use crate::inbound::{self, Reply, Route};
 use crate::pipeline;
 use crate::validation_tokens::{Keys, Policy};
-use config::{Config, TokenPolicy};
 use jwks::JwksSource;
 
 #[event(fetch)]
@@ -60,9 +59,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 
 async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Reply> {
     let budget = Budget::starting_at(now_ms());
-    let method = req.method().to_string();
-    let url = req.url()?;
-    let route = match inbound::route(&method, url.path()) {
+    let method = req.inner().method();
+    let url = req.inner().url();
+    let (path, query) = inbound::path_and_query(&url);
+    let route = match inbound::route(&method, path) {
         Ok(route) => route,
         Err(reply) => return Ok(reply),
     };
@@ -77,7 +77,7 @@ async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Reply> {
     let (content_type, content_length) = (headers.get("content-type")?, headers.get("content-length")?);
     let post = pipeline::Post {
         route,
-        query: url.query().unwrap_or(""),
+        query,
         content_type: content_type.as_deref(),
         content_length: content_length.as_deref(),
     };
@@ -106,7 +106,7 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     }
 
     fn log(&self, line: &str) {
-        if config::logs_every_request(self.env) {
+        if config::flags(self.env).logs_every_request {
             console_log!("{line}");
         }
     }
@@ -116,11 +116,11 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     }
 
     fn client_states(&self) -> std::result::Result<ClientStates, String> {
-        Config::from_env(self.env).map(|config| config.client_states)
+        config::config(self.env).map(|config| config.client_states.clone())
     }
 
     fn token_policy(&self) -> std::result::Result<Policy, String> {
-        TokenPolicy::from_env(self.env)
+        config::policy(self.env).map(|policy| Policy::clone(&policy))
     }
 
     async fn body(&self) -> std::result::Result<Vec<u8>, String> {
@@ -145,15 +145,15 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     /// as its limits need: a 1 MiB body can hold more items than one
     /// publish may carry).
     async fn deliver(&self, notifications: Vec<Notification>, budget: &Budget) -> std::result::Result<String, String> {
-        let config = Config::from_env(self.env)?;
+        let config = config::config(self.env)?;
         match self.env.queue(storage::QUEUE_BINDING) {
             Ok(queue) => {
-                let fast_path = config::fast_path(self.env);
+                let fast_path = config::flags(self.env).fast_path;
                 let enqueued = queue::enqueue(&queue, &config.fanout, notifications, budget, fast_path).await?;
                 if !fast_path {
                     return Ok(enqueued.summary);
                 }
-                self.ctx.wait_until(queue::fast_path(config.fanout, enqueued.messages));
+                self.ctx.wait_until(queue::fast_path(config.fanout.clone(), enqueued.messages));
                 Ok(format!("{}; fast path started", enqueued.summary))
             }
             Err(_) => {
