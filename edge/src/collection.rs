@@ -12,11 +12,13 @@
 use graph_relay_proto::v1::{
     notification::Kind, ChangeNotification, EncryptedContent, LifecycleNotification, Notification,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 use thiserror::Error;
 
 use crate::client_state::ClientStates;
 use crate::delivery::RequestId;
+use crate::envelope::{self, Envelope, EnvelopeError};
+use crate::json_object::{self, MaybeObject, RawObject};
 
 /// Largest body accepted. Graph documents no maximum; 1 MiB is far above its
 /// batches and well inside a Worker's memory.
@@ -120,65 +122,99 @@ pub fn parse(
     received_at_unix_ms: i64,
     request: &RequestId,
 ) -> Result<Batch, BodyError> {
-    let (items, validation_tokens) = envelope(body)?;
-    let rich_tenants = items
-        .iter()
-        .filter(|item| item.get("encryptedContent").is_some_and(|c| !c.is_null()))
-        .map(|item| item.get("tenantId").and_then(Value::as_str).unwrap_or_default().to_owned())
-        .collect();
-    let mut batch = Batch { validation_tokens, rich_tenants, ..Batch::default() };
-    for (index, item) in items.into_iter().enumerate() {
-        let subscription_id = item.get("subscriptionId").and_then(Value::as_str).map(str::to_owned);
-        match validate_item(item, client_states) {
+    let envelope = envelope(body)?;
+    let mut batch = Batch { validation_tokens: envelope.validation_tokens, ..Batch::default() };
+    let mut client_state = ClientStateCheck::new(client_states);
+    for (index, item) in envelope.items.unwrap_or_default().iter().enumerate() {
+        let MaybeObject::Object(item) = item else {
+            batch.rejections.push(Rejection { index, subscription_id: None, reason: ItemError::NotAnObject });
+            continue;
+        };
+        let fields = Fields(item);
+        if fields.is_present("encryptedContent") {
+            batch.rich_tenants.push(fields.optional("tenantId").ok().flatten().unwrap_or_default());
+        }
+        match validate_item(item, &mut client_state) {
             Ok(kind) => batch.notifications.push(Notification {
                 kind: Some(kind),
                 received_at_unix_ms,
                 delivery_id: request.item(index),
             }),
-            Err(reason) => batch.rejections.push(Rejection { index, subscription_id, reason }),
+            Err(reason) => {
+                let subscription_id = fields.optional("subscriptionId").ok().flatten();
+                batch.rejections.push(Rejection { index, subscription_id, reason })
+            }
         }
     }
     Ok(batch)
 }
 
 /// The envelope's `value` items and its `validationTokens` field.
-fn envelope(body: &[u8]) -> Result<(Vec<Value>, Option<Value>), BodyError> {
+fn envelope(body: &[u8]) -> Result<Envelope<'_>, BodyError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(BodyError::TooLarge);
     }
     let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
-    let envelope: Value = serde_json::from_str(text).map_err(|e| {
-        if e.to_string().starts_with("recursion limit exceeded") {
-            BodyError::TooDeep
-        } else {
-            BodyError::NotJson(e.to_string())
-        }
+    if !json_object::check_depth(text) {
+        return Err(BodyError::TooDeep);
+    }
+    let envelope = envelope::read(text).map_err(|e| match e {
+        EnvelopeError::Syntax(e) => BodyError::NotJson(e.to_string()),
+        EnvelopeError::Shape => BodyError::NoValueArray,
     })?;
-    let Value::Object(mut envelope) = envelope else {
-        return Err(BodyError::NoValueArray);
-    };
-    let validation_tokens = envelope.remove("validationTokens");
-    match envelope.remove("value") {
-        Some(Value::Array(items)) if items.is_empty() => Err(BodyError::EmptyValue),
-        Some(Value::Array(items)) => Ok((items, validation_tokens)),
-        _ => Err(BodyError::NoValueArray),
+    match &envelope.items {
+        None => Err(BodyError::NoValueArray),
+        Some(items) if items.is_empty() => Err(BodyError::EmptyValue),
+        Some(_) => Ok(envelope),
+    }
+}
+
+/// The clientState check of a batch. Graph sends one subscription's items
+/// together, so a batch repeats one value: the constant-time comparison
+/// runs once per distinct value in a row. Whether an item repeats the one
+/// before compares two values the SENDER wrote, so its timing says nothing
+/// about an accepted one.
+struct ClientStateCheck<'s, 'a> {
+    accepted: &'s ClientStates,
+    /// The previous item's clientState as written, and whether it matched.
+    last: Option<(&'a str, bool)>,
+}
+
+impl<'s, 'a> ClientStateCheck<'s, 'a> {
+    fn new(accepted: &'s ClientStates) -> Self {
+        Self { accepted, last: None }
+    }
+
+    /// Checks an item's raw `clientState` value.
+    fn check(&mut self, raw: Option<&'a str>) -> Result<(), ItemError> {
+        let raw = match raw {
+            None | Some("null") => return Err(ItemError::ClientStateMissing),
+            Some(raw) => raw,
+        };
+        let matched = match self.last {
+            Some((last, matched)) if last == raw => matched,
+            _ => {
+                let matched = json_object::string_value(raw).is_some_and(|state| self.accepted.accepts(&state));
+                self.last = Some((raw, matched));
+                matched
+            }
+        };
+        if matched {
+            Ok(())
+        } else {
+            Err(ItemError::ClientStateMismatch)
+        }
     }
 }
 
 /// Checks the clientState FIRST: a forged item is reported as forged, whatever
 /// else is wrong with it.
-fn validate_item(item: Value, client_states: &ClientStates) -> Result<Kind, ItemError> {
-    let Value::Object(mut item) = item else {
-        return Err(ItemError::NotAnObject);
-    };
-    match item.remove("clientState") {
-        None | Some(Value::Null) => return Err(ItemError::ClientStateMissing),
-        Some(Value::String(state)) if client_states.accepts(&state) => {}
-        Some(_) => return Err(ItemError::ClientStateMismatch),
-    }
-    let fields = Fields(&item);
+fn validate_item<'a>(item: &RawObject<'a>, client_state: &mut ClientStateCheck<'_, 'a>) -> Result<Kind, ItemError> {
+    client_state.check(item.get("clientState"))?;
+    let fields = Fields(item);
     let subscription_id = fields.required("subscriptionId")?;
-    let kind = match (fields.optional("changeType")?, fields.optional("lifecycleEvent")?) {
+    let raw_json = || item.to_json_without("clientState");
+    Ok(match (fields.optional("changeType")?, fields.optional("lifecycleEvent")?) {
         (Some(_), Some(_)) => return Err(ItemError::BothKinds),
         (None, None) => return Err(ItemError::NeitherKind),
         (Some(change_type), None) => Kind::Change(ChangeNotification {
@@ -191,7 +227,7 @@ fn validate_item(item: Value, client_states: &ClientStates) -> Result<Kind, Item
             resource_data_json: fields.object_json("resourceData")?,
             encrypted_content: fields.encrypted_content()?,
             subscription_id,
-            raw_json: String::new(),
+            raw_json: raw_json(),
             // Filled in by the fan-out, which holds the private keys.
             decrypted_resource_data_json: String::new(),
             decryption_error: String::new(),
@@ -203,33 +239,31 @@ fn validate_item(item: Value, client_states: &ClientStates) -> Result<Kind, Item
             tenant_id: fields.optional("tenantId")?.unwrap_or_default(),
             organization_id: fields.optional("organizationId")?.unwrap_or_default(),
             subscription_id,
-            raw_json: String::new(),
+            raw_json: raw_json(),
             // reason, previous_subscription_id: only the fan-out's resyncNeeded events.
             ..Default::default()
         }),
-    };
-    Ok(with_raw_json(kind, Value::Object(item).to_string()))
-}
-
-fn with_raw_json(mut kind: Kind, raw: String) -> Kind {
-    match &mut kind {
-        Kind::Change(change) => change.raw_json = raw,
-        Kind::Lifecycle(lifecycle) => lifecycle.raw_json = raw,
-    }
-    kind
+    })
 }
 
 /// Typed access to an item's fields, with errors that name the field.
-struct Fields<'a>(&'a Map<String, Value>);
+struct Fields<'o, 'a>(&'o RawObject<'a>);
 
-impl Fields<'_> {
+impl Fields<'_, '_> {
+    /// Whether the field is there and not null.
+    fn is_present(&self, name: &str) -> bool {
+        self.0.get(name).is_some_and(|raw| raw != "null")
+    }
+
     /// A string field that may be absent or null.
     fn optional(&self, name: &'static str) -> Result<Option<String>, ItemError> {
         match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ItemError::NotAString(name)),
+            None | Some("null") => Ok(None),
+            Some(raw) => match json_object::string_value(raw) {
+                Some(s) if s.is_empty() => Ok(None),
+                Some(s) => Ok(Some(s.into_owned())),
+                None => Err(ItemError::NotAString(name)),
+            },
         }
     }
 
@@ -237,21 +271,24 @@ impl Fields<'_> {
         self.optional(name)?.ok_or(ItemError::Missing(name))
     }
 
-    /// An object field kept whole as JSON text ("" when absent).
+    /// An object field kept whole as the sender's JSON text ("" when absent).
     fn object_json(&self, name: &'static str) -> Result<String, ItemError> {
         match self.0.get(name) {
-            None | Some(Value::Null) => Ok(String::new()),
-            Some(object @ Value::Object(_)) => Ok(object.to_string()),
+            None | Some("null") => Ok(String::new()),
+            Some(object) if object.starts_with('{') => Ok(object.to_owned()),
             Some(_) => Err(ItemError::NotAnObjectField(name)),
         }
     }
 
     fn encrypted_content(&self) -> Result<Option<EncryptedContent>, ItemError> {
         let content = match self.0.get("encryptedContent") {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Object(content)) => Fields(content),
-            Some(_) => return Err(ItemError::NotAnObjectField("encryptedContent")),
+            None | Some("null") => return Ok(None),
+            Some(raw) => match RawObject::parse(raw) {
+                Ok(Ok(content)) => content,
+                _ => return Err(ItemError::NotAnObjectField("encryptedContent")),
+            },
         };
+        let content = Fields(&content);
         Ok(Some(EncryptedContent {
             data: content.required("data")?,
             data_key: content.required("dataKey")?,

@@ -220,3 +220,61 @@ fn only_a_batch_with_an_item_that_passed_client_state_needs_its_tokens_checked()
     assert!(parse_json(genuine_beside).needs_token_check(), "a genuine item: every token is checked");
     assert!(!parse_json(json!({"value": [message_item()]})).needs_token_check(), "basic, no tokens");
 }
+
+#[test]
+fn a_repeated_client_state_counts_as_its_last_value_and_none_is_forwarded() {
+    let item = |first: &str, last: &str| {
+        format!(
+            r#"{{"clientState":"{first}","subscriptionId":"s","changeType":"created","resource":"r","clientState":"{last}"}}"#
+        )
+    };
+    let body = format!(r#"{{"value":[{},{}]}}"#, item("forged", SECRET), item(SECRET, "forged"));
+    let batch = parse(body.as_bytes(), &states(), 0, &request()).unwrap();
+    assert_eq!(batch.notifications.len(), 1, "the first item's last clientState is the secret");
+    assert_eq!(batch.rejections[0].reason, ItemError::ClientStateMismatch);
+    let raw = &only_change(&batch).raw_json;
+    assert!(!raw.contains("clientState") && !raw.contains("forged") && !raw.contains(SECRET), "{raw}");
+}
+
+#[test]
+fn each_item_of_a_batch_is_checked_against_its_own_client_state() {
+    let with_state = |state: Value| {
+        let mut item = message_item();
+        item["clientState"] = state;
+        item
+    };
+    let body = json!({"value": [
+        with_state(json!(SECRET)), with_state(json!(SECRET)), with_state(json!("forged")),
+        with_state(json!("forged")), with_state(json!("rotated")), with_state(json!(SECRET)),
+        with_state(json!(7)), with_state(json!("ESCAPED")), with_state(json!(null)),
+    ]});
+    let body = body.to_string().replace(r#""ESCAPED""#, r#""s3cret-stat\u0065""#);
+    let batch = parse(body.as_bytes(), &states(), 0, &request()).unwrap();
+    let accepted: Vec<usize> =
+        batch.notifications.iter().map(|n| n.delivery_id.rsplit('/').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(accepted, [0, 1, 4, 5, 7], "the same value written with an escape is the same value");
+    let reasons: Vec<_> = batch.rejections.iter().map(|r| (r.index, r.reason.clone())).collect();
+    assert_eq!(
+        reasons,
+        [
+            (2, ItemError::ClientStateMismatch),
+            (3, ItemError::ClientStateMismatch),
+            (6, ItemError::ClientStateMismatch),
+            (8, ItemError::ClientStateMissing)
+        ]
+    );
+}
+
+#[test]
+fn what_is_forwarded_is_the_senders_own_text() {
+    let body = format!(
+        r#"{{"value":[{{"clientState":"{SECRET}","subscriptionId":"s","changeType":"updated","resource":"r",
+        "resourceData": {{"id": "x", "size": 123456789012345678901234567890, "ratio": 1.50}}}}]}}"#
+    );
+    let batch = parse(body.as_bytes(), &states(), 0, &request()).unwrap();
+    let change = only_change(&batch);
+    assert_eq!(change.resource_data_json, r#"{"id": "x", "size": 123456789012345678901234567890, "ratio": 1.50}"#);
+    assert!(change.raw_json.contains(r#""resourceData":{"id": "x", "size": 123456789012345678901234567890"#));
+    let raw: Value = serde_json::from_str(&change.raw_json).unwrap();
+    assert_eq!(raw["changeType"], "updated");
+}

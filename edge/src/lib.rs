@@ -10,7 +10,9 @@
 //! - [`handshake`]: the `validationToken` reflection.
 //! - [`budget`]: Graph's 3 s, shared by every slow step of a request.
 //! - [`client_state`]: the accepted clientState set, compared in constant time.
-//! - [`collection`]: parsing a notification collection into fan-out messages.
+//! - [`collection`]: parsing a notification collection into fan-out messages;
+//!   [`envelope`]: its envelope read in one pass; [`json_object`]: an object
+//!   read as raw fields borrowed from the body.
 //! - [`delivery`]: the identity of each accepted item (one delivery, not its content).
 //! - [`grpc_web`]: framing the gRPC-Web call to the fan-out.
 //! - [`chunk`]: splitting accepted items into queue messages (128 KB limit).
@@ -39,9 +41,11 @@ pub mod client_state;
 pub mod collection;
 pub mod consumer;
 pub mod delivery;
+pub mod envelope;
 pub mod grpc_web;
 pub mod handshake;
 pub mod inbound;
+pub mod json_object;
 pub mod jwt;
 pub mod pipeline;
 pub mod quarantine;

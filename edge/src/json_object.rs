@@ -1,0 +1,290 @@
+//! A JSON object read as its keys and the raw text of each value, borrowed
+//! from the request body.
+//!
+//! The edge reads a handful of an item's fields and forwards the rest as the
+//! sender wrote it. Building a `serde_json::Value` tree of every item and
+//! printing it again costs an allocation per string, number and map entry:
+//! most of the per-item CPU in the Worker. Here each member is a key and a
+//! `&RawValue` (a slice of the body, validated by serde_json), and only the
+//! fields the edge needs are parsed further.
+//!
+//! `RawValue` skips nested values without serde_json's recursion limit, so
+//! [`check_depth`] bounds the nesting of the whole body first.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Containers (objects, arrays) nested in each other at most, as deep as
+/// serde_json's own parser allows: enough for any Graph payload, and the
+/// fan-out parses what the edge forwards with that same limit.
+pub const MAX_DEPTH: usize = 127;
+
+/// A JSON object's members in the sender's order, duplicates included.
+#[derive(Debug)]
+pub struct RawObject<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+/// What a text that is valid JSON but not an object parses to.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotAnObject;
+
+impl<'a> RawObject<'a> {
+    /// Parses `text` as one object. A JSON syntax error is an `Err`; valid
+    /// JSON that is not an object is `Ok(Err(NotAnObject))`.
+    pub fn parse(text: &'a str) -> Result<Result<Self, NotAnObject>, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        match deserializer.deserialize_any(ObjectVisitor) {
+            Ok(object) => deserializer.end().map(|()| Ok(object)),
+            Err(e) if e.is_data() => serde_json::from_str::<&RawValue>(text).map(|_| Err(NotAnObject)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The raw value of `name`; the last one when the sender repeated the
+    /// key, as a `serde_json::Map` would keep it.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.members.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.get())
+    }
+
+    /// The object as JSON text without any member named `left_out`; every
+    /// other member is the sender's own text.
+    pub fn to_json_without(&self, left_out: &str) -> String {
+        let capacity = self.members.iter().map(|(key, value)| key.len() + value.get().len() + 4).sum::<usize>() + 2;
+        let mut out = String::with_capacity(capacity);
+        out.push('{');
+        for (key, value) in self.members.iter().filter(|(key, _)| key != left_out) {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            push_json_string(&mut out, key);
+            out.push(':');
+            out.push_str(value.get());
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// The text of a raw JSON string value (a `RawValue`'s text, so valid JSON);
+/// `None` when it is no string. Most strings hold no escape: those are the
+/// raw text between the quotes, borrowed.
+pub fn string_value(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
+}
+
+/// Appends `text` as a JSON string.
+fn push_json_string(out: &mut String, text: &str) {
+    if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        // Escaping is serde_json's job; a string always serialises.
+        out.push_str(&serde_json::Value::from(text).to_string());
+    } else {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    }
+}
+
+/// A value read where an object is expected but anything may come: an
+/// object as its raw members, anything else skipped (so one bad item of a
+/// collection does not fail the body).
+#[derive(Debug)]
+pub enum MaybeObject<'a> {
+    Object(RawObject<'a>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for MaybeObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MaybeObjectVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = RawObject<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
+        while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+            members.push((key, value));
+        }
+        Ok(RawObject { members })
+    }
+}
+
+struct MaybeObjectVisitor;
+
+impl<'de> Visitor<'de> for MaybeObjectVisitor {
+    type Value = MaybeObject<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        ObjectVisitor.visit_map(map).map(MaybeObject::Object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(MaybeObject::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(MaybeObject::Other)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(MaybeObject::Other)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(MaybeObject::Other)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(MaybeObject::Other)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(MaybeObject::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(MaybeObject::Other)
+    }
+}
+
+/// An object key, borrowed from the body unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Borrowed(key)))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Owned(key.to_owned())))
+    }
+}
+
+/// Whether `text` nests containers at most [`MAX_DEPTH`] deep. Meant for
+/// text that is then parsed as JSON: it only follows brackets outside
+/// strings, skipping string contents a run at a time.
+pub fn check_depth(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let (mut depth, mut at) = (0usize, 0usize);
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => at = string_end(bytes, at + 1),
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    true
+}
+
+/// The index of the quote closing the string whose contents start at `at`
+/// (or the end of `bytes` when it is never closed).
+fn string_end(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(offset) = memchr::memchr2(b'"', b'\\', &bytes[at.min(bytes.len())..]) {
+        let found = at + offset;
+        if bytes[found] == b'"' {
+            return found;
+        }
+        at = found + 2; // the backslash and the character it escapes
+    }
+    bytes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn members_are_the_senders_text_in_the_senders_order() {
+        let text = r#"{ "b" : [1, 2.50] , "a":{"x" :"y"}, "c\"q": "\u00e9", "n": null }"#;
+        let object = RawObject::parse(text).unwrap().unwrap();
+        assert_eq!(object.get("b"), Some("[1, 2.50]"));
+        assert_eq!(object.get("a"), Some(r#"{"x" :"y"}"#));
+        assert_eq!(object.get("c\"q"), Some(r#""\u00e9""#), "an escaped key is found by its meaning");
+        assert_eq!(object.get("n"), Some("null"));
+        assert_eq!(object.get("missing"), None);
+        let rewritten = object.to_json_without("a");
+        assert_eq!(rewritten, r#"{"b":[1, 2.50],"c\"q":"\u00e9","n":null}"#);
+        let meaning: Value = serde_json::from_str(&rewritten).unwrap();
+        assert_eq!(meaning, json!({"b": [1, 2.5], "c\"q": "é", "n": null}));
+    }
+
+    #[test]
+    fn a_repeated_key_reads_as_its_last_value_and_is_left_out_everywhere() {
+        let object = RawObject::parse(r#"{"k":"first","s":1,"k":"last","s":2}"#).unwrap().unwrap();
+        assert_eq!(object.get("k"), Some(r#""last""#));
+        assert_eq!(object.to_json_without("k"), r#"{"s":1,"s":2}"#);
+        assert_eq!(object.to_json_without("s"), r#"{"k":"first","k":"last"}"#);
+        assert_eq!(RawObject::parse("{}").unwrap().unwrap().to_json_without("k"), "{}");
+    }
+
+    #[test]
+    fn valid_json_that_is_no_object_differs_from_invalid_json() {
+        for text in ["[]", "\"text\"", "12", "null", "[{\"a\":1}]"] {
+            assert_eq!(RawObject::parse(text).unwrap().unwrap_err(), NotAnObject, "{text}");
+        }
+        for text in ["", "{", "{\"a\":}", "{\"a\":1}x", "[1,", "nul", "{\"a\" 1}"] {
+            assert!(RawObject::parse(text).is_err(), "{text:?} is not JSON");
+        }
+    }
+
+    #[test]
+    fn depth_counts_containers_outside_strings_only() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(check_depth(&nested(MAX_DEPTH)));
+        assert!(!check_depth(&nested(MAX_DEPTH + 1)));
+        let in_strings = format!(r#"{{"a":"{}","b":"\"[{{\\"}}"#, "[".repeat(500));
+        assert!(check_depth(&in_strings), "brackets inside strings, after escaped quotes and backslashes");
+        let after_escape = format!(r#"["\\",{}{}]"#, "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(!check_depth(&after_escape), "an escaped backslash ends before the closing quote");
+    }
+
+    #[test]
+    fn the_depth_limit_is_serde_jsons() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(serde_json::from_str::<Value>(&nested(MAX_DEPTH)).is_ok());
+        assert!(serde_json::from_str::<Value>(&nested(MAX_DEPTH + 1)).is_err());
+    }
+}
