@@ -32,12 +32,17 @@ impl RequestId {
     }
 
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        Self(bytes.iter().flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]).map(char::from).collect())
     }
 
     /// The delivery id of the item at `index` of this request's `value`.
     pub fn item(&self, index: usize) -> String {
-        format!("{}/{index}", self.0)
+        let mut id = String::with_capacity(self.0.len() + 5);
+        id.push_str(&self.0);
+        id.push('/');
+        id.push_str(itoa::Buffer::new().format(index));
+        id
     }
 }
 

@@ -24,6 +24,9 @@ pub trait Platform {
     type Signatures: Rs256;
     fn signatures(&self) -> &Self::Signatures;
     fn now_ms(&self) -> u64;
+    /// Whether every request is logged, or only the 5xx ones
+    /// (`REQUEST_LOGS=errors`): then no other line is even written.
+    fn logs_every_request(&self) -> bool;
     fn log(&self, line: &str);
     fn log_error(&self, line: &str);
     /// The accepted clientState values (`CLIENT_STATES`) and that the
@@ -59,11 +62,11 @@ pub async fn notification_post<P: Platform>(platform: &P, post: Post<'_>, budget
     let started = platform.now_ms();
     let mut log = RequestLog::new(post.route);
     let (reply, outcome) = decide(platform, post, budget, &mut log).await;
-    let line = log.finish(reply.status, outcome, platform.now_ms().saturating_sub(started));
+    let line = |log: RequestLog| log.finish(reply.status, outcome, platform.now_ms().saturating_sub(started));
     if reply.status >= 500 {
-        platform.log_error(&line);
-    } else {
-        platform.log(&line);
+        platform.log_error(&line(log));
+    } else if platform.logs_every_request() {
+        platform.log(&line(log));
     }
     reply
 }

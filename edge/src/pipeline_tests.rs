@@ -68,6 +68,8 @@ struct Fake {
     delivered: RefCell<Vec<Notification>>,
     /// (as an error, the line) for each line logged.
     logged: RefCell<Vec<(bool, String)>>,
+    /// `REQUEST_LOGS`: every request (true) or errors only.
+    logs_every_request: bool,
     rs256: crate::rs256::Native,
 }
 
@@ -84,6 +86,7 @@ impl Fake {
             quarantined: RefCell::default(),
             delivered: RefCell::default(),
             logged: RefCell::default(),
+            logs_every_request: true,
             rs256: Default::default(),
         }
     }
@@ -102,6 +105,9 @@ impl Platform for Fake {
     }
     fn now_ms(&self) -> u64 {
         now_ms()
+    }
+    fn logs_every_request(&self) -> bool {
+        self.logs_every_request
     }
     fn log(&self, line: &str) {
         self.logged.borrow_mut().push((false, line.to_owned()));
@@ -213,6 +219,20 @@ fn a_failed_delivery_is_a_503_so_graph_retries() {
     let line: Value = serde_json::from_str(line).unwrap();
     assert_eq!(line["outcome"], "not stored, retry asked: queue send failed");
     assert_eq!(line["status"], 503);
+}
+
+#[test]
+fn with_errors_only_logging_an_accepted_request_logs_nothing_and_a_503_still_logs() {
+    let mut accepted = Fake::with_body(json!({"value": [item(STATE)]}));
+    accepted.logs_every_request = false;
+    assert_eq!(accepted.post(""), Reply::accepted());
+    assert!(accepted.logged.borrow().is_empty(), "{:?}", accepted.logged.borrow());
+    let mut failed = Fake::with_body(json!({"value": [item(STATE)]}));
+    (failed.logs_every_request, failed.delivery) = (false, Err("queue send failed".into()));
+    assert_eq!(failed.post("").status, 503);
+    let logged = failed.logged.borrow();
+    assert_eq!(logged.len(), 1);
+    assert!(logged[0].0 && logged[0].1.contains("queue send failed"), "{logged:?}");
 }
 
 #[test]
