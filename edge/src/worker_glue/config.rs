@@ -5,7 +5,7 @@
 //! variable or a secret deploys a new version, in new isolates (`wrangler
 //! dev` restarts its worker the same way). A setting that does not parse
 //! is not kept: every request reads it again, so it fails loudly until it
-//! is mended, and `/healthz` always reads afresh ([`problems`]).
+//! is mended, and `/healthz` then names every problem ([`problems`]).
 
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -140,8 +140,12 @@ impl RetryPolicy {
 }
 
 /// Every problem of the required settings, by name, without values (for
-/// `/healthz`).
+/// `/healthz`): none once they parsed in this isolate, else each one read
+/// afresh (the request path stops at the first).
 pub(crate) fn problems(env: &Env) -> Vec<String> {
+    if config(env).is_ok() {
+        return Vec::new();
+    }
     let mut problems = Vec::new();
     match setting(env, "CLIENT_STATES") {
         Ok(states) => problems.extend(ClientStates::parse(&states).err()),

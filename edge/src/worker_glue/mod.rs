@@ -34,7 +34,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use graph_relay_proto::v1::Notification;
-use worker::{console_error, console_log, event, Context, Env, Request, Response, Result};
+use worker::js_sys;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{console_error, console_log, event, web_sys, Context, Env, Request, Result};
 
 use crate::budget::Budget;
 use crate::chunk;
@@ -45,8 +47,11 @@ use crate::pipeline;
 use crate::validation_tokens::{Keys, Policy};
 use jwks::JwksSource;
 
+// The runtime's own request, not `worker::Request`: converting to that reads
+// `request.cf`, an object the runtime builds on access and the edge never
+// needs. Only the operator routes convert.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     let reply = match handle(req, &env, &ctx).await {
         Ok(reply) => reply,
         Err(e) => {
@@ -57,10 +62,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     respond(reply)
 }
 
-async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Reply> {
+async fn handle(req: web_sys::Request, env: &Env, ctx: &Context) -> Result<Reply> {
     let budget = Budget::starting_at(now_ms());
-    let method = req.inner().method();
-    let url = req.inner().url();
+    let method = req.method();
+    let url = req.url();
     let (path, query) = inbound::path_and_query(&url);
     let route = match inbound::route(&method, path) {
         Ok(route) => route,
@@ -69,7 +74,7 @@ async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Reply> {
     match route {
         Route::Health => return Ok(inbound::health(&config::problems(env))),
         Route::DeadLetters | Route::ReplayDeadLetters | Route::Quarantine => {
-            return operator::handle(route, &req, env).await
+            return operator::handle(route, &Request::from(req), env).await
         }
         Route::Notifications | Route::Lifecycle => {}
     }
@@ -91,7 +96,7 @@ struct WorkerPlatform<'a> {
     /// Work that may outlive the answer (the fast path) is handed to it.
     ctx: &'a Context,
     /// Taken when the body is read (once).
-    request: RefCell<Option<Request>>,
+    request: RefCell<Option<web_sys::Request>>,
 }
 
 impl pipeline::Platform for WorkerPlatform<'_> {
@@ -105,10 +110,12 @@ impl pipeline::Platform for WorkerPlatform<'_> {
         now_ms()
     }
 
+    fn logs_every_request(&self) -> bool {
+        config::flags(self.env).logs_every_request
+    }
+
     fn log(&self, line: &str) {
-        if config::flags(self.env).logs_every_request {
-            console_log!("{line}");
-        }
+        console_log!("{line}");
     }
 
     fn log_error(&self, line: &str) {
@@ -125,8 +132,10 @@ impl pipeline::Platform for WorkerPlatform<'_> {
 
     async fn body(&self) -> std::result::Result<Vec<u8>, String> {
         let request = self.request.borrow_mut().take();
-        let mut request = request.ok_or("the body was read already")?;
-        request.bytes().await.map_err(|e| e.to_string())
+        let request = request.ok_or("the body was read already")?;
+        let read = request.array_buffer().map_err(|e| format!("{e:?}"))?;
+        let buffer = JsFuture::from(read).await.map_err(|e| format!("{e:?}"))?;
+        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
     }
 
     async fn keys(&self, budget: &Budget) -> std::result::Result<Rc<Keys>, String> {
@@ -169,18 +178,22 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     }
 }
 
-fn respond(reply: Reply) -> Result<Response> {
-    let mut builder = Response::builder()
-        .with_status(reply.status)
-        .with_header("content-type", "text/plain; charset=utf-8")?
-        .with_header("x-content-type-options", "nosniff")?;
+/// The reply as the runtime's own response (a `worker::Response` would be
+/// one more conversion per request).
+fn respond(reply: Reply) -> Result<web_sys::Response> {
+    let headers = web_sys::Headers::new()?;
+    headers.set("content-type", "text/plain; charset=utf-8")?;
+    headers.set("x-content-type-options", "nosniff")?;
     if let Some(allow) = reply.allow {
-        builder = builder.with_header("allow", allow)?;
+        headers.set("allow", allow)?;
     }
     if reply.status == 503 {
-        builder = builder.with_header("retry-after", "10")?;
+        headers.set("retry-after", "10")?;
     }
-    Ok(builder.fixed(reply.body.into_bytes()))
+    let init = web_sys::ResponseInit::new();
+    init.set_status(reply.status);
+    init.set_headers(&headers);
+    Ok(web_sys::Response::new_with_opt_str_and_init(Some(&reply.body), &init)?)
 }
 
 /// The Worker's clock, Unix milliseconds: one place for every step of the glue.
