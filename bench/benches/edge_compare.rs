@@ -1,13 +1,18 @@
 //! The Rust worker side by side with the JavaScript peer a Cloudflare user
-//! would write (`bench/js-peer/worker.js`), under the same `wrangler dev`,
-//! the same bindings (queue producer only: the request path is what is
+//! would write (`bench/js-peer/worker.js`), under `wrangler dev`, with the
+//! same bindings (queue producer only: the request path is what is
 //! measured), the same bodies, in the same run (`make bench`):
 //!
 //! - CPU per request in workerd itself: the user+system time of the
 //!   `workerd` processes (from /proc) over a run of sequential requests,
 //!   less what they spend idle over as long, divided by the requests. It is
 //!   everything workerd does for a request: HTTP, the JavaScript glue, the
-//!   wasm, WebCrypto, the local queue.
+//!   wasm, WebCrypto, the local queue. Every worker runs at once; a round
+//!   measures each case of each worker in turn (a worker runs alone, its
+//!   caches warm), so a drift of the machine falls on all rounds alike; a
+//!   cell is the median of the rounds, shown with half their spread. (Taking
+//!   turns request by request was tried: switching processes on every
+//!   request made every cell larger and noisier.)
 //! - requests per second and p50/p99 acknowledgement latency under wrk
 //!   (2 threads, 8 connections, 5 s), 10 basic items per request;
 //! - the bundle wrangler uploads, raw and gzip.
@@ -29,9 +34,15 @@ use graph_relay_tests::tokens::{valid_claims, JwksServer, SigningKey, APP_ID, TE
 use graph_relay_tests::{graph, repo_root, CLIENT_STATE};
 use serde_json::{json, Value};
 
-/// Sequential requests per CPU measurement: ~1 s of CPU at 0.5 ms each,
+/// Sequential requests per CPU measurement: ~1.5 s of CPU at 1.5 ms each,
 /// against /proc's 10 ms clock ticks.
-const REQUESTS: usize = 2_000;
+const REQUESTS: usize = 1_000;
+/// Rounds of measurements; each cell is the median of its rounds.
+const ROUNDS: usize = 7;
+/// Requests before each measurement, not measured.
+const WARM_UP: usize = 20;
+/// How long each worker's idle CPU is sampled.
+const IDLE_SAMPLE: Duration = Duration::from_secs(3);
 
 fn items(count: usize, rich: bool) -> Vec<Value> {
     (0..count)
@@ -78,9 +89,17 @@ fn ticks_per_second() -> f64 {
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
+/// workerd's idle CPU, in ticks per second (timers, the dev proxy's
+/// polling), to take out of every measurement of that worker.
+async fn idle_rate(edge: &Edge) -> f64 {
+    let (start, clock) = (workerd_ticks(edge), Instant::now());
+    tokio::time::sleep(IDLE_SAMPLE).await;
+    (workerd_ticks(edge) - start) as f64 / clock.elapsed().as_secs_f64()
+}
+
 /// CPU milliseconds per request for `bodies` POSTed one after another
 /// (`None`: as many `GET /healthz`, the floor every request pays).
-async fn cpu_per_request(edge: &Edge, bodies: Option<&[String]>) -> f64 {
+async fn cpu_per_request(edge: &Edge, idle_rate: f64, bodies: Option<&[String]>) -> f64 {
     let client = reqwest::Client::new();
     let url = format!("{}/graph/notifications", edge.url);
     let send = |body: Option<&String>| {
@@ -90,15 +109,13 @@ async fn cpu_per_request(edge: &Edge, bodies: Option<&[String]>) -> f64 {
         };
         request.send()
     };
-    let count = bodies.map_or(REQUESTS, <[String]>::len);
+    // The last WARM_UP bodies warm the worker up, the others are measured
+    // (fresh tokens stay fresh).
+    let count = bodies.map_or(REQUESTS, |all| all.len() - WARM_UP);
     let body = |i: usize| bodies.map(|all| &all[i]);
-    for i in 0..50 {
+    for i in count..count + WARM_UP {
         send(body(i)).await.unwrap();
     }
-    let idle_start = workerd_ticks(edge);
-    let idle_clock = Instant::now();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_rate = (workerd_ticks(edge) - idle_start) as f64 / idle_clock.elapsed().as_secs_f64();
     let (start, clock) = (workerd_ticks(edge), Instant::now());
     for i in 0..count {
         let status = send(body(i)).await.expect("the worker answers").status().as_u16();
@@ -106,6 +123,13 @@ async fn cpu_per_request(edge: &Edge, bodies: Option<&[String]>) -> f64 {
     }
     let busy = (workerd_ticks(edge) - start) as f64 - idle_rate * clock.elapsed().as_secs_f64();
     busy.max(0.0) / ticks_per_second() * 1e3 / count as f64
+}
+
+/// The median of `samples`, and their spread (max - min).
+fn median_and_spread(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let spread = samples.last().unwrap_or(&0.0) - samples.first().unwrap_or(&0.0);
+    (samples[samples.len() / 2], spread)
 }
 
 /// wrk against `url` with `body`: (requests/s, p50, p99).
@@ -166,21 +190,23 @@ async fn main() {
     let key = &SigningKey::pair().0;
     let jwks = JwksServer::start(vec![key.jwk()]).await;
     let known = key.sign(&valid_claims());
-    // A fresh token per request: each is verified (RS256) the first time.
-    let fresh: Vec<String> = (0..REQUESTS)
-        .map(|i| {
-            let mut claims = valid_claims();
-            claims["jti"] = json!(format!("bench-{i}"));
-            signed(items(1, true), key.sign(&claims))
+    // A fresh token per request of each round: each is verified (RS256)
+    // the first time. (Each worker is its own isolate, with its own cache.)
+    let fresh: Vec<Vec<String>> = (0..ROUNDS)
+        .map(|round| {
+            (0..REQUESTS + WARM_UP)
+                .map(|i| {
+                    let mut claims = valid_claims();
+                    claims["jti"] = json!(format!("bench-{round}-{i}"));
+                    signed(items(1, true), key.sign(&claims))
+                })
+                .collect()
         })
         .collect();
-    let basic = vec![graph::collection(items(10, false)).to_string(); REQUESTS];
-    let rich = vec![signed(items(10, true), known); REQUESTS];
+    let basic = vec![graph::collection(items(10, false)).to_string(); REQUESTS + WARM_UP];
+    let rich = vec![signed(items(10, true), known); REQUESTS + WARM_UP];
     let dir = tempfile::tempdir().unwrap();
 
-    println!("CPU: workerd's, per request, above a GET /healthz's (the floor: HTTP, the dev proxy).\n");
-    println!("| worker | bundle raw | bundle gzip | requests/s | ack p50 | ack p99 | floor | 10 basic | 10 rich, known token | 1 rich, first-sight token |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let peer = root.join("bench/js-peer/worker.js");
     let workers = [
         ("Rust (wasm)", None, "on"),
@@ -188,7 +214,7 @@ async fn main() {
         ("JavaScript peer", Some(peer), "on"),
         ("queue floor (read the body, one sendBatch, 202)", Some(root.join("bench/js-peer/queue-floor.js")), "on"),
     ];
-    let mut own = Vec::new();
+    let mut edges = Vec::new();
     for (name, main, logs) in workers {
         let mut config = EdgeConfig::for_fanout("http://127.0.0.1:9".into())
             .with_jwks(&jwks.url)
@@ -198,20 +224,43 @@ async fn main() {
         config.consumers = false;
         config.main = main;
         let edge = Edge::start_with(config).await;
-        let floor = cpu_per_request(&edge, None).await;
-        let basic_cpu = cpu_per_request(&edge, Some(&basic)).await - floor;
-        let rich_cpu = cpu_per_request(&edge, Some(&rich)).await - floor;
-        let first_cpu = cpu_per_request(&edge, Some(&fresh)).await - floor;
+        let idle = idle_rate(&edge).await;
+        edges.push((name, edge, idle));
+    }
+    // samples[worker][case]: floor, then each body above the floor.
+    let idle_rates: Vec<String> = edges.iter().map(|(_, _, idle)| format!("{idle:.2}")).collect();
+    let mut samples = vec![vec![Vec::new(); 4]; edges.len()];
+    for fresh in &fresh {
+        for (worker, (_, edge, idle)) in edges.iter().enumerate() {
+            let floor = cpu_per_request(edge, *idle, None).await;
+            samples[worker][0].push(floor);
+            for (case, bodies) in [&basic, &rich, fresh].into_iter().enumerate() {
+                samples[worker][case + 1].push(cpu_per_request(edge, *idle, Some(bodies)).await - floor);
+            }
+        }
+    }
+
+    println!("CPU: workerd's, per request, above a GET /healthz's (the floor: HTTP, the dev proxy);");
+    println!("the median of {ROUNDS} rounds of {REQUESTS} requests, ± half the spread of the rounds; a round measures");
+    println!(
+        "each case of each worker in turn. Idle CPU taken out, per worker (ticks/s): {}.\n",
+        idle_rates.join(", ")
+    );
+    println!("| worker | bundle raw | bundle gzip | requests/s | ack p50 | ack p99 | floor | 10 basic | 10 rich, known token | 1 rich, first-sight token |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut own = Vec::new();
+    for ((name, edge, _), cells) in edges.iter().zip(samples) {
         let (rate, p50, p99) = load(&edge.url, &basic[0], dir.path());
         let out = tempfile::tempdir().unwrap();
         let (raw, gz) = bundle(&edge.config_path(), out.path());
-        println!(
-            "| {name} | {raw} | {gz} | {rate} | {p50} | {p99} | {floor:.3} ms | {basic_cpu:.3} ms | {rich_cpu:.3} ms | {first_cpu:.3} ms |"
-        );
-        own.push((name, [basic_cpu, rich_cpu, first_cpu]));
+        let cells: Vec<(f64, f64)> = cells.into_iter().map(median_and_spread).collect();
+        let shown: Vec<String> =
+            cells.iter().map(|(median, spread)| format!("{median:.3} ms ±{:.3}", spread / 2.0)).collect();
+        println!("| {name} | {raw} | {gz} | {rate} | {p50} | {p99} | {} |", shown.join(" | "));
+        own.push((name, [cells[1].0, cells[2].0, cells[3].0]));
     }
     let Some((_, queue)) = own.pop() else { return };
-    println!("\nEach worker's own CPU: the cells above less the queue floor's.\n");
+    println!("\nEach worker's own CPU: the medians above less the queue floor's.\n");
     println!("| worker | 10 basic | 10 rich, known token | 1 rich, first-sight token |");
     println!("|---|---:|---:|---:|");
     for (name, cells) in own {
