@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::client_state::ClientStates;
 use crate::delivery::RequestId;
-use crate::envelope::{self, Envelope, EnvelopeError};
+use crate::envelope::{self, EnvelopeError};
 use crate::json_object::{self, MaybeObject, RawObject};
 
 /// Largest body accepted. Graph documents no maximum; 1 MiB is far above its
@@ -122,10 +122,10 @@ pub fn parse(
     received_at_unix_ms: i64,
     request: &RequestId,
 ) -> Result<Batch, BodyError> {
-    let envelope = envelope(body)?;
-    let mut batch = Batch { validation_tokens: envelope.validation_tokens, ..Batch::default() };
+    let (items, validation_tokens) = envelope(body)?;
+    let mut batch = Batch { validation_tokens, ..Batch::default() };
     let mut client_state = ClientStateCheck::new(client_states);
-    for (index, item) in envelope.items.unwrap_or_default().iter().enumerate() {
+    for (index, item) in items.iter().enumerate() {
         let MaybeObject::Object(item) = item else {
             batch.rejections.push(Rejection { index, subscription_id: None, reason: ItemError::NotAnObject });
             continue;
@@ -150,7 +150,7 @@ pub fn parse(
 }
 
 /// The envelope's `value` items and its `validationTokens` field.
-fn envelope(body: &[u8]) -> Result<Envelope<'_>, BodyError> {
+fn envelope(body: &[u8]) -> Result<(Vec<MaybeObject<'_>>, Option<Value>), BodyError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(BodyError::TooLarge);
     }
@@ -162,10 +162,10 @@ fn envelope(body: &[u8]) -> Result<Envelope<'_>, BodyError> {
         EnvelopeError::Syntax(e) => BodyError::NotJson(e.to_string()),
         EnvelopeError::Shape => BodyError::NoValueArray,
     })?;
-    match &envelope.items {
+    match envelope.items {
         None => Err(BodyError::NoValueArray),
         Some(items) if items.is_empty() => Err(BodyError::EmptyValue),
-        Some(_) => Ok(envelope),
+        Some(items) => Ok((items, envelope.validation_tokens)),
     }
 }
 
@@ -283,8 +283,8 @@ impl Fields<'_, '_> {
     fn encrypted_content(&self) -> Result<Option<EncryptedContent>, ItemError> {
         let content = match self.0.get("encryptedContent") {
             None | Some("null") => return Ok(None),
-            Some(raw) => match RawObject::parse(raw) {
-                Ok(Ok(content)) => content,
+            Some(raw) => match MaybeObject::read(raw) {
+                Ok(MaybeObject::Object(content)) => content,
                 _ => return Err(ItemError::NotAnObjectField("encryptedContent")),
             },
         };

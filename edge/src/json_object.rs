@@ -28,22 +28,7 @@ pub struct RawObject<'a> {
     members: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
-/// What a text that is valid JSON but not an object parses to.
-#[derive(Debug, PartialEq, Eq)]
-pub struct NotAnObject;
-
 impl<'a> RawObject<'a> {
-    /// Parses `text` as one object. A JSON syntax error is an `Err`; valid
-    /// JSON that is not an object is `Ok(Err(NotAnObject))`.
-    pub fn parse(text: &'a str) -> Result<Result<Self, NotAnObject>, serde_json::Error> {
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        match deserializer.deserialize_any(ObjectVisitor) {
-            Ok(object) => deserializer.end().map(|()| Ok(object)),
-            Err(e) if e.is_data() => serde_json::from_str::<&RawValue>(text).map(|_| Err(NotAnObject)),
-            Err(e) => Err(e),
-        }
-    }
-
     /// The raw value of `name`; the last one when the sender repeated the
     /// key, as a `serde_json::Map` would keep it.
     pub fn get(&self, name: &str) -> Option<&'a str> {
@@ -101,27 +86,16 @@ pub enum MaybeObject<'a> {
     Other,
 }
 
-impl<'de> Deserialize<'de> for MaybeObject<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(MaybeObjectVisitor)
+impl<'a> MaybeObject<'a> {
+    /// Reads `text`, which must be one JSON value (else a syntax error).
+    pub fn read(text: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
     }
 }
 
-struct ObjectVisitor;
-
-impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = RawObject<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
-        while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-            members.push((key, value));
-        }
-        Ok(RawObject { members })
+impl<'de> Deserialize<'de> for MaybeObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MaybeObjectVisitor)
     }
 }
 
@@ -134,8 +108,12 @@ impl<'de> Visitor<'de> for MaybeObjectVisitor {
         f.write_str("any JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        ObjectVisitor.visit_map(map).map(MaybeObject::Object)
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
+        while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+            members.push((key, value));
+        }
+        Ok(MaybeObject::Object(RawObject { members }))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -236,10 +214,17 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
+    fn read_object(text: &str) -> RawObject<'_> {
+        match MaybeObject::read(text).unwrap() {
+            MaybeObject::Object(object) => object,
+            MaybeObject::Other => panic!("{text} is no object"),
+        }
+    }
+
     #[test]
     fn members_are_the_senders_text_in_the_senders_order() {
         let text = r#"{ "b" : [1, 2.50] , "a":{"x" :"y"}, "c\"q": "\u00e9", "n": null }"#;
-        let object = RawObject::parse(text).unwrap().unwrap();
+        let object = read_object(text);
         assert_eq!(object.get("b"), Some("[1, 2.50]"));
         assert_eq!(object.get("a"), Some(r#"{"x" :"y"}"#));
         assert_eq!(object.get("c\"q"), Some(r#""\u00e9""#), "an escaped key is found by its meaning");
@@ -253,20 +238,20 @@ mod tests {
 
     #[test]
     fn a_repeated_key_reads_as_its_last_value_and_is_left_out_everywhere() {
-        let object = RawObject::parse(r#"{"k":"first","s":1,"k":"last","s":2}"#).unwrap().unwrap();
+        let object = read_object(r#"{"k":"first","s":1,"k":"last","s":2}"#);
         assert_eq!(object.get("k"), Some(r#""last""#));
         assert_eq!(object.to_json_without("k"), r#"{"s":1,"s":2}"#);
         assert_eq!(object.to_json_without("s"), r#"{"k":"first","k":"last"}"#);
-        assert_eq!(RawObject::parse("{}").unwrap().unwrap().to_json_without("k"), "{}");
+        assert_eq!(read_object("{}").to_json_without("k"), "{}");
     }
 
     #[test]
     fn valid_json_that_is_no_object_differs_from_invalid_json() {
         for text in ["[]", "\"text\"", "12", "null", "[{\"a\":1}]"] {
-            assert_eq!(RawObject::parse(text).unwrap().unwrap_err(), NotAnObject, "{text}");
+            assert!(matches!(MaybeObject::read(text).unwrap(), MaybeObject::Other), "{text}");
         }
         for text in ["", "{", "{\"a\":}", "{\"a\":1}x", "[1,", "nul", "{\"a\" 1}"] {
-            assert!(RawObject::parse(text).is_err(), "{text:?} is not JSON");
+            assert!(MaybeObject::read(text).is_err(), "{text:?} is not JSON");
         }
     }
 
