@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use graph_relay_proto::v1::{Notification, PublishRequest};
 use prost::Message as _;
-use worker::wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+use worker::js_sys::{Array, Promise};
 use worker::{
-    console_error, console_log, event, Context, Delay, Env, MessageBatch, MessageExt, Queue, QueueContentType,
-    QueueRetryOptionsBuilder, RawMessageBuilder, Result,
+    console_error, console_log, event, Context, Delay, Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder,
+    Result,
 };
 
 use futures_util::future::{select, Either};
@@ -54,13 +57,11 @@ pub(crate) async fn enqueue(
     let messages = chunks.messages.len();
     let queued = if keep { chunks.messages.clone() } else { Vec::new() };
     for batch in chunk::send_batches(chunks.messages) {
-        let batch: Vec<_> = batch
-            .iter()
-            .map(|bytes| RawMessageBuilder::new(bytes_value(bytes)).build_with_content_type(QueueContentType::V8))
-            .collect();
+        let bodies: Array = batch.iter().map(|bytes| bytes_value(bytes)).collect();
         let timeout = budget.step(now_ms(), budget::ANSWER_WITHIN).ok_or("no time left in this request to queue")?;
-        match select(Box::pin(queue.send_raw_batch(batch)), Box::pin(Delay::from(timeout))).await {
-            Either::Left((sent, _)) => sent.map_err(|e| format!("queue send failed: {e}"))?,
+        let sent = send_bodies(queue.as_ref(), &bodies).map_err(send_failed)?;
+        match select(JsFuture::from(sent), Box::pin(Delay::from(timeout))).await {
+            Either::Left((sent, _)) => sent.map(drop).map_err(send_failed)?,
             Either::Right(_) => return Err(format!("the queue did not take the batch within {timeout:?}")),
         }
     }
@@ -72,6 +73,24 @@ pub(crate) async fn enqueue(
     }
     let summary = format!("queued {messages} messages, forwarded {oversized} oversized items directly");
     Ok(Enqueued { summary, messages: queued })
+}
+
+// One `sendBatch` of message bodies (structured-clone content type), its
+// message objects built on the JavaScript side: `worker::Queue`'s
+// `send_raw_batch` sets each property across the boundary and serialises
+// each option with serde, a cost on every notification request.
+#[wasm_bindgen(inline_js = "export function send_bodies(queue, bodies) {
+    return queue.sendBatch(bodies.map((body) => ({ body, contentType: 'v8' })));
+}")]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    fn send_bodies(queue: &JsValue, bodies: &Array) -> std::result::Result<Promise, JsValue>;
+}
+
+/// A refused or failed send, in words for the log (never a secret: the
+/// runtime's error names the queue, not the message).
+fn send_failed(error: JsValue) -> String {
+    format!("queue send failed: {}", worker::Error::from(error))
 }
 
 /// The fast path: the queued messages published straight to the fan-out,
