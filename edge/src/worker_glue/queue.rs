@@ -15,11 +15,8 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use worker::js_sys::{Array, Promise};
 use worker::{
-    console_error, console_log, event, Context, Delay, Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder,
-    Result,
+    console_error, console_log, event, Context, Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder, Result,
 };
-
-use futures_util::future::{select, Either};
 
 use super::config::{FanoutTarget, RetryPolicy};
 use super::now_ms;
@@ -59,10 +56,9 @@ pub(crate) async fn enqueue(
     for batch in chunk::send_batches(chunks.messages) {
         let bodies: Array = batch.iter().map(|bytes| bytes_value(bytes)).collect();
         let timeout = budget.step(now_ms(), budget::ANSWER_WITHIN).ok_or("no time left in this request to queue")?;
-        let sent = send_bodies(queue.as_ref(), &bodies).map_err(send_failed)?;
-        match select(JsFuture::from(sent), Box::pin(Delay::from(timeout))).await {
-            Either::Left((sent, _)) => sent.map(drop).map_err(send_failed)?,
-            Either::Right(_) => return Err(format!("the queue did not take the batch within {timeout:?}")),
+        let within = send_within(queue.as_ref(), &bodies, timeout.as_millis() as f64).map_err(send_failed)?;
+        if !JsFuture::from(within).await.map_err(send_failed)?.is_truthy() {
+            return Err(format!("the queue did not take the batch within {timeout:?}"));
         }
     }
     let oversized = chunks.oversized.len();
@@ -75,16 +71,22 @@ pub(crate) async fn enqueue(
     Ok(Enqueued { summary, messages: queued })
 }
 
-// One `sendBatch` of message bodies (structured-clone content type), its
-// message objects built on the JavaScript side: `worker::Queue`'s
-// `send_raw_batch` sets each property across the boundary and serialises
-// each option with serde, a cost on every notification request.
-#[wasm_bindgen(inline_js = "export function send_bodies(queue, bodies) {
-    return queue.sendBatch(bodies.map((body) => ({ body, contentType: 'v8' })));
+// One `sendBatch` of message bodies (structured-clone content type) raced
+// against a timer, all on the JavaScript side: it resolves to true once the
+// queue holds the batch, to false when `ms` passed first, and rejects when
+// the queue refused it. On every notification request this replaces what
+// `worker::Queue::send_raw_batch` and a `Delay` cost across the boundary: each
+// message's properties set one by one, each option serialised with serde, a
+// Rust closure for the timer and one more future to race.
+#[wasm_bindgen(inline_js = "export function send_within(queue, bodies, ms) {
+    let timer;
+    const late = new Promise((resolve) => { timer = setTimeout(resolve, ms, false); });
+    const sent = queue.sendBatch(bodies.map((body) => ({ body, contentType: 'v8' }))).then(() => true);
+    return Promise.race([sent, late]).finally(() => clearTimeout(timer));
 }")]
 extern "C" {
     #[wasm_bindgen(catch)]
-    fn send_bodies(queue: &JsValue, bodies: &Array) -> std::result::Result<Promise, JsValue>;
+    fn send_within(queue: &JsValue, bodies: &Array, ms: f64) -> std::result::Result<Promise, JsValue>;
 }
 
 /// A refused or failed send, in words for the log (never a secret: the
