@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 EDGE_SOURCES := $(shell find edge/src proto -type f) edge/Cargo.toml Cargo.lock
 
-.PHONY: help setup dev test edge fanout lint bench bench-setup profile latency-curve clean
+.PHONY: help setup dev test edge fanout lint bench bench-setup profile profile-edge latency-curve clean
 
 help:
 	@echo "make dev   - run fan-out + edge (wrangler dev) locally, tail notifications"
@@ -53,6 +53,11 @@ profile: bench-setup
 	scripts/profile-fanout.sh nats 10% 26500
 	scripts/profile-fanout.sh relay all 3850
 	scripts/profile-fanout.sh nats all 3850
+
+## Where workerd's CPU goes per notification request, the Rust worker beside
+## the queue floor, sampled with perf (docs/benchmarks.md, "Where the cost goes, sampled").
+profile-edge: bench-setup
+	scripts/profile-edge.sh
 
 ## p50/p99 against offered load, relay and NATS core, 100 subscribers, 5 rounds
 ## (docs/performance-history.md, "Latency against load"); writes docs/bench-latency-vs-load.png.

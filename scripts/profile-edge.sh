@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Where workerd's CPU goes for one notification request, sampled with perf:
+# the Rust worker beside the queue floor (bench/js-peer/queue-floor.js: read
+# the body, one sendBatch, 202), both under `wrangler dev` as edge_compare runs
+# them (no consumer, fast path off, REQUEST_LOGS=errors)
+# (docs/benchmarks.md, "Where the cost goes, sampled").
+#
+#   scripts/profile-edge.sh [SECONDS]
+#
+# For each worker and each request (GET /healthz; a POST of 10 basic items)
+# it drives one connection with wrk, records every workerd process of that
+# `wrangler dev` with perf for SECONDS (default 8) at 4 kHz, and prints the
+# samples per request in microseconds: for the process that runs the worker
+# and for wrangler's dev proxy in front of it, split into code V8 generated
+# at run time (the wasm and the JavaScript: "JIT") and workerd's own code
+# (its runtime, V8's, the allocator, the kernel's on its behalf). The
+# proxy and the floor are what any worker pays; the worker process's JIT is
+# the edge's own code. perf shares the 2 cores, so compare rows of one run,
+# not runs.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+seconds=${1:-8}
+command -v perf >/dev/null || (apt-get update -qq && apt-get install -y -qq linux-perf)
+command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+[ -f edge/build/index.js ] || make edge
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The test configuration: the repository's [env.dev] without its consumers.
+python3 - "$work" "$root" <<'PY'
+import sys
+work, root = sys.argv[1], sys.argv[2]
+toml = open(f"{root}/wrangler.toml").read()
+blocks = [b for b in toml.split("\n\n") if "[[env.dev.queues.consumers]]" not in b]
+toml = "\n\n".join(blocks)
+for name, main in [("rust", f"{root}/edge/build/index.js"), ("floor", f"{root}/bench/js-peer/queue-floor.js")]:
+    open(f"{work}/{name}.toml", "w").write(toml.replace('main = "edge/build/index.js"', f'main = "{main}"'))
+items = [{
+    "id": f"id-Users/u/Messages/m-{i}", "subscriptionId": f"sub-{i}",
+    "subscriptionExpirationDateTime": "2026-12-01T10:00:00.0000000Z", "clientState": "profile-client-state",
+    "changeType": "created", "resource": f"Users/u/Messages/m-{i}", "tenantId": "t",
+    "resourceData": {"@odata.type": "#Microsoft.Graph.Message", "@odata.id": f"Users/u/Messages/m-{i}",
+                     "@odata.etag": "W/\"CQAAABYAAAD\"", "id": f"m-{i}"},
+} for i in range(10)]
+import json
+open(f"{work}/body.json", "w").write(json.dumps({"value": items}))
+open(f"{work}/post.lua", "w").write(
+    f'local f = io.open("{work}/body.json", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n'
+    'wrk.headers["content-type"] = "application/json"\n')
+PY
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Starts `wrangler dev` for config $1 and sets port_$1 once /healthz answers.
+start() {
+    local name=$1 port inspector
+    port=$(free_port) inspector=$(free_port)
+    printf -v "port_$name" '%s' "$port"
+    WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true \
+        setsid node_modules/.bin/wrangler dev --env dev --config "$work/$name.toml" --ip 127.0.0.1 --port "$port" \
+        --inspector-port "$inspector" --show-interactive-dev-session=false --persist-to "$work/state-$name" \
+        --var FANOUT_URL:http://127.0.0.1:9 --var CLIENT_STATES:profile-client-state \
+        --var FANOUT_TOKEN:profile-ingest-token --var FAST_PATH:off --var REQUEST_LOGS:errors \
+        >"$work/wrangler-$name.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 180); do
+        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return
+        sleep 0.5
+    done
+    echo "wrangler dev ($name) did not start:" >&2 && tail -20 "$work/wrangler-$name.log" >&2 && exit 1
+}
+
+# Every workerd process serving port $1, comma-separated; the one that runs
+# the worker (it has the inspector) first, then the dev proxy.
+workerd_pids() {
+    local listener group pid worker="" proxy=""
+    listener=$(ss -ltnp | grep "127.0.0.1:$1 " | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+    group=$(ps -o pgid= -p "$listener" | tr -d ' ')
+    for pid in $(ps -eo pgid=,comm=,pid= | awk -v g="$group" '$1 == g && $2 == "workerd" { print $3 }'); do
+        if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- --inspector-addr; then worker=$pid; else proxy=$pid; fi
+    done
+    echo "$worker,$proxy"
+}
+
+# The threads of process $1, space-separated (perf reports samples by thread).
+threads() { ls "/proc/$1/task" | paste -sd' '; }
+
+# Samples workerd while wrk drives one request kind; prints its table row.
+profile() {
+    local name=$1 label=$2 port=$3 kind=$4 lua="" path=/healthz processes roles
+    [ "$kind" = post ] && lua="-s $work/post.lua" path=/graph/notifications
+    processes=$(workerd_pids "$port")
+    roles="$(threads "${processes%,*}"),$(threads "${processes#*,}")"
+    # shellcheck disable=SC2086
+    wrk -t1 -c1 -d"$((seconds + 3))s" $lua "http://127.0.0.1:$port$path" >"$work/$name-$kind.wrk" &
+    local load=$!
+    sleep 1
+    perf record -q -F 4000 -p "$processes" -o "$work/$name-$kind.data" -- sleep "$seconds" >/dev/null 2>&1
+    wait "$load"
+    perf report -i "$work/$name-$kind.data" --no-children -g none -n --sort pid,dso --stdio 2>/dev/null \
+        | python3 scripts/profile-edge-summary.py "$label" "$kind" "$seconds" "$work/$name-$kind.wrk" "$roles"
+}
+
+start rust
+start floor
+# Warm up: the JIT tiers the wasm and the JavaScript up under load.
+for port in "$port_rust" "$port_floor"; do
+    wrk -t1 -c1 -d6s -s "$work/post.lua" "http://127.0.0.1:$port/graph/notifications" >/dev/null
+done
+
+echo "| worker | request | requests/s | worker process: JIT | worker process: workerd | dev proxy | total |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for kind in health post; do
+    profile rust "Rust (wasm)" "$port_rust" "$kind"
+    profile floor "queue floor" "$port_floor" "$kind"
+done
