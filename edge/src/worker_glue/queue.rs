@@ -74,10 +74,10 @@ pub(crate) async fn enqueue(
 // One `sendBatch` of message bodies (structured-clone content type) raced
 // against a timer, all on the JavaScript side: it resolves to true once the
 // queue holds the batch, to false when `ms` passed first, and rejects when
-// the queue refused it. On every notification request this replaces what
-// `worker::Queue::send_raw_batch` and a `Delay` cost across the boundary: each
-// message's properties set one by one, each option serialised with serde, a
-// Rust closure for the timer and one more future to race.
+// the queue refused it. Done in JavaScript, it spares every notification
+// request what `worker::Queue::send_raw_batch` and a `Delay` cost across the
+// boundary: each message's properties set one by one, each option serialised
+// with serde, a Rust closure for the timer and one more future to race.
 #[wasm_bindgen(inline_js = "export function send_within(queue, bodies, ms) {
     let timer;
     const late = new Promise((resolve) => { timer = setTimeout(resolve, ms, false); });
