@@ -30,6 +30,7 @@ dev: setup edge fanout
 
 test: setup edge fanout lint
 	scripts/check-wasm-size.sh
+	node --test edge/tests/
 	cargo test --workspace
 
 ## Measurements (docs/performance-history.md); not part of `make test`.

@@ -71,19 +71,9 @@ pub(crate) async fn enqueue(
     Ok(Enqueued { summary, messages: queued })
 }
 
-// One `sendBatch` of message bodies (structured-clone content type) raced
-// against a timer, all on the JavaScript side: it resolves to true once the
-// queue holds the batch, to false when `ms` passed first, and rejects when
-// the queue refused it. Done in JavaScript, it spares every notification
-// request what `worker::Queue::send_raw_batch` and a `Delay` cost across the
-// boundary: each message's properties set one by one, each option serialised
-// with serde, a Rust closure for the timer and one more future to race.
-#[wasm_bindgen(inline_js = "export function send_within(queue, bodies, ms) {
-    let timer;
-    const late = new Promise((resolve) => { timer = setTimeout(resolve, ms, false); });
-    const sent = queue.sendBatch(bodies.map((body) => ({ body, contentType: 'v8' }))).then(() => true);
-    return Promise.race([sent, late]).finally(() => clearTimeout(timer));
-}")]
+// The queue send and its deadline, in JavaScript (`send_within.mjs` says why;
+// `edge/tests/send_within.test.mjs` tests it under Node).
+#[wasm_bindgen(module = "/src/worker_glue/send_within.mjs")]
 extern "C" {
     #[wasm_bindgen(catch)]
     fn send_within(queue: &JsValue, bodies: &Array, ms: f64) -> std::result::Result<Promise, JsValue>;
