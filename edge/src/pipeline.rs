@@ -31,9 +31,9 @@ pub trait Platform {
     fn log_error(&self, line: &str);
     /// The accepted clientState values (`CLIENT_STATES`) and that the
     /// fan-out is configured; the error names what is missing.
-    fn client_states(&self) -> Result<ClientStates, String>;
+    fn client_states(&self) -> Result<Rc<ClientStates>, String>;
     /// What validationTokens must satisfy (`GRAPH_APP_IDS`, ...).
-    fn token_policy(&self) -> Result<Policy, String>;
+    fn token_policy(&self) -> Result<Rc<Policy>, String>;
     /// The request's body (read only once its headers passed).
     async fn body(&self) -> Result<Vec<u8>, String>;
     /// The signing keys, cached or fetched within the budget.

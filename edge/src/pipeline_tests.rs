@@ -115,11 +115,11 @@ impl Platform for Fake {
     fn log_error(&self, line: &str) {
         self.logged.borrow_mut().push((true, line.to_owned()));
     }
-    fn client_states(&self) -> Result<ClientStates, String> {
-        ClientStates::parse(STATE)
+    fn client_states(&self) -> Result<Rc<ClientStates>, String> {
+        ClientStates::parse(STATE).map(Rc::new)
     }
-    fn token_policy(&self) -> Result<Policy, String> {
-        Ok(Policy { app_ids: vec![APP.into()], allowed_tenants: Vec::new() })
+    fn token_policy(&self) -> Result<Rc<Policy>, String> {
+        Ok(Rc::new(Policy { app_ids: vec![APP.into()], allowed_tenants: Vec::new() }))
     }
     async fn body(&self) -> Result<Vec<u8>, String> {
         self.bodies_read.set(self.bodies_read.get() + 1);

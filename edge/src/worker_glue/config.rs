@@ -93,15 +93,16 @@ impl Flags {
 
 /// What the notification routes need.
 pub(crate) struct Config {
-    /// Accepted clientState values (secret `CLIENT_STATES`, comma-separated).
-    pub(crate) client_states: ClientStates,
+    /// Accepted clientState values (secret `CLIENT_STATES`, comma-separated),
+    /// shared with each request rather than copied into it.
+    pub(crate) client_states: Rc<ClientStates>,
     pub(crate) fanout: FanoutTarget,
 }
 
 impl Config {
     /// Reads every setting; the error names what is missing, never a value.
     pub(crate) fn from_env(env: &Env) -> Result<Self, String> {
-        let client_states = ClientStates::parse(&setting(env, "CLIENT_STATES")?)?;
+        let client_states = Rc::new(ClientStates::parse(&setting(env, "CLIENT_STATES")?)?);
         Ok(Self { client_states, fanout: FanoutTarget::from_env(env)? })
     }
 }

@@ -122,12 +122,12 @@ impl pipeline::Platform for WorkerPlatform<'_> {
         console_error!("{line}");
     }
 
-    fn client_states(&self) -> std::result::Result<ClientStates, String> {
-        config::config(self.env).map(|config| config.client_states.clone())
+    fn client_states(&self) -> std::result::Result<Rc<ClientStates>, String> {
+        config::config(self.env).map(|config| Rc::clone(&config.client_states))
     }
 
-    fn token_policy(&self) -> std::result::Result<Policy, String> {
-        config::policy(self.env).map(|policy| Policy::clone(&policy))
+    fn token_policy(&self) -> std::result::Result<Rc<Policy>, String> {
+        config::policy(self.env)
     }
 
     async fn body(&self) -> std::result::Result<Vec<u8>, String> {
