@@ -35,6 +35,7 @@ use std::rc::Rc;
 
 use graph_relay_proto::v1::Notification;
 use worker::js_sys;
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{console_error, console_log, event, web_sys, Context, Env, Request, Result};
 
@@ -133,8 +134,8 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     async fn body(&self) -> std::result::Result<Vec<u8>, String> {
         let request = self.request.borrow_mut().take();
         let request = request.ok_or("the body was read already")?;
-        let read = request.array_buffer().map_err(|e| format!("{e:?}"))?;
-        let buffer = JsFuture::from(read).await.map_err(|e| format!("{e:?}"))?;
+        let read = request.array_buffer().map_err(describe)?;
+        let buffer = JsFuture::from(read).await.map_err(describe)?;
         Ok(js_sys::Uint8Array::new(&buffer).to_vec())
     }
 
@@ -194,6 +195,15 @@ fn respond(reply: Reply) -> Result<web_sys::Response> {
     init.set_status(reply.status);
     init.set_headers(&headers);
     Ok(web_sys::Response::new_with_opt_str_and_init(Some(&reply.body), &init)?)
+}
+
+/// A JavaScript exception as text, for the glue's errors and log lines.
+pub(crate) fn describe(error: JsValue) -> String {
+    error
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| error.as_string())
+        .unwrap_or_else(|| "an unknown JavaScript error".into())
 }
 
 /// The Worker's clock, Unix milliseconds: one place for every step of the glue.

@@ -19,9 +19,9 @@ use worker::{
 };
 
 use super::config::{FanoutTarget, RetryPolicy};
-use super::now_ms;
 use super::storage::{bytes_value, value_bytes};
 use super::{dead_letters, fanout};
+use super::{describe, now_ms};
 use crate::budget::{self, Budget};
 use crate::chunk;
 use crate::consumer;
@@ -82,7 +82,7 @@ extern "C" {
 /// A refused or failed send, in words for the log (never a secret: the
 /// runtime's error names the queue, not the message).
 fn send_failed(error: JsValue) -> String {
-    format!("queue send failed: {}", worker::Error::from(error))
+    format!("queue send failed: {}", describe(error))
 }
 
 /// The fast path: the queued messages published straight to the fan-out,

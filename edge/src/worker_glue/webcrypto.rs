@@ -14,6 +14,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
+use super::describe;
 use crate::rs256::{Rs256, RsaJwk};
 
 const ALGORITHM: &str = "RSASSA-PKCS1-v1_5";
@@ -85,13 +86,4 @@ fn object(fields: &[(&str, &str)]) -> Result<Object, String> {
         Reflect::set(&object, &JsValue::from_str(name), &JsValue::from_str(value)).map_err(describe)?;
     }
     Ok(object)
-}
-
-/// A JavaScript exception as text.
-fn describe(error: JsValue) -> String {
-    error
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| error.as_string())
-        .unwrap_or_else(|| "an unknown JavaScript error".into())
 }
