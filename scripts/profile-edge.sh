@@ -40,8 +40,9 @@ work, root = sys.argv[1], sys.argv[2]
 toml = open(f"{root}/wrangler.toml").read()
 blocks = [b for b in toml.split("\n\n") if "[[env.dev.queues.consumers]]" not in b]
 toml = "\n\n".join(blocks)
-for name, main in [("rust", f"{root}/edge/build/index.js"), ("floor", f"{root}/bench/js-peer/queue-floor.js")]:
-    open(f"{work}/{name}.toml", "w").write(toml.replace('main = "edge/build/index.js"', f'main = "{main}"'))
+entry = "edge/src/worker_glue/entry.mjs"
+for name, main in [("rust", f"{root}/{entry}"), ("floor", f"{root}/bench/js-peer/queue-floor.js")]:
+    open(f"{work}/{name}.toml", "w").write(toml.replace(f'main = "{entry}"', f'main = "{main}"'))
 items = [{
     "id": f"id-Users/u/Messages/m-{i}", "subscriptionId": f"sub-{i}",
     "subscriptionExpirationDateTime": "2026-12-01T10:00:00.0000000Z", "clientState": "profile-client-state",

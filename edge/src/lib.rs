@@ -25,6 +25,8 @@
 //! - [`inbound`]: the HTTP decisions (routes, statuses, reasons).
 //! - [`pipeline`]: a notification POST step by step over a small platform
 //!   trait, every decision in it tested natively with a fake.
+//! - [`intake`]: the quick route of the common POST, in synchronous steps
+//!   the Worker's JavaScript entry drives; everything else takes `pipeline`.
 //! - [`quarantine`]: what is kept of a batch refused for its tokens, bounded.
 //! - [`request_log`]: one JSON log line per notification request.
 //! - [`replicas`]: several fan-out URLs, taken in turn, failing over.
@@ -45,6 +47,7 @@ pub mod envelope;
 pub mod grpc_web;
 pub mod handshake;
 pub mod inbound;
+pub mod intake;
 pub mod json_object;
 pub mod jwt;
 pub mod pipeline;

@@ -5,6 +5,7 @@
 //! bindings (`worker_glue`); the tests here with a fake, natively.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use graph_relay_proto::v1::Notification;
 
@@ -62,13 +63,60 @@ pub async fn notification_post<P: Platform>(platform: &P, post: Post<'_>, budget
     let started = platform.now_ms();
     let mut log = RequestLog::new(post.route);
     let (reply, outcome) = decide(platform, post, budget, &mut log).await;
-    let line = |log: RequestLog| log.finish(reply.status, outcome, platform.now_ms().saturating_sub(started));
-    if reply.status >= 500 {
-        platform.log_error(&line(log));
-    } else if platform.logs_every_request() {
-        platform.log(&line(log));
+    let elapsed = platform.now_ms().saturating_sub(started);
+    match log_line(log, &reply, outcome, elapsed, platform.logs_every_request()) {
+        Some(LogLine { text, error: true }) => platform.log_error(&text),
+        Some(LogLine { text, error: false }) => platform.log(&text),
+        None => {}
     }
     reply
+}
+
+/// A request's log line, once it is answered.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub text: String,
+    /// A 5xx answer: logged as an error, whatever `REQUEST_LOGS` says.
+    pub error: bool,
+}
+
+/// The line for an answered request: always for a 5xx answer, else only
+/// when every request is logged (`REQUEST_LOGS=errors` writes no other).
+pub fn log_line(log: RequestLog, reply: &Reply, outcome: String, elapsed_ms: u64, every: bool) -> Option<LogLine> {
+    let error = reply.status >= 500;
+    (error || every).then(|| LogLine { text: log.finish(reply.status, outcome, elapsed_ms), error })
+}
+
+/// The answer once delivery is known: 202 when the items are stored, else
+/// a 503 so Graph retries; the outcome for the log.
+pub fn delivered(delivery: Result<String, String>) -> (Reply, String) {
+    match delivery {
+        Ok(summary) => (Reply::accepted(), summary),
+        Err(e) => (
+            Reply::text(503, "notifications could not be stored; retry later"),
+            format!("not stored, retry asked: {e}"),
+        ),
+    }
+}
+
+/// A queue send not confirmed within `timeout`, for the log.
+pub fn queue_late(timeout: Duration) -> String {
+    format!("the queue did not take the batch within {timeout:?}")
+}
+
+/// A queue send refused, for the log (the runtime's error names the
+/// queue, never a message's content).
+pub fn queue_refused(error: &str) -> String {
+    format!("queue send failed: {error}")
+}
+
+/// What queue mode did with a request's items, for the log.
+pub fn queued_summary(messages: usize, oversized: usize, fast_path: bool) -> String {
+    let summary = format!("queued {messages} messages, forwarded {oversized} oversized items directly");
+    if fast_path {
+        return summary + "; fast path started";
+    }
+    summary
 }
 
 /// The answer, and what became of the request in a few words.
@@ -111,13 +159,7 @@ async fn decide<P: Platform>(platform: &P, post: Post<'_>, budget: &Budget, log:
     if batch.notifications.is_empty() {
         return (Reply::accepted(), "nothing to deliver".into());
     }
-    match platform.deliver(batch.notifications, budget).await {
-        Ok(summary) => (Reply::accepted(), summary),
-        Err(e) => (
-            Reply::text(503, "notifications could not be stored; retry later"),
-            format!("not stored, retry asked: {e}"),
-        ),
-    }
+    delivered(platform.deliver(batch.notifications, budget).await)
 }
 
 fn misconfigured(problem: &str) -> (Reply, String) {
@@ -189,4 +231,4 @@ pub fn retry_delay_seconds(age_seconds: u64, base_seconds: u32, max_seconds: u32
 
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]
-mod tests;
+pub(crate) mod tests;

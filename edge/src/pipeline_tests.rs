@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 
 use super::*;
 
-const STATE: &str = "client-state";
-const APP: &str = "11111111-2222-3333-4444-555555555555";
+pub(crate) const STATE: &str = "client-state";
+pub(crate) const APP: &str = "11111111-2222-3333-4444-555555555555";
 const TENANT: &str = "aaaaaaaa-0000-0000-0000-000000000001";
 /// The real clock: the JWT library checks `exp` against it too.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
@@ -34,14 +34,14 @@ fn signing_key() -> &'static rsa::RsaPrivateKey {
     KEY.get_or_init(|| rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap())
 }
 
-fn keys_with(kid: &str) -> Rc<Keys> {
+pub(crate) fn keys_with(kid: &str) -> Rc<Keys> {
     let public = signing_key().to_public_key();
     let jwk = json!({"kty": "RSA", "kid": kid, "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
         "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be())});
     Rc::new(Keys::from_jwks(&json!({ "keys": [jwk] }).to_string()).unwrap())
 }
 
-fn token(kid: &str, audience: &str) -> String {
+pub(crate) fn token(kid: &str, audience: &str) -> String {
     let now = now_ms() / 1000;
     let claims = json!({"aud": audience, "iss": format!("https://sts.windows.net/{TENANT}/"), "tid": TENANT,
         "appid": validation_tokens::GRAPH_CHANGE_TRACKING_APP_ID, "iat": now - 60, "nbf": now - 60, "exp": now + 3600});
@@ -50,31 +50,31 @@ fn token(kid: &str, audience: &str) -> String {
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_der(der.as_bytes())).unwrap()
 }
 
-fn item(client_state: &str) -> Value {
+pub(crate) fn item(client_state: &str) -> Value {
     json!({"subscriptionId": "s1", "clientState": client_state, "changeType": "updated", "resource": "Users/u1",
         "tenantId": TENANT})
 }
 
 /// A platform that records what the request path asked of it.
-struct Fake {
-    body: Vec<u8>,
-    keys: Result<Rc<Keys>, String>,
-    refreshed: Option<Result<Rc<Keys>, String>>,
-    delivery: Result<String, String>,
-    bodies_read: Cell<usize>,
-    key_fetches: Cell<usize>,
-    refetches: Cell<usize>,
-    quarantined: RefCell<Vec<String>>,
-    delivered: RefCell<Vec<Notification>>,
+pub(crate) struct Fake {
+    pub(crate) body: Vec<u8>,
+    pub(crate) keys: Result<Rc<Keys>, String>,
+    pub(crate) refreshed: Option<Result<Rc<Keys>, String>>,
+    pub(crate) delivery: Result<String, String>,
+    pub(crate) bodies_read: Cell<usize>,
+    pub(crate) key_fetches: Cell<usize>,
+    pub(crate) refetches: Cell<usize>,
+    pub(crate) quarantined: RefCell<Vec<String>>,
+    pub(crate) delivered: RefCell<Vec<Notification>>,
     /// (as an error, the line) for each line logged.
-    logged: RefCell<Vec<(bool, String)>>,
+    pub(crate) logged: RefCell<Vec<(bool, String)>>,
     /// `REQUEST_LOGS`: every request (true) or errors only.
-    logs_every_request: bool,
-    rs256: crate::rs256::Native,
+    pub(crate) logs_every_request: bool,
+    pub(crate) rs256: crate::rs256::Native,
 }
 
 impl Fake {
-    fn with_body(body: Value) -> Self {
+    pub(crate) fn with_body(body: Value) -> Self {
         Fake {
             body: body.to_string().into_bytes(),
             keys: Ok(keys_with("k1")),
@@ -91,7 +91,7 @@ impl Fake {
         }
     }
 
-    fn post(&self, query: &str) -> Reply {
+    pub(crate) fn post(&self, query: &str) -> Reply {
         let post =
             Post { route: Route::Notifications, query, content_type: Some("application/json"), content_length: None };
         run(notification_post(self, post, &Budget::starting_at(now_ms())))

@@ -5,6 +5,10 @@ use std::time::{Duration, Instant};
 
 use crate::process::Process;
 
+/// The Worker's entry as `wrangler.toml` names it (`main`): the tests run
+/// the repository's worker unless a config names another.
+const WORKER_MAIN: &str = "edge/src/worker_glue/entry.mjs";
+
 /// How the edge stores what it acknowledges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -83,9 +87,9 @@ impl EdgeConfig {
     /// The repository's wrangler.toml with this config's adjustments.
     fn wrangler_toml(&self, root: &std::path::Path) -> String {
         let original = std::fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
-        let main = self.main.clone().unwrap_or_else(|| root.join("edge/build/index.js"));
+        let main = self.main.clone().unwrap_or_else(|| root.join(WORKER_MAIN));
         let mut toml =
-            original.replace("main = \"edge/build/index.js\"", &format!("main = {:?}", main.display().to_string()));
+            original.replace(&format!("main = {WORKER_MAIN:?}"), &format!("main = {:?}", main.display().to_string()));
         if self.mode == Mode::Sync {
             let is_queue = |line: &str| line.starts_with("[[queues.") || line.starts_with("[[env.dev.queues.");
             let queue_block = |block: &&str| block.lines().any(is_queue);

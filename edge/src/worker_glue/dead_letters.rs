@@ -12,7 +12,7 @@ use worker::kv::KvStore;
 use worker::wasm_bindgen::JsValue;
 use worker::{console_error, console_log, Env, MessageBatch, MessageExt, QueueContentType, RawMessageBuilder, Result};
 
-use super::storage::{self, bytes_value, value_bytes, KV_BINDING, QUEUE_BINDING};
+use super::storage::{self, bytes_value, value_bytes, KV_BINDING};
 use crate::inbound::Reply;
 
 const DEFAULT_QUEUE: &str = "graph-relay-dead-letters";
@@ -60,7 +60,7 @@ pub(crate) async fn list(kv: &KvStore) -> Result<Reply> {
 
 /// Puts every parked dead letter back on the queue, then removes it.
 pub(crate) async fn replay(kv: &KvStore, env: &Env) -> Result<Reply> {
-    let Ok(queue) = env.queue(QUEUE_BINDING) else {
+    let Some(queue) = storage::queue(env) else {
         return Ok(Reply::text(503, "no NOTIFICATIONS queue binding: nothing to replay into"));
     };
     let mut replayed = 0;

@@ -8,7 +8,7 @@
 //! 60). If the endpoint fails, the cached keys keep serving. Every fetch's
 //! timeout comes from the request's budget (see `crate::budget`).
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -40,14 +40,31 @@ pub(crate) struct JwksSource {
     max_age_ms: u64,
 }
 
+thread_local! {
+    // Settings read once per isolate (see `config`).
+    static SOURCE: OnceCell<Rc<JwksSource>> = const { OnceCell::new() };
+}
+
 impl JwksSource {
-    pub(crate) fn from_env(env: &Env) -> Self {
+    /// The isolate's source, read from the settings on first use.
+    pub(crate) fn of(env: &Env) -> Rc<JwksSource> {
+        SOURCE.with(|cell| cell.get_or_init(|| Rc::new(Self::from_env(env))).clone())
+    }
+
+    fn from_env(env: &Env) -> Self {
         let url = env.var("GRAPH_JWKS_URL").map(|v| v.to_string()).unwrap_or_else(|_| DEFAULT_JWKS_URL.to_owned());
         let seconds = |name: &str, default: u64| {
             env.var(name).ok().and_then(|v| v.to_string().trim().parse::<u64>().ok()).unwrap_or(default)
         };
         let min_refresh_ms = seconds("JWKS_MIN_REFRESH_SECONDS", 60) * 1000;
         Self { url, min_refresh_ms, max_age_ms: seconds("JWKS_MAX_AGE_SECONDS", 3_600) * 1000 }
+    }
+
+    /// The keys this isolate holds, while fresh; never fetches (the quick
+    /// route's source: without them, a request takes the full route).
+    pub(crate) fn fresh(&self) -> Option<Rc<Keys>> {
+        let (keys, fetched_at) = cached()?;
+        (!pipeline::keys_are_stale(fetched_at, now_ms(), self.max_age_ms)).then_some(keys)
     }
 
     /// Cached keys, fetched when absent or stale.

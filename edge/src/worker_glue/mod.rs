@@ -2,7 +2,11 @@
 //! (`crate::pipeline` decides; this implements its `Platform`).
 //!
 //! # Layout
-//! - this file: `#[event(fetch)]`, reading the request and writing replies.
+//! - `entry.mjs`: the Worker's entry, in JavaScript: the common notification
+//!   POST takes the quick route ([`intake`], over `crate::intake`); every
+//!   other request comes here.
+//! - this file: `#[event(fetch)]`, the full route: reading the request and
+//!   writing replies.
 //! - [`config`]: settings from `[vars]` and secrets.
 //! - [`queue`]: the Cloudflare Queue producer and `#[event(queue)]` consumer.
 //! - [`dead_letters`]: parking dead letters in KV, replaying them.
@@ -23,6 +27,7 @@
 mod config;
 mod dead_letters;
 mod fanout;
+mod intake;
 mod jwks;
 mod operator;
 mod quarantine;
@@ -53,7 +58,18 @@ use jwks::JwksSource;
 // needs. Only the operator routes convert.
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
-    let reply = match handle(req, &env, &ctx).await {
+    full_route(req, None, env, ctx).await
+}
+
+/// The full route, for any request: `body` is the notification POST's
+/// body when the quick route already read it (see `intake`).
+pub(crate) async fn full_route(
+    req: web_sys::Request,
+    body: Option<Vec<u8>>,
+    env: Env,
+    ctx: Context,
+) -> Result<web_sys::Response> {
+    let reply = match handle(req, body, &env, &ctx).await {
         Ok(reply) => reply,
         Err(e) => {
             console_error!("internal error: {e}");
@@ -63,7 +79,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     respond(reply)
 }
 
-async fn handle(req: web_sys::Request, env: &Env, ctx: &Context) -> Result<Reply> {
+async fn handle(req: web_sys::Request, body: Option<Vec<u8>>, env: &Env, ctx: &Context) -> Result<Reply> {
     let budget = Budget::starting_at(now_ms());
     let method = req.method();
     let url = req.url();
@@ -87,7 +103,11 @@ async fn handle(req: web_sys::Request, env: &Env, ctx: &Context) -> Result<Reply
         content_type: content_type.as_deref(),
         content_length: content_length.as_deref(),
     };
-    let platform = WorkerPlatform { env, ctx, request: RefCell::new(Some(req)) };
+    let body = RefCell::new(Some(match body {
+        Some(bytes) => Body::Read(bytes),
+        None => Body::Unread(req),
+    }));
+    let platform = WorkerPlatform { env, ctx, body };
     Ok(pipeline::notification_post(&platform, post, &budget).await)
 }
 
@@ -97,7 +117,15 @@ struct WorkerPlatform<'a> {
     /// Work that may outlive the answer (the fast path) is handed to it.
     ctx: &'a Context,
     /// Taken when the body is read (once).
-    request: RefCell<Option<web_sys::Request>>,
+    body: RefCell<Option<Body>>,
+}
+
+/// A notification POST's body, as the full route finds it.
+enum Body {
+    /// Still in the request.
+    Unread(web_sys::Request),
+    /// Read by the quick route, which handed the request over.
+    Read(Vec<u8>),
 }
 
 impl pipeline::Platform for WorkerPlatform<'_> {
@@ -132,19 +160,22 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     }
 
     async fn body(&self) -> std::result::Result<Vec<u8>, String> {
-        let request = self.request.borrow_mut().take();
-        let request = request.ok_or("the body was read already")?;
+        let body = self.body.borrow_mut().take();
+        let request = match body.ok_or("the body was read already")? {
+            Body::Read(bytes) => return Ok(bytes),
+            Body::Unread(request) => request,
+        };
         let read = request.array_buffer().map_err(describe)?;
         let buffer = JsFuture::from(read).await.map_err(describe)?;
         Ok(js_sys::Uint8Array::new(&buffer).to_vec())
     }
 
     async fn keys(&self, budget: &Budget) -> std::result::Result<Rc<Keys>, String> {
-        JwksSource::from_env(self.env).keys(budget).await
+        JwksSource::of(self.env).keys(budget).await
     }
 
     async fn refreshed_keys(&self, budget: &Budget) -> Option<std::result::Result<Rc<Keys>, String>> {
-        JwksSource::from_env(self.env).refresh(budget).await
+        JwksSource::of(self.env).refresh(budget).await
     }
 
     async fn quarantine(&self, route: Route, batch: &Batch, reason: &str) {
@@ -156,17 +187,16 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     /// publish may carry).
     async fn deliver(&self, notifications: Vec<Notification>, budget: &Budget) -> std::result::Result<String, String> {
         let config = config::config(self.env)?;
-        match self.env.queue(storage::QUEUE_BINDING) {
-            Ok(queue) => {
+        match storage::queue(self.env) {
+            Some(queue) => {
                 let fast_path = config::flags(self.env).fast_path;
                 let enqueued = queue::enqueue(&queue, &config.fanout, notifications, budget, fast_path).await?;
-                if !fast_path {
-                    return Ok(enqueued.summary);
+                if fast_path {
+                    self.ctx.wait_until(queue::fast_path(config.fanout.clone(), enqueued.messages));
                 }
-                self.ctx.wait_until(queue::fast_path(config.fanout.clone(), enqueued.messages));
-                Ok(format!("{}; fast path started", enqueued.summary))
+                Ok(enqueued.summary)
             }
-            Err(_) => {
+            None => {
                 let chunks = chunk::split(notifications, chunk::MAX_PUBLISH_BYTES);
                 let (mut stored, mut duplicates) = (0, 0);
                 for request in chunks.messages {

@@ -25,6 +25,7 @@ use super::{describe, now_ms};
 use crate::budget::{self, Budget};
 use crate::chunk;
 use crate::consumer;
+use crate::pipeline;
 
 /// The consumer is not racing Graph's 3 s, so it may wait longer.
 const CONSUMER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,7 +59,7 @@ pub(crate) async fn enqueue(
         let timeout = budget.step(now_ms(), budget::ANSWER_WITHIN).ok_or("no time left in this request to queue")?;
         let within = send_within(queue.as_ref(), &bodies, timeout.as_millis() as f64).map_err(send_failed)?;
         if !JsFuture::from(within).await.map_err(send_failed)?.is_truthy() {
-            return Err(format!("the queue did not take the batch within {timeout:?}"));
+            return Err(pipeline::queue_late(timeout));
         }
     }
     let oversized = chunks.oversized.len();
@@ -67,7 +68,7 @@ pub(crate) async fn enqueue(
             .await
             .map_err(|e| format!("forwarding {oversized} oversized items failed: {e}"))?;
     }
-    let summary = format!("queued {messages} messages, forwarded {oversized} oversized items directly");
+    let summary = pipeline::queued_summary(messages, oversized, keep);
     Ok(Enqueued { summary, messages: queued })
 }
 
@@ -76,13 +77,13 @@ pub(crate) async fn enqueue(
 #[wasm_bindgen(module = "/src/worker_glue/send_within.mjs")]
 extern "C" {
     #[wasm_bindgen(catch)]
-    fn send_within(queue: &JsValue, bodies: &Array, ms: f64) -> std::result::Result<Promise, JsValue>;
+    pub(crate) fn send_within(queue: &JsValue, bodies: &Array, ms: f64) -> std::result::Result<Promise, JsValue>;
 }
 
 /// A refused or failed send, in words for the log (never a secret: the
 /// runtime's error names the queue, not the message).
 fn send_failed(error: JsValue) -> String {
-    format!("queue send failed: {}", describe(error))
+    pipeline::queue_refused(&describe(error))
 }
 
 /// The fast path: the queued messages published straight to the fan-out,

@@ -2,14 +2,29 @@
 //! binding and its message bodies, and the KV namespace of dead letters and
 //! quarantined batches.
 
+use worker::js_sys::Reflect;
 use worker::js_sys::Uint8Array;
 use worker::kv::KvStore;
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::Result;
+use worker::{Env, Queue, Result};
 
 /// The producer binding in `wrangler.toml`; without it the edge runs in
 /// synchronous mode (forward, then answer).
 pub(crate) const QUEUE_BINDING: &str = "NOTIFICATIONS";
+
+thread_local! {
+    // The binding's name as a JavaScript string, made once: the request
+    // path looks the queue up on every notification POST.
+    static QUEUE_KEY: JsValue = JsValue::from_str(QUEUE_BINDING);
+}
+
+/// The queue producer, when bound (else synchronous mode). One property
+/// read: `Env::queue` also compares the binding's constructor name, through
+/// two string conversions, on every call.
+pub(crate) fn queue(env: &Env) -> Option<Queue> {
+    let binding = QUEUE_KEY.with(|key| Reflect::get(env, key)).ok()?;
+    (!binding.is_undefined()).then(|| binding.unchecked_into())
+}
 
 /// The KV namespace holding dead letters and quarantined batches.
 pub(crate) const KV_BINDING: &str = "DEAD_LETTERS";

@@ -54,7 +54,10 @@ fn deploy_refuses_missing_production_values_and_bundles_a_complete_config_within
     let check = format!("node {} {{config}}", root.join("scripts/check-deploy.mjs").display());
     let config = dir.path().join("wrangler.toml");
     let filled = original
-        .replace("main = \"edge/build/index.js\"", &format!("main = {:?}", root.join("edge/build/index.js")))
+        .replace(
+            "main = \"edge/src/worker_glue/entry.mjs\"",
+            &format!("main = {:?}", root.join("edge/src/worker_glue/entry.mjs")),
+        )
         .replace("FANOUT_URL = \"\"", "FANOUT_URL = \"https://fanout.example.com\"")
         .replace("REPLACE-WITH-THE-KV-NAMESPACE-ID", "0123456789abcdef0123456789abcdef")
         .replace(

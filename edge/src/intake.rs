@@ -1,0 +1,148 @@
+//! The quick route of a notification POST: the common request (items to
+//! queue, no validationToken that needs its signature checked) decided in
+//! synchronous steps that the Worker's JavaScript entry drives
+//! (`worker_glue/entry.mjs`), so such a request costs no async Rust future,
+//! no promise callbacks into wasm and no body read through Rust.
+//!
+//! Everything else takes the full route ([`crate::pipeline`]), which answers
+//! exactly as it always has: handshakes, refusals by header, synchronous
+//! mode, a misconfigured edge, tokens never seen or refused, items too large
+//! for a queue message. For the requests it does take, the quick route gives
+//! the answer and writes the log line the full route would (its tests run
+//! both on the same requests).
+//!
+//! The steps: [`Intake::start`] on the request line and headers (`None`: the
+//! full route), [`Intake::accept`] on the body, then, when the items are to
+//! be sent, [`Intake::finish`] with what the queue said.
+
+use std::time::Duration;
+
+use crate::budget::{self, Budget};
+use crate::chunk;
+use crate::client_state::ClientStates;
+use crate::collection::Batch;
+use crate::delivery::RequestId;
+use crate::inbound::{self, Reply, Route};
+use crate::pipeline::{self, LogLine};
+use crate::request_log::RequestLog;
+
+/// One notification POST on the quick route.
+#[derive(Debug)]
+pub struct Intake {
+    /// When the request arrived: the answer's budget and the log's `ackMs`
+    /// count from here.
+    started_ms: u64,
+    budget: Budget,
+    log: RequestLog,
+    /// `REQUEST_LOGS`: every request gets its line, or only 5xx ones.
+    logs_every_request: bool,
+    /// Queue messages handed to the send, and how long it may take: the
+    /// log's outcome names both.
+    sending: (usize, Duration),
+}
+
+/// What to do once the body is read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Answer now (a refused body, nothing to deliver), logging the line.
+    Answer(Reply, Option<LogLine>),
+    /// Send these encoded `PublishRequest`s to the queue within `deadline`,
+    /// then [`Intake::finish`].
+    Send { messages: Vec<Vec<u8>>, deadline: Duration },
+    /// The full route, with the body already read.
+    Full,
+}
+
+impl Intake {
+    /// A notification POST the quick route may take, by its request line and
+    /// headers; `None` sends it the full way (the full route also answers
+    /// handshakes and refusals by header, and logs them).
+    pub fn start(
+        method: &str,
+        url: &str,
+        content_type: Option<&str>,
+        content_length: Option<&str>,
+        now_ms: u64,
+        logs_every_request: bool,
+    ) -> Option<Self> {
+        let (path, query) = inbound::path_and_query(url);
+        let route = inbound::route(method, path).ok()?;
+        if !matches!(route, Route::Notifications | Route::Lifecycle) || inbound::handshake(query).is_some() {
+            return None;
+        }
+        inbound::check_headers(content_type, content_length).ok()?;
+        Some(Self {
+            started_ms: now_ms,
+            budget: Budget::starting_at(now_ms),
+            log: RequestLog::new(route),
+            logs_every_request,
+            sending: (0, Duration::ZERO),
+        })
+    }
+
+    /// Parses and checks the body. `tokens_vouched` says whether a batch that
+    /// needs its validationTokens checked passes on tokens verified before
+    /// (`false`: the full route checks them, and quarantines or asks a retry).
+    pub fn accept(
+        &mut self,
+        body: &[u8],
+        client_states: &ClientStates,
+        request_id: &RequestId,
+        now_ms: u64,
+        tokens_vouched: impl FnOnce(&Batch) -> bool,
+    ) -> Accepted {
+        let batch = match inbound::accept_body(body, client_states, now_ms as i64, request_id) {
+            Ok(batch) => batch,
+            Err(reply) => {
+                let outcome = format!("refused: {}", reply.body);
+                return self.answer(reply, outcome, now_ms);
+            }
+        };
+        if batch.needs_token_check() && !tokens_vouched(&batch) {
+            return Accepted::Full;
+        }
+        self.log.batch(&batch);
+        if batch.notifications.is_empty() {
+            return self.answer(Reply::accepted(), "nothing to deliver".into(), now_ms);
+        }
+        let chunks = chunk::split(batch.notifications, chunk::MAX_MESSAGE_BYTES);
+        let Some(deadline) = self.budget.step(now_ms, budget::ANSWER_WITHIN) else { return Accepted::Full };
+        if !chunks.oversized.is_empty() {
+            return Accepted::Full;
+        }
+        self.sending = (chunks.messages.len(), deadline);
+        Accepted::Send { messages: chunks.messages, deadline }
+    }
+
+    /// The answer once the queue has spoken: `Ok(true)` it holds every
+    /// message, `Ok(false)` it did not confirm within the deadline, `Err` it
+    /// refused them. `fast_path`: the messages also go straight to the
+    /// fan-out after the answer.
+    pub fn finish(self, sent: Result<bool, String>, fast_path: bool, now_ms: u64) -> (Reply, Option<LogLine>) {
+        let (messages, deadline) = self.sending;
+        let delivery = match sent {
+            Ok(true) => Ok(pipeline::queued_summary(messages, 0, fast_path)),
+            Ok(false) => Err(pipeline::queue_late(deadline)),
+            Err(e) => Err(pipeline::queue_refused(&e)),
+        };
+        let (reply, outcome) = pipeline::delivered(delivery);
+        let line = self.line(&reply, outcome, now_ms);
+        (reply, line)
+    }
+
+    fn answer(&mut self, reply: Reply, outcome: String, now_ms: u64) -> Accepted {
+        let log = std::mem::take(&mut self.log);
+        let line =
+            pipeline::log_line(log, &reply, outcome, now_ms.saturating_sub(self.started_ms), self.logs_every_request);
+        Accepted::Answer(reply, line)
+    }
+
+    fn line(self, reply: &Reply, outcome: String, now_ms: u64) -> Option<LogLine> {
+        let elapsed = now_ms.saturating_sub(self.started_ms);
+        pipeline::log_line(self.log, reply, outcome, elapsed, self.logs_every_request)
+    }
+}
+
+#[cfg(test)]
+#[path = "intake_tests.rs"]
+mod tests;

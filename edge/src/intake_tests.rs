@@ -1,0 +1,170 @@
+use graph_relay_proto::v1::{Notification, PublishRequest};
+use prost::Message as _;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::pipeline::tests::{item, keys_with, now_ms, token, Fake, APP, STATE};
+use crate::validation_tokens::{self, Keys, Policy};
+
+const URL: &str = "https://edge.example/graph/notifications";
+
+fn states() -> ClientStates {
+    ClientStates::parse(STATE).unwrap()
+}
+
+fn policy() -> Policy {
+    Policy { app_ids: vec![APP.into()], allowed_tenants: Vec::new() }
+}
+
+fn start(logs_every_request: bool) -> Intake {
+    Intake::start("POST", URL, Some("application/json"), None, now_ms(), logs_every_request).expect("the quick route")
+}
+
+fn accept(intake: &mut Intake, body: &Value, vouched: bool) -> Accepted {
+    let id = RequestId::from_bytes([7; 16]);
+    intake.accept(body.to_string().as_bytes(), &states(), &id, now_ms(), |_| vouched)
+}
+
+/// The full route's answer and log line for `body`, its delivery answering
+/// `delivery`.
+fn full(body: &Value, delivery: Result<String, String>, logs_every_request: bool) -> (Reply, Option<LogLine>, Fake) {
+    let mut fake = Fake::with_body(body.clone());
+    (fake.delivery, fake.logs_every_request) = (delivery, logs_every_request);
+    let reply = fake.post("");
+    let line = fake.logged.borrow().first().map(|(error, text)| LogLine { text: text.clone(), error: *error });
+    (reply, line, fake)
+}
+
+/// A log line without its timing, which two runs need not share.
+fn untimed(line: &Option<LogLine>) -> Option<(bool, Value)> {
+    line.as_ref().map(|line| {
+        let mut parsed: Value = serde_json::from_str(&line.text).unwrap();
+        parsed.as_object_mut().unwrap().remove("ackMs");
+        (line.error, parsed)
+    })
+}
+
+fn decoded(messages: &[Vec<u8>]) -> Vec<Notification> {
+    messages.iter().flat_map(|m| PublishRequest::decode(m.as_slice()).unwrap().notifications).collect()
+}
+
+/// Without the per-request parts (the request id, the arrival time).
+fn content(notifications: &[Notification]) -> Vec<Notification> {
+    notifications
+        .iter()
+        .cloned()
+        .map(|n| Notification { delivery_id: String::new(), received_at_unix_ms: 0, ..n })
+        .collect()
+}
+
+#[test]
+fn only_plain_notification_posts_take_the_quick_route() {
+    let started =
+        |method, url, content_type, length| Intake::start(method, url, content_type, length, 0, true).is_some();
+    let json = Some("application/json");
+    assert!(started("POST", URL, json, None));
+    assert!(started("POST", "https://edge.example/graph/lifecycle", json, Some("100")));
+    assert!(
+        !started("POST", "https://edge.example/graph/notifications?validationToken=abc", json, None),
+        "a handshake"
+    );
+    assert!(!started("GET", URL, json, None), "a 405");
+    assert!(!started("GET", "https://edge.example/healthz", None, None));
+    assert!(!started("POST", "https://edge.example/nowhere", json, None), "a 404");
+    assert!(!started("POST", URL, Some("text/plain"), None), "a 415");
+    assert!(!started("POST", URL, json, Some("999999999")), "a 413 by its length");
+}
+
+#[test]
+fn basic_items_are_sent_then_answered_as_the_full_route_answers() {
+    let body = json!({"value": [item(STATE), item("forged"), item(STATE)]});
+    let mut intake = start(true);
+    let Accepted::Send { messages, deadline } = accept(&mut intake, &body, false) else { panic!("items to send") };
+    assert!(deadline > Duration::ZERO && deadline <= budget::ANSWER_WITHIN);
+    let (reply, line) = intake.finish(Ok(true), true, now_ms());
+
+    let (full_reply, full_line, fake) = full(&body, Ok(pipeline::queued_summary(messages.len(), 0, true)), true);
+    assert_eq!((&reply, untimed(&line)), (&full_reply, untimed(&full_line)));
+    assert_eq!(reply, Reply::accepted());
+    assert_eq!(content(&decoded(&messages)), content(&fake.delivered.borrow()), "the same items, in order");
+    assert!(line
+        .unwrap()
+        .text
+        .contains(r#""outcome":"queued 1 messages, forwarded 0 oversized items directly; fast path started""#));
+}
+
+#[test]
+fn a_queue_that_refuses_or_is_late_is_a_503_logged_as_an_error_even_when_only_errors_are_logged() {
+    let body = json!({"value": [item(STATE)]});
+    for (sent, cause) in [
+        (Err("queue is over its limit".to_owned()), "queue send failed: queue is over its limit"),
+        (Ok(false), "the queue did not take the batch within"),
+    ] {
+        let mut intake = start(false);
+        assert!(matches!(accept(&mut intake, &body, false), Accepted::Send { .. }));
+        let (reply, line) = intake.finish(sent, false, now_ms());
+        assert_eq!(reply.status, 503);
+        let line = line.expect("a 5xx is always logged");
+        assert!(line.error && line.text.contains(&format!("not stored, retry asked: {cause}")), "{}", line.text);
+    }
+    let (full_reply, ..) = full(&body, Err("queue send failed: queue is over its limit".into()), false);
+    assert_eq!(full_reply.status, 503, "as the full route");
+}
+
+#[test]
+fn a_refused_body_is_answered_at_once_as_the_full_route_answers() {
+    for body in [json!({"value": []}), json!({"value": "not a list"}), json!({"value": [item("forged")]})] {
+        for every in [true, false] {
+            let mut intake = start(every);
+            let Accepted::Answer(reply, line) = accept(&mut intake, &body, false) else { panic!("an answer: {body}") };
+            let (full_reply, full_line, fake) = full(&body, Ok("unused".into()), every);
+            assert_eq!((&reply, untimed(&line)), (&full_reply, untimed(&full_line)), "{body}");
+            assert!(fake.delivered.borrow().is_empty());
+        }
+    }
+}
+
+#[test]
+fn tokens_go_the_full_way_unless_every_one_was_verified_before() {
+    let keys = keys_with("k1");
+    let body = json!({"value": [item(STATE)], "validationTokens": [token("k1", APP)]});
+    let mut intake = start(true);
+    assert_eq!(remembered(&keys, now_ms() / 1000, &body), None, "never verified");
+    assert_eq!(accept(&mut intake, &body, false), Accepted::Full);
+
+    let mut fake = Fake::with_body(body.clone());
+    fake.keys = Ok(keys.clone());
+    assert_eq!(fake.post(""), Reply::accepted(), "the full route verifies it");
+    assert_eq!(keys.verified_tokens(), 1);
+    assert_eq!(remembered(&keys, now_ms() / 1000, &body), Some(Ok(1)));
+    let mut intake = start(true);
+    assert!(matches!(accept(&mut intake, &body, true), Accepted::Send { .. }));
+
+    let long_after = now_ms() / 1000 + 10 * 3_600;
+    let expired = remembered(&keys, long_after, &body).expect("remembered");
+    assert_eq!(expired.unwrap_err().to_string(), "token 0: ExpiredSignature", "the time is checked on every use");
+}
+
+#[test]
+fn items_too_large_for_a_message_go_the_full_way() {
+    let mut large = item(STATE);
+    large["resourceData"] = json!({"id": "x".repeat(chunk::MAX_MESSAGE_BYTES)});
+    let mut intake = start(true);
+    assert_eq!(accept(&mut intake, &json!({"value": [large]}), false), Accepted::Full);
+}
+
+/// The glue's `tokens_vouched` verdict for `body`.
+fn remembered(keys: &Keys, now: u64, body: &Value) -> Option<Result<usize, validation_tokens::TokenError>> {
+    let batch = parsed(body);
+    validation_tokens::check_batch_remembered(
+        batch.validation_tokens.as_ref(),
+        &batch.rich_tenants,
+        keys,
+        &policy(),
+        now,
+    )
+}
+
+fn parsed(body: &Value) -> Batch {
+    crate::collection::parse(body.to_string().as_bytes(), &states(), 0, &RequestId::from_bytes([1; 16])).unwrap()
+}

@@ -1,0 +1,177 @@
+//! The quick route's glue (see `crate::intake`): a class the Worker's
+//! JavaScript entry (`entry.mjs`) drives, one instance per notification
+//! POST, every step a synchronous call except the queue send it awaits.
+//!
+//! The entry calls, in order: [`NotificationIntake::start`] (no instance:
+//! the full route), [`NotificationIntake::accept`] with the body, then for
+//! items to queue [`NotificationIntake::send`] and
+//! [`NotificationIntake::finish`]; it answers with `status` and `text`, or
+//! has [`NotificationIntake::full`] answer a request the quick route hands
+//! back.
+
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+use worker::js_sys::{Array, Promise};
+use worker::worker_sys::Context as JsContext;
+use worker::{console_error, console_log, web_sys, Context, Env, Queue};
+
+use super::config;
+use super::jwks::JwksSource;
+use super::storage;
+use super::{describe, now_ms, queue};
+use crate::delivery::RequestId;
+use crate::inbound::Reply;
+use crate::intake::{Accepted, Intake};
+use crate::pipeline::LogLine;
+use crate::validation_tokens;
+
+/// [`NotificationIntake::accept`]'s verdicts (the entry names them alike).
+const ANSWER: u8 = 0;
+const SEND: u8 = 1;
+const FULL: u8 = 2;
+
+/// One notification POST on the quick route.
+#[wasm_bindgen]
+pub struct NotificationIntake {
+    /// Taken by `finish`.
+    intake: Option<Intake>,
+    env: Env,
+    /// The producer binding the items go to.
+    queue: Queue,
+    /// The answer, once known.
+    reply: Reply,
+    /// The messages sent to the queue, until `send` hands them over.
+    messages: Vec<Vec<u8>>,
+    /// How long the send may take, in milliseconds.
+    deadline_ms: f64,
+    /// The same messages, for the fast path after the answer (only when it runs).
+    fast_path: Option<Vec<Vec<u8>>>,
+    /// The body, kept when the request is handed to the full route.
+    body: Option<Vec<u8>>,
+}
+
+#[wasm_bindgen]
+impl NotificationIntake {
+    /// The quick route for this request, or `undefined` when it takes the
+    /// full one: not a plain notification POST, synchronous mode (no queue
+    /// binding), or settings that do not parse (the full route says which).
+    pub fn start(
+        method: &str,
+        url: &str,
+        content_type: Option<String>,
+        content_length: Option<String>,
+        env: Env,
+    ) -> Option<NotificationIntake> {
+        let queue = storage::queue(&env)?;
+        config::config(&env).ok()?;
+        let every = config::flags(&env).logs_every_request;
+        let intake = Intake::start(method, url, content_type.as_deref(), content_length.as_deref(), now_ms(), every)?;
+        let reply = Reply::accepted();
+        Some(Self {
+            intake: Some(intake),
+            env,
+            queue,
+            reply,
+            messages: Vec::new(),
+            deadline_ms: 0.0,
+            fast_path: None,
+            body: None,
+        })
+    }
+
+    /// Takes the body: `0` the answer is ready, `1` there are items to
+    /// `send`, `2` the request takes the full route (with this body).
+    pub fn accept(&mut self, body: &[u8]) -> u8 {
+        let (Some(intake), Ok(config), Ok(request_id)) =
+            (self.intake.as_mut(), config::config(&self.env), RequestId::random())
+        else {
+            return FULL;
+        };
+        let env = &self.env;
+        match intake.accept(body, &config.client_states, &request_id, now_ms(), |batch| vouched(env, batch)) {
+            Accepted::Answer(reply, line) => {
+                log(line);
+                self.reply = reply;
+                ANSWER
+            }
+            Accepted::Send { messages, deadline } => {
+                if config::flags(env).fast_path {
+                    self.fast_path = Some(messages.clone());
+                }
+                (self.messages, self.deadline_ms) = (messages, deadline.as_millis() as f64);
+                SEND
+            }
+            Accepted::Full => {
+                self.body = Some(body.to_vec());
+                FULL
+            }
+        }
+    }
+
+    /// The full route's answer to `request`, whose body `accept` took: a
+    /// promise of the response.
+    pub fn full(&mut self, request: web_sys::Request, ctx: JsContext) -> Promise {
+        let (body, env) = (self.body.take(), self.env.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let response = super::full_route(request, body, env, Context::new(ctx)).await?;
+            Ok(response.into())
+        })
+    }
+
+    /// Sends the accepted items to the queue: a promise of `true` once it
+    /// holds them, `false` when the deadline passed first; it rejects (or
+    /// this throws) when the queue refuses them.
+    pub fn send(&mut self) -> Result<Promise, JsValue> {
+        let bodies: Array = self.messages.drain(..).map(|bytes| storage::bytes_value(&bytes)).collect();
+        queue::send_within(self.queue.as_ref(), &bodies, self.deadline_ms)
+    }
+
+    /// Takes what the send came to (`true`, `false`, or what it threw) and
+    /// sets the answer; returns the fast path's promise, for the request's
+    /// `waitUntil`, when it runs.
+    pub fn finish(&mut self, sent: JsValue) -> Option<Promise> {
+        let intake = self.intake.take()?;
+        let fast_path = self.fast_path.take();
+        let outcome = sent.as_bool().ok_or_else(|| describe(sent));
+        let held = outcome == Ok(true);
+        let (reply, line) = intake.finish(outcome, fast_path.is_some(), now_ms());
+        log(line);
+        self.reply = reply;
+        let (Some(messages), true, Ok(config)) = (fast_path, held, config::config(&self.env)) else { return None };
+        let target = config.fanout.clone();
+        Some(wasm_bindgen_futures::future_to_promise(async move {
+            queue::fast_path(target, messages).await;
+            Ok(JsValue::UNDEFINED)
+        }))
+    }
+
+    /// The answer's status.
+    pub fn status(&self) -> u16 {
+        self.reply.status
+    }
+
+    /// The answer's plain-text body.
+    pub fn text(&self) -> String {
+        self.reply.body.clone()
+    }
+}
+
+/// Whether a batch that needs its validationTokens checked passes on
+/// tokens this isolate verified before, with keys still fresh; anything
+/// else (a token never seen, a refusal, no keys) is the full route's to
+/// decide.
+fn vouched(env: &Env, batch: &crate::collection::Batch) -> bool {
+    let (Ok(policy), Some(keys)) = (config::policy(env), JwksSource::of(env).fresh()) else { return false };
+    let tokens = batch.validation_tokens.as_ref();
+    let verdict =
+        validation_tokens::check_batch_remembered(tokens, &batch.rich_tenants, &keys, &policy, now_ms() / 1000);
+    matches!(verdict, Some(Ok(_)))
+}
+
+fn log(line: Option<LogLine>) {
+    match line {
+        Some(LogLine { text, error: true }) => console_error!("{text}"),
+        Some(LogLine { text, error: false }) => console_log!("{text}"),
+        None => {}
+    }
+}
