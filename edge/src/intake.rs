@@ -29,6 +29,7 @@ use crate::request_log::RequestLog;
 /// One notification POST on the quick route.
 #[derive(Debug)]
 pub struct Intake {
+    route: Route,
     /// When the request arrived: the answer's budget and the log's `ackMs`
     /// count from here.
     started_ms: u64,
@@ -39,6 +40,17 @@ pub struct Intake {
     /// Queue messages handed to the send, and how long it may take: the
     /// log's outcome names both.
     sending: (usize, Duration),
+    /// A body parsed here whose tokens the full route checks.
+    parsed: Option<Batch>,
+}
+
+/// What the full route needs to go on where the quick route stopped.
+#[derive(Debug)]
+pub struct Handover {
+    pub route: Route,
+    pub batch: Batch,
+    pub budget: Budget,
+    pub started_ms: u64,
 }
 
 /// What to do once the body is read.
@@ -49,7 +61,7 @@ pub enum Accepted {
     /// Send these encoded `PublishRequest`s to the queue within `deadline`,
     /// then [`Intake::finish`].
     Send { messages: Vec<Vec<u8>>, deadline: Duration },
-    /// The full route, with the body already read.
+    /// The full route, with the body already read ([`Intake::handover`]).
     Full,
 }
 
@@ -72,11 +84,13 @@ impl Intake {
         }
         inbound::check_headers(content_type, content_length).ok()?;
         Some(Self {
+            route,
             started_ms: now_ms,
             budget: Budget::starting_at(now_ms),
             log: RequestLog::new(route),
             logs_every_request,
             sending: (0, Duration::ZERO),
+            parsed: None,
         })
     }
 
@@ -99,6 +113,7 @@ impl Intake {
             }
         };
         if batch.needs_token_check() && !tokens_vouched(&batch) {
+            self.parsed = Some(batch);
             return Accepted::Full;
         }
         self.log.batch(&batch);
@@ -128,6 +143,19 @@ impl Intake {
         let (reply, outcome) = pipeline::delivered(delivery);
         let line = self.line(&reply, outcome, now_ms);
         (reply, line)
+    }
+
+    /// Whether [`Intake::handover`] has a parsed body to hand over.
+    pub fn has_parsed(&self) -> bool {
+        self.parsed.is_some()
+    }
+
+    /// After [`Accepted::Full`] for tokens to check: the parsed body, for
+    /// `pipeline::parsed_post`; `None` when the full route must read the
+    /// body afresh (items too large for a message).
+    pub fn handover(self) -> Option<Handover> {
+        let batch = self.parsed?;
+        Some(Handover { route: self.route, batch, budget: self.budget, started_ms: self.started_ms })
     }
 
     fn answer(&mut self, reply: Reply, outcome: String, now_ms: u64) -> Accepted {

@@ -3,7 +3,7 @@ use prost::Message as _;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::pipeline::tests::{item, keys_with, now_ms, token, Fake, APP, STATE};
+use crate::pipeline::tests::{item, keys_with, now_ms, run, token, Fake, APP, STATE};
 use crate::validation_tokens::{self, Keys, Policy};
 
 const URL: &str = "https://edge.example/graph/notifications";
@@ -146,11 +146,36 @@ fn tokens_go_the_full_way_unless_every_one_was_verified_before() {
 }
 
 #[test]
-fn items_too_large_for_a_message_go_the_full_way() {
+fn items_too_large_for_a_message_go_the_full_way_to_be_read_afresh() {
     let mut large = item(STATE);
     large["resourceData"] = json!({"id": "x".repeat(chunk::MAX_MESSAGE_BYTES)});
     let mut intake = start(true);
     assert_eq!(accept(&mut intake, &json!({"value": [large]}), false), Accepted::Full);
+    assert!(!intake.has_parsed());
+    assert!(intake.handover().is_none());
+}
+
+#[test]
+fn a_body_handed_over_for_its_tokens_is_answered_and_logged_as_the_full_route_does() {
+    let good = json!({"value": [item(STATE), item("forged")], "validationTokens": [token("k1", APP)]});
+    let bad = json!({"value": [item(STATE)], "validationTokens": [token("k1", "another-app")]});
+    for body in [good, bad] {
+        let mut intake = start(true);
+        assert_eq!(accept(&mut intake, &body, false), Accepted::Full);
+        assert!(intake.has_parsed());
+        let Handover { route, batch, budget, started_ms } = intake.handover().expect("the parsed body");
+        let handed = Fake::with_body(json!("never read"));
+        let reply = run(pipeline::parsed_post(&handed, route, batch, &budget, started_ms));
+
+        let (full_reply, full_line, full) = full(&body, Ok("queued".into()), true);
+        let line = handed.logged.borrow().first().map(|(error, text)| LogLine { text: text.clone(), error: *error });
+        assert_eq!((&reply, untimed(&line)), (&full_reply, untimed(&full_line)), "{body}");
+        assert_eq!(handed.bodies_read.get(), 0, "the body is not read again");
+        assert_eq!(content(&handed.delivered.borrow()), content(&full.delivered.borrow()));
+        assert_eq!(*handed.quarantined.borrow(), *full.quarantined.borrow());
+        let outcomes = (handed.delivered.borrow().len(), handed.quarantined.borrow().len());
+        assert!(outcomes == (1, 0) || outcomes == (0, 1), "delivered or quarantined: {outcomes:?}");
+    }
 }
 
 /// The glue's `tokens_vouched` verdict for `body`.

@@ -63,13 +63,33 @@ pub async fn notification_post<P: Platform>(platform: &P, post: Post<'_>, budget
     let started = platform.now_ms();
     let mut log = RequestLog::new(post.route);
     let (reply, outcome) = decide(platform, post, budget, &mut log).await;
-    let elapsed = platform.now_ms().saturating_sub(started);
-    match log_line(log, &reply, outcome, elapsed, platform.logs_every_request()) {
+    write_line(platform, log, &reply, outcome, started);
+    reply
+}
+
+/// The same for a POST whose body the quick route (`intake`) already
+/// parsed into `batch`, from the token check on; `started_ms` is when the
+/// request arrived.
+pub async fn parsed_post<P: Platform>(
+    platform: &P,
+    route: Route,
+    batch: Batch,
+    budget: &Budget,
+    started_ms: u64,
+) -> Reply {
+    let mut log = RequestLog::new(route);
+    let (reply, outcome) = decide_batch(platform, route, batch, budget, &mut log).await;
+    write_line(platform, log, &reply, outcome, started_ms);
+    reply
+}
+
+fn write_line<P: Platform>(platform: &P, log: RequestLog, reply: &Reply, outcome: String, started_ms: u64) {
+    let elapsed = platform.now_ms().saturating_sub(started_ms);
+    match log_line(log, reply, outcome, elapsed, platform.logs_every_request()) {
         Some(LogLine { text, error: true }) => platform.log_error(&text),
         Some(LogLine { text, error: false }) => platform.log(&text),
         None => {}
     }
-    reply
 }
 
 /// A request's log line, once it is answered.
@@ -147,12 +167,23 @@ async fn decide<P: Platform>(platform: &P, post: Post<'_>, budget: &Budget, log:
             return (reply, outcome);
         }
     };
+    decide_batch(platform, post.route, batch, budget, log).await
+}
+
+/// The answer to a parsed body: its tokens checked, then its items delivered.
+async fn decide_batch<P: Platform>(
+    platform: &P,
+    route: Route,
+    batch: Batch,
+    budget: &Budget,
+    log: &mut RequestLog,
+) -> (Reply, String) {
     log.batch(&batch);
     match check_tokens(platform, &batch, budget).await {
         Ok(()) => {}
         Err(Refusal::Retry(reply, why)) => return (reply, format!("retry asked: {why}")),
         Err(Refusal::Quarantine(reason)) => {
-            platform.quarantine(post.route, &batch, &reason).await;
+            platform.quarantine(route, &batch, &reason).await;
             return (Reply::accepted(), format!("quarantined: {reason}"));
         }
     }

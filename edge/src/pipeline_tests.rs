@@ -20,7 +20,7 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// Runs a future that never waits (the fake's are all ready at once).
-fn run<F: Future>(future: F) -> F::Output {
+pub(crate) fn run<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     match future.as_mut().poll(&mut context) {

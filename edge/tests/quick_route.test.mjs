@@ -17,7 +17,7 @@ function post(body = '{"value":[]}') {
 }
 
 /** An intake answering `accept` with `verdict` and `send` with `send()`. */
-function intake({ verdict, send = async () => true, status = 202, text = "", fastPath }) {
+function intake({ verdict, send = async () => true, status = 202, text = "", fastPath, parsed = false }) {
   const calls = [];
   return {
     calls,
@@ -34,9 +34,9 @@ function intake({ verdict, send = async () => true, status = 202, text = "", fas
       calls.push(["finish", sent]);
       return fastPath;
     },
-    full(request, ctx) {
-      calls.push(["full", request, ctx]);
-      return Promise.resolve(new Response("full, body kept", { status: 298 }));
+    full(ctx) {
+      calls.push(["full", ctx]);
+      return parsed ? Promise.resolve(new Response("full, from the parsed body", { status: 298 })) : undefined;
     },
     status: () => status,
     text: () => text,
@@ -105,16 +105,26 @@ test("an answer at once sends nothing", async () => {
   assert.equal(await response.text(), "\"value\" is empty");
 });
 
-test("a body the quick route hands back goes to the full route through the intake, which kept it", async () => {
-  const stand_in = intake({ verdict: 2 });
-  const request = post('{"value":[{"a":1}],"validationTokens":["t"]}');
-  const { response, fulls } = await route(request, stand_in);
-  assert.deepEqual(stand_in.calls.map(([step]) => step), ["accept", "full", "free"]);
-  const [, handed, ctx] = stand_in.calls[1];
-  assert.equal(handed, request, "the request itself, with its headers");
-  assert.equal(typeof ctx.waitUntil, "function", "and the request's context");
-  assert.equal(fulls.length, 0, "not read again");
-  assert.equal(response.status, 298);
+test("a body handed back goes to the full route from the intake's parse, or else read again", async () => {
+  const parsed = intake({ verdict: 2, parsed: true });
+  const first = await route(post('{"value":[{"a":1}],"validationTokens":["t"]}'), parsed);
+  assert.deepEqual(parsed.calls.map(([step]) => step), ["accept", "full", "free"]);
+  assert.equal(typeof parsed.calls[1][1].waitUntil, "function", "the full route gets the request's context");
+  assert.equal(first.fulls.length, 0, "nothing read again");
+  assert.equal(first.response.status, 298);
+
+  const unparsed = intake({ verdict: 2 });
+  const request = post('{"value":[{"large":1}]}');
+  request.headers.set("x-trace", "7");
+  const { response, fulls } = await route(request, unparsed);
+  assert.deepEqual(unparsed.calls.map(([step]) => step), ["accept", "full", "free"]);
+  const [again] = fulls;
+  assert.notEqual(again, request);
+  assert.equal(again.method, "POST");
+  assert.equal(again.url, URL);
+  assert.equal(again.headers.get("x-trace"), "7");
+  assert.equal(await again.text(), '{"value":[{"large":1}]}', "with the body already read");
+  assert.equal(response.status, 299);
 });
 
 test("a step that throws still frees the intake, and the error reaches the runtime", async () => {

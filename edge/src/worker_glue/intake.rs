@@ -5,15 +5,14 @@
 //! The entry calls, in order: [`NotificationIntake::start`] (no instance:
 //! the full route), [`NotificationIntake::accept`] with the body, then for
 //! items to queue [`NotificationIntake::send`] and
-//! [`NotificationIntake::finish`]; it answers with `status` and `text`, or
-//! has [`NotificationIntake::full`] answer a request the quick route hands
-//! back.
+//! [`NotificationIntake::finish`]; it answers with `status` and `text`, or,
+//! for a body handed back, with [`NotificationIntake::full`].
 
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::js_sys::{Array, Promise};
 use worker::worker_sys::Context as JsContext;
-use worker::{console_error, console_log, web_sys, Context, Env, Queue};
+use worker::{console_error, console_log, Context, Env, Queue};
 
 use super::config;
 use super::jwks::JwksSource;
@@ -46,8 +45,6 @@ pub struct NotificationIntake {
     deadline_ms: f64,
     /// The same messages, for the fast path after the answer (only when it runs).
     fast_path: Option<Vec<Vec<u8>>>,
-    /// The body, kept when the request is handed to the full route.
-    body: Option<Vec<u8>>,
 }
 
 #[wasm_bindgen]
@@ -67,16 +64,7 @@ impl NotificationIntake {
         let every = config::flags(&env).logs_every_request;
         let intake = Intake::start(method, url, content_type.as_deref(), content_length.as_deref(), now_ms(), every)?;
         let reply = Reply::accepted();
-        Some(Self {
-            intake: Some(intake),
-            env,
-            queue,
-            reply,
-            messages: Vec::new(),
-            deadline_ms: 0.0,
-            fast_path: None,
-            body: None,
-        })
+        Some(Self { intake: Some(intake), env, queue, reply, messages: Vec::new(), deadline_ms: 0.0, fast_path: None })
     }
 
     /// Takes the body: `0` the answer is ready, `1` there are items to
@@ -101,21 +89,20 @@ impl NotificationIntake {
                 (self.messages, self.deadline_ms) = (messages, deadline.as_millis() as f64);
                 SEND
             }
-            Accepted::Full => {
-                self.body = Some(body.to_vec());
-                FULL
-            }
+            Accepted::Full => FULL,
         }
     }
 
-    /// The full route's answer to `request`, whose body `accept` took: a
-    /// promise of the response.
-    pub fn full(&mut self, request: web_sys::Request, ctx: JsContext) -> Promise {
-        let (body, env) = (self.body.take(), self.env.clone());
-        wasm_bindgen_futures::future_to_promise(async move {
-            let response = super::full_route(request, body, env, Context::new(ctx)).await?;
-            Ok(response.into())
-        })
+    /// The full route's answer to a request whose body `accept` parsed
+    /// and handed back for its tokens: a promise of the response; nothing
+    /// when the full route must read the body afresh (items too large for
+    /// a message: the entry hands it the request again, with this body).
+    pub fn full(&mut self, ctx: JsContext) -> Option<Promise> {
+        let handover = self.intake.take().and_then(Intake::handover)?;
+        let env = self.env.clone();
+        Some(wasm_bindgen_futures::future_to_promise(async move {
+            Ok(super::parsed_route(handover, env, Context::new(ctx)).await?.into())
+        }))
     }
 
     /// Sends the accepted items to the queue: a promise of `true` once it

@@ -49,6 +49,7 @@ use crate::chunk;
 use crate::client_state::ClientStates;
 use crate::collection::Batch;
 use crate::inbound::{self, Reply, Route};
+use crate::intake::Handover;
 use crate::pipeline;
 use crate::validation_tokens::{Keys, Policy};
 use jwks::JwksSource;
@@ -58,18 +59,7 @@ use jwks::JwksSource;
 // needs. Only the operator routes convert.
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
-    full_route(req, None, env, ctx).await
-}
-
-/// The full route, for any request: `body` is the notification POST's
-/// body when the quick route already read it (see `intake`).
-pub(crate) async fn full_route(
-    req: web_sys::Request,
-    body: Option<Vec<u8>>,
-    env: Env,
-    ctx: Context,
-) -> Result<web_sys::Response> {
-    let reply = match handle(req, body, &env, &ctx).await {
+    let reply = match handle(req, &env, &ctx).await {
         Ok(reply) => reply,
         Err(e) => {
             console_error!("internal error: {e}");
@@ -79,7 +69,15 @@ pub(crate) async fn full_route(
     respond(reply)
 }
 
-async fn handle(req: web_sys::Request, body: Option<Vec<u8>>, env: &Env, ctx: &Context) -> Result<Reply> {
+/// The full route for a POST whose body the quick route parsed, from its
+/// token check on.
+pub(crate) async fn parsed_route(handover: Handover, env: Env, ctx: Context) -> Result<web_sys::Response> {
+    let platform = WorkerPlatform { env: &env, ctx: &ctx, request: RefCell::new(None) };
+    let Handover { route, batch, budget, started_ms } = handover;
+    respond(pipeline::parsed_post(&platform, route, batch, &budget, started_ms).await)
+}
+
+async fn handle(req: web_sys::Request, env: &Env, ctx: &Context) -> Result<Reply> {
     let budget = Budget::starting_at(now_ms());
     let method = req.method();
     let url = req.url();
@@ -103,11 +101,7 @@ async fn handle(req: web_sys::Request, body: Option<Vec<u8>>, env: &Env, ctx: &C
         content_type: content_type.as_deref(),
         content_length: content_length.as_deref(),
     };
-    let body = RefCell::new(Some(match body {
-        Some(bytes) => Body::Read(bytes),
-        None => Body::Unread(req),
-    }));
-    let platform = WorkerPlatform { env, ctx, body };
+    let platform = WorkerPlatform { env, ctx, request: RefCell::new(Some(req)) };
     Ok(pipeline::notification_post(&platform, post, &budget).await)
 }
 
@@ -116,16 +110,9 @@ struct WorkerPlatform<'a> {
     env: &'a Env,
     /// Work that may outlive the answer (the fast path) is handed to it.
     ctx: &'a Context,
-    /// Taken when the body is read (once).
-    body: RefCell<Option<Body>>,
-}
-
-/// A notification POST's body, as the full route finds it.
-enum Body {
-    /// Still in the request.
-    Unread(web_sys::Request),
-    /// Read by the quick route, which handed the request over.
-    Read(Vec<u8>),
+    /// Taken when the body is read (once); none when the quick route
+    /// parsed it.
+    request: RefCell<Option<web_sys::Request>>,
 }
 
 impl pipeline::Platform for WorkerPlatform<'_> {
@@ -160,11 +147,8 @@ impl pipeline::Platform for WorkerPlatform<'_> {
     }
 
     async fn body(&self) -> std::result::Result<Vec<u8>, String> {
-        let body = self.body.borrow_mut().take();
-        let request = match body.ok_or("the body was read already")? {
-            Body::Read(bytes) => return Ok(bytes),
-            Body::Unread(request) => request,
-        };
+        let request = self.request.borrow_mut().take();
+        let request = request.ok_or("the body was read already")?;
         let read = request.array_buffer().map_err(describe)?;
         let buffer = JsFuture::from(read).await.map_err(describe)?;
         Ok(js_sys::Uint8Array::new(&buffer).to_vec())

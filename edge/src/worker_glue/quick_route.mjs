@@ -22,8 +22,9 @@ export async function quickRoute(request, env, ctx, start, full) {
       const fastPath = intake.finish(await sent(intake));
       if (fastPath !== undefined) ctx.waitUntil(fastPath);
     } else if (verdict !== ANSWER) {
-      // The full route, with the body the intake kept.
-      return intake.full(request, ctx);
+      // The full route: from the parsed body when the intake kept it,
+      // else with the body this request no longer has.
+      return intake.full(ctx) ?? full(new Request(request.url, { method: request.method, headers, body }));
     }
     return reply(intake.status(), intake.text());
   } finally {
