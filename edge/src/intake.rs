@@ -1,7 +1,7 @@
 //! The quick route of a notification POST: the common request (items to
 //! queue, no validationToken that needs its signature checked) decided in
 //! synchronous steps that the Worker's JavaScript entry drives
-//! (`worker_glue/entry.mjs`), so such a request costs no async Rust future,
+//! (`worker_glue/quick_route.mjs`), so such a request costs no async Rust future,
 //! no promise callbacks into wasm and no body read through Rust.
 //!
 //! Everything else takes the full route ([`crate::pipeline`]), which answers

@@ -1,8 +1,9 @@
 //! The quick route's glue (see `crate::intake`): a class the Worker's
-//! JavaScript entry (`entry.mjs`) drives, one instance per notification
-//! POST, every step a synchronous call except the queue send it awaits.
+//! JavaScript (`quick_route.mjs`, called by `entry.mjs`) drives, one
+//! instance per notification POST, every step a synchronous call except the
+//! queue send it awaits.
 //!
-//! The entry calls, in order: [`NotificationIntake::start`] (no instance:
+//! It calls, in order: [`NotificationIntake::start`] (no instance:
 //! the full route), [`NotificationIntake::accept`] with the body, then for
 //! items to queue [`NotificationIntake::send`] and
 //! [`NotificationIntake::finish`]; it answers with `status` and `text`, or,

@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //! - `entry.mjs`: the Worker's entry, in JavaScript: the common notification
-//!   POST takes the quick route ([`intake`], over `crate::intake`); every
-//!   other request comes here.
+//!   POST takes the quick route (`quick_route.mjs` driving [`intake`], over
+//!   `crate::intake`); every other request comes here.
 //! - this file: `#[event(fetch)]`, the full route: reading the request and
 //!   writing replies.
 //! - [`config`]: settings from `[vars]` and secrets.
