@@ -9,13 +9,15 @@
 //! [`NotificationIntake::finish`]; it answers with `status` and `text`, or,
 //! for a body handed back, with [`NotificationIntake::full`].
 
+use std::rc::Rc;
+
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::js_sys::{Array, Promise};
 use worker::worker_sys::Context as JsContext;
 use worker::{console_error, console_log, Context, Env, Queue};
 
-use super::config;
+use super::config::{self, Config};
 use super::jwks::JwksSource;
 use super::storage;
 use super::{describe, now_ms, queue};
@@ -36,16 +38,18 @@ pub struct NotificationIntake {
     /// Taken by `finish`.
     intake: Option<Intake>,
     env: Env,
+    /// The isolate's settings, looked up once per request.
+    config: Rc<Config>,
     /// The producer binding the items go to.
     queue: Queue,
     /// The answer, once known.
     reply: Reply,
-    /// The messages sent to the queue, until `send` hands them over.
+    /// The messages for the queue, kept for the fast path after the answer.
     messages: Vec<Vec<u8>>,
     /// How long the send may take, in milliseconds.
     deadline_ms: f64,
-    /// The same messages, for the fast path after the answer (only when it runs).
-    fast_path: Option<Vec<Vec<u8>>>,
+    /// Whether the fast path runs (`FAST_PATH`).
+    fast_path: bool,
 }
 
 #[wasm_bindgen]
@@ -61,32 +65,34 @@ impl NotificationIntake {
         env: Env,
     ) -> Option<NotificationIntake> {
         let queue = storage::queue(&env)?;
-        config::config(&env).ok()?;
-        let every = config::flags(&env).logs_every_request;
-        let intake = Intake::start(method, url, content_type.as_deref(), content_length.as_deref(), now_ms(), every)?;
-        let reply = Reply::accepted();
-        Some(Self { intake: Some(intake), env, queue, reply, messages: Vec::new(), deadline_ms: 0.0, fast_path: None })
+        let config = config::config(&env).ok()?;
+        let flags = config::flags(&env);
+        let (content_type, content_length) = (content_type.as_deref(), content_length.as_deref());
+        let intake = Intake::start(method, url, content_type, content_length, now_ms(), flags.logs_every_request)?;
+        Some(Self {
+            intake: Some(intake),
+            env,
+            config,
+            queue,
+            reply: Reply::accepted(),
+            messages: Vec::new(),
+            deadline_ms: 0.0,
+            fast_path: flags.fast_path,
+        })
     }
 
     /// Takes the body: `0` the answer is ready, `1` there are items to
     /// `send`, `2` the request takes the full route (with this body).
     pub fn accept(&mut self, body: &[u8]) -> u8 {
-        let (Some(intake), Ok(config), Ok(request_id)) =
-            (self.intake.as_mut(), config::config(&self.env), RequestId::random())
-        else {
-            return FULL;
-        };
-        let env = &self.env;
-        match intake.accept(body, &config.client_states, &request_id, now_ms(), |batch| vouched(env, batch)) {
+        let (Some(intake), Ok(request_id)) = (self.intake.as_mut(), RequestId::random()) else { return FULL };
+        let (env, client_states) = (&self.env, &self.config.client_states);
+        match intake.accept(body, client_states, &request_id, now_ms(), |batch| vouched(env, batch)) {
             Accepted::Answer(reply, line) => {
                 log(line);
                 self.reply = reply;
                 ANSWER
             }
             Accepted::Send { messages, deadline } => {
-                if config::flags(env).fast_path {
-                    self.fast_path = Some(messages.clone());
-                }
                 (self.messages, self.deadline_ms) = (messages, deadline.as_millis() as f64);
                 SEND
             }
@@ -110,7 +116,7 @@ impl NotificationIntake {
     /// holds them, `false` when the deadline passed first; it rejects (or
     /// this throws) when the queue refuses them.
     pub fn send(&mut self) -> Result<Promise, JsValue> {
-        let bodies: Array = self.messages.drain(..).map(|bytes| storage::bytes_value(&bytes)).collect();
+        let bodies: Array = self.messages.iter().map(|bytes| storage::bytes_value(bytes)).collect();
         queue::send_within(self.queue.as_ref(), &bodies, self.deadline_ms)
     }
 
@@ -119,14 +125,15 @@ impl NotificationIntake {
     /// `waitUntil`, when it runs.
     pub fn finish(&mut self, sent: JsValue) -> Option<Promise> {
         let intake = self.intake.take()?;
-        let fast_path = self.fast_path.take();
         let outcome = sent.as_bool().ok_or_else(|| describe(sent));
         let held = outcome == Ok(true);
-        let (reply, line) = intake.finish(outcome, fast_path.is_some(), now_ms());
+        let (reply, line) = intake.finish(outcome, self.fast_path, now_ms());
         log(line);
         self.reply = reply;
-        let (Some(messages), true, Ok(config)) = (fast_path, held, config::config(&self.env)) else { return None };
-        let target = config.fanout.clone();
+        if !(self.fast_path && held) {
+            return None;
+        }
+        let (target, messages) = (self.config.fanout.clone(), std::mem::take(&mut self.messages));
         Some(wasm_bindgen_futures::future_to_promise(async move {
             queue::fast_path(target, messages).await;
             Ok(JsValue::UNDEFINED)
