@@ -7,7 +7,7 @@
 //! Everything else takes the full route ([`crate::pipeline`]), which answers
 //! exactly as it always has: handshakes, refusals by header, synchronous
 //! mode, a misconfigured edge, tokens never seen or refused, items too large
-//! for a queue message. For the requests it does take, the quick route gives
+//! for a queue message, bodies needing more than one `sendBatch`. For the requests it does take, the quick route gives
 //! the answer and writes the log line the full route would (its tests run
 //! both on the same requests).
 //!
@@ -125,8 +125,12 @@ impl Intake {
         if !chunks.oversized.is_empty() {
             return Accepted::Full;
         }
-        self.sending = (chunks.messages.len(), deadline);
-        Accepted::Send { messages: chunks.messages, deadline }
+        // One `sendBatch` here; more than its limits allow (a large body)
+        // take the full route, which sends them one batch after another.
+        let mut batches = chunk::send_batches(chunks.messages);
+        let (Some(messages), true) = (batches.pop(), batches.is_empty()) else { return Accepted::Full };
+        self.sending = (messages.len(), deadline);
+        Accepted::Send { messages, deadline }
     }
 
     /// The answer once the queue has spoken: `Ok(true)` it holds every
@@ -143,11 +147,6 @@ impl Intake {
         let (reply, outcome) = pipeline::delivered(delivery);
         let line = self.line(&reply, outcome, now_ms);
         (reply, line)
-    }
-
-    /// Whether [`Intake::handover`] has a parsed body to hand over.
-    pub fn has_parsed(&self) -> bool {
-        self.parsed.is_some()
     }
 
     /// After [`Accepted::Full`] for tokens to check: the parsed body, for
