@@ -130,3 +130,19 @@ async fn forged_tokens_deliver_nothing_and_are_quarantined() {
     );
     assert!(!quarantine.contains(CLIENT_STATE), "the quarantine keeps no clientState");
 }
+
+#[tokio::test]
+async fn an_unusable_jwks_url_asks_for_a_retry_and_names_the_setting() {
+    let fanout = Fanout::start().await;
+    let config = EdgeConfig::for_fanout(fanout.url())
+        .var("GRAPH_JWKS_URL", "not a url")
+        .var("GRAPH_APP_IDS", tokens::APP_ID)
+        .var("ALLOWED_TENANT_IDS", tokens::TENANT);
+    let mut edge = Edge::start_with(config).await;
+
+    let batch = rich_batch("no-keys", json!([with(|_| {})]));
+    let answer = graph::deliver(&edge.url, "/graph/notifications", &batch).await;
+    assert_eq!((answer.status, answer.body.as_str()), (503, "signing keys unavailable; retry later"));
+    let line = edge.process.wait_for_log("GRAPH_JWKS_URL: ").await;
+    assert!(line.contains("\"status\":503"), "{line}");
+}
