@@ -9,15 +9,14 @@
 //!   Graph's guidance for forged items is to answer 202 so a forger learns
 //!   nothing, and a bad neighbour must not cost a good item its delivery.
 
-use graph_relay_proto::v1::{
-    notification::Kind, ChangeNotification, EncryptedContent, LifecycleNotification, Notification,
-};
+use graph_relay_proto::v1::{notification::Kind, ChangeNotification, LifecycleNotification, Notification};
 use serde_json::Value;
 use thiserror::Error;
 
 use crate::client_state::ClientStates;
 use crate::delivery::RequestId;
 use crate::envelope::{self, EnvelopeError};
+use crate::item_fields::{self, object_json, optional, required, ItemFields};
 use crate::json_object::{self, MaybeObject, RawObject};
 
 /// Largest body accepted. Graph documents no maximum; 1 MiB is far above its
@@ -123,25 +122,27 @@ pub fn parse(
     request: &RequestId,
 ) -> Result<Batch, BodyError> {
     let (items, validation_tokens) = envelope(body)?;
-    let mut batch = Batch { validation_tokens, ..Batch::default() };
+    let mut batch = Batch { validation_tokens, notifications: Vec::with_capacity(items.len()), ..Batch::default() };
     let mut client_state = ClientStateCheck::new(client_states);
     for (index, item) in items.iter().enumerate() {
         let MaybeObject::Object(item) = item else {
             batch.rejections.push(Rejection { index, subscription_id: None, reason: ItemError::NotAnObject });
             continue;
         };
-        let fields = Fields(item);
-        if fields.is_present("encryptedContent") {
-            batch.rich_tenants.push(fields.optional("tenantId").ok().flatten().unwrap_or_default());
+        let fields = ItemFields::read(item);
+        if item_fields::is_present(fields.encrypted_content) {
+            batch
+                .rich_tenants
+                .push(item_fields::optional(fields.tenant_id, "tenantId").ok().flatten().unwrap_or_default());
         }
-        match validate_item(item, &mut client_state) {
+        match validate_item(item, &fields, &mut client_state) {
             Ok(kind) => batch.notifications.push(Notification {
                 kind: Some(kind),
                 received_at_unix_ms,
                 delivery_id: request.item(index),
             }),
             Err(reason) => {
-                let subscription_id = fields.optional("subscriptionId").ok().flatten();
+                let subscription_id = item_fields::optional(fields.subscription_id, "subscriptionId").ok().flatten();
                 batch.rejections.push(Rejection { index, subscription_id, reason })
             }
         }
@@ -209,23 +210,27 @@ impl<'s, 'a> ClientStateCheck<'s, 'a> {
 
 /// Checks the clientState FIRST: a forged item is reported as forged, whatever
 /// else is wrong with it.
-fn validate_item<'a>(item: &RawObject<'a>, client_state: &mut ClientStateCheck<'_, 'a>) -> Result<Kind, ItemError> {
-    client_state.check(item.get("clientState"))?;
-    let fields = Fields(item);
-    let subscription_id = fields.required("subscriptionId")?;
+fn validate_item<'a>(
+    item: &RawObject<'a>,
+    fields: &ItemFields<'a>,
+    client_state: &mut ClientStateCheck<'_, 'a>,
+) -> Result<Kind, ItemError> {
+    client_state.check(fields.client_state)?;
+    let subscription_id = required(fields.subscription_id, "subscriptionId")?;
+    let expiration = || optional(fields.subscription_expiration_date_time, "subscriptionExpirationDateTime");
     let raw_json = || item.to_json_without("clientState");
-    Ok(match (fields.optional("changeType")?, fields.optional("lifecycleEvent")?) {
+    Ok(match (optional(fields.change_type, "changeType")?, optional(fields.lifecycle_event, "lifecycleEvent")?) {
         (Some(_), Some(_)) => return Err(ItemError::BothKinds),
         (None, None) => return Err(ItemError::NeitherKind),
         (Some(change_type), None) => Kind::Change(ChangeNotification {
-            id: fields.optional("id")?.unwrap_or_default(),
-            subscription_expiration_date_time: fields.optional("subscriptionExpirationDateTime")?.unwrap_or_default(),
-            change_type: change_type.to_ascii_lowercase(),
-            resource: fields.required("resource")?,
-            tenant_id: fields.optional("tenantId")?.unwrap_or_default(),
-            organization_id: fields.optional("organizationId")?.unwrap_or_default(),
-            resource_data_json: fields.object_json("resourceData")?,
-            encrypted_content: fields.encrypted_content()?,
+            id: optional(fields.id, "id")?.unwrap_or_default(),
+            subscription_expiration_date_time: expiration()?.unwrap_or_default(),
+            change_type: lower_case(change_type),
+            resource: required(fields.resource, "resource")?,
+            tenant_id: optional(fields.tenant_id, "tenantId")?.unwrap_or_default(),
+            organization_id: optional(fields.organization_id, "organizationId")?.unwrap_or_default(),
+            resource_data_json: object_json(fields.resource_data, "resourceData")?,
+            encrypted_content: item_fields::encrypted_content(fields.encrypted_content)?,
             subscription_id,
             raw_json: raw_json(),
             // Filled in by the fan-out, which holds the private keys.
@@ -233,11 +238,11 @@ fn validate_item<'a>(item: &RawObject<'a>, client_state: &mut ClientStateCheck<'
             decryption_error: String::new(),
         }),
         (None, Some(lifecycle_event)) => Kind::Lifecycle(LifecycleNotification {
-            subscription_expiration_date_time: fields.optional("subscriptionExpirationDateTime")?.unwrap_or_default(),
+            subscription_expiration_date_time: expiration()?.unwrap_or_default(),
             lifecycle_event,
-            resource: fields.optional("resource")?.unwrap_or_default(),
-            tenant_id: fields.optional("tenantId")?.unwrap_or_default(),
-            organization_id: fields.optional("organizationId")?.unwrap_or_default(),
+            resource: optional(fields.resource, "resource")?.unwrap_or_default(),
+            tenant_id: optional(fields.tenant_id, "tenantId")?.unwrap_or_default(),
+            organization_id: optional(fields.organization_id, "organizationId")?.unwrap_or_default(),
             subscription_id,
             raw_json: raw_json(),
             // reason, previous_subscription_id: only the fan-out's resyncNeeded events.
@@ -246,57 +251,11 @@ fn validate_item<'a>(item: &RawObject<'a>, client_state: &mut ClientStateCheck<'
     })
 }
 
-/// Typed access to an item's fields, with errors that name the field.
-struct Fields<'o, 'a>(&'o RawObject<'a>);
-
-impl Fields<'_, '_> {
-    /// Whether the field is there and not null.
-    fn is_present(&self, name: &str) -> bool {
-        self.0.get(name).is_some_and(|raw| raw != "null")
-    }
-
-    /// A string field that may be absent or null.
-    fn optional(&self, name: &'static str) -> Result<Option<String>, ItemError> {
-        match self.0.get(name) {
-            None | Some("null") => Ok(None),
-            Some(raw) => match json_object::string_value(raw) {
-                Some(s) if s.is_empty() => Ok(None),
-                Some(s) => Ok(Some(s.into_owned())),
-                None => Err(ItemError::NotAString(name)),
-            },
-        }
-    }
-
-    fn required(&self, name: &'static str) -> Result<String, ItemError> {
-        self.optional(name)?.ok_or(ItemError::Missing(name))
-    }
-
-    /// An object field kept whole as the sender's JSON text ("" when absent).
-    fn object_json(&self, name: &'static str) -> Result<String, ItemError> {
-        match self.0.get(name) {
-            None | Some("null") => Ok(String::new()),
-            Some(object) if object.starts_with('{') => Ok(object.to_owned()),
-            Some(_) => Err(ItemError::NotAnObjectField(name)),
-        }
-    }
-
-    fn encrypted_content(&self) -> Result<Option<EncryptedContent>, ItemError> {
-        let content = match self.0.get("encryptedContent") {
-            None | Some("null") => return Ok(None),
-            Some(raw) => match MaybeObject::read(raw) {
-                Ok(MaybeObject::Object(content)) => content,
-                _ => return Err(ItemError::NotAnObjectField("encryptedContent")),
-            },
-        };
-        let content = Fields(&content);
-        Ok(Some(EncryptedContent {
-            data: content.required("data")?,
-            data_key: content.required("dataKey")?,
-            data_signature: content.optional("dataSignature")?.unwrap_or_default(),
-            encryption_certificate_id: content.optional("encryptionCertificateId")?.unwrap_or_default(),
-            encryption_certificate_thumbprint: content.optional("encryptionCertificateThumbprint")?.unwrap_or_default(),
-        }))
-    }
+/// `text` in ASCII lower case, in place: Graph's change types mostly
+/// arrive lower-cased already, and need no second string.
+fn lower_case(mut text: String) -> String {
+    text.make_ascii_lowercase();
+    text
 }
 
 #[cfg(test)]

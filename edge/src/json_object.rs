@@ -35,6 +35,11 @@ impl<'a> RawObject<'a> {
         self.members.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.get())
     }
 
+    /// The members' keys and raw values, in the sender's order.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &'a str)> + '_ {
+        self.members.iter().map(|(key, value)| (key.as_ref(), value.get()))
+    }
+
     /// The object as JSON text without any member named `left_out`; every
     /// other member is the sender's own text.
     pub fn to_json_without(&self, left_out: &str) -> String {

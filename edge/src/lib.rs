@@ -12,7 +12,8 @@
 //! - [`client_state`]: the accepted clientState set, compared in constant time.
 //! - [`collection`]: parsing a notification collection into fan-out messages;
 //!   [`envelope`]: its envelope read in one pass; [`json_object`]: an object
-//!   read as raw fields borrowed from the body.
+//!   read as raw fields borrowed from the body; [`item_fields`]: the fields
+//!   of an item the edge reads, found in one pass.
 //! - [`delivery`]: the identity of each accepted item (one delivery, not its content).
 //! - [`grpc_web`]: framing the gRPC-Web call to the fan-out.
 //! - [`chunk`]: splitting accepted items into queue messages (128 KB limit).
@@ -48,6 +49,7 @@ pub mod grpc_web;
 pub mod handshake;
 pub mod inbound;
 pub mod intake;
+pub mod item_fields;
 pub mod json_object;
 pub mod jwt;
 pub mod pipeline;
