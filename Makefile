@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 EDGE_SOURCES := $(shell find edge/src proto -type f) edge/Cargo.toml Cargo.lock
 
-.PHONY: help setup dev test edge fanout lint bench bench-setup profile profile-edge latency-curve clean
+.PHONY: help setup dev test edge fanout lint bench bench-setup bench-wasm-core profile profile-edge latency-curve clean
 
 help:
 	@echo "make dev   - run fan-out + edge (wrangler dev) locally, tail notifications"
@@ -38,6 +38,7 @@ bench: bench-setup
 	cargo build --release -p graph-relay-fanout -p graph-relay-bench
 	target/release/graph-relay-bench durable
 	cargo bench -p graph-relay-bench --bench edge_core
+	$(MAKE) bench-wasm-core
 	cargo bench -p graph-relay-bench --bench catch_up
 	cargo bench -p graph-relay-bench --bench edge_load
 	cargo bench -p graph-relay-bench --bench edge_latency
@@ -46,6 +47,12 @@ bench: bench-setup
 	target/release/graph-relay-bench fanout --csv target/bench-fanout.csv
 	target/release/graph-relay-bench idle
 	python3 scripts/plot-bench.py target/bench-fanout.csv docs/bench-fanout.png
+
+## The edge's protocol core built to wasm and timed in V8 (Node), a step
+## at a time (docs/benchmarks.md, "The protocol core as wasm").
+bench-wasm-core: setup
+	cargo build --release --target wasm32-unknown-unknown -p graph-relay-wasm-core-bench
+	node bench/wasm-core/run.mjs target/wasm32-unknown-unknown/release/graph_relay_wasm_core_bench.wasm
 
 ## Flamegraphs of the relay and NATS core at 50% of the relay's saturation,
 ## 100 subscribers (docs/performance-history.md, "2026-11-29, d9a807d"); writes docs/flamegraph-*.svg.
