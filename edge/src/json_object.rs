@@ -191,7 +191,7 @@ pub fn check_depth(text: &str) -> bool {
     // Text with no more opening brackets than the limit, in strings or
     // not, cannot nest deeper. A Graph item holds one or two objects, so
     // most batches pass on this one count, which runs a word at a time.
-    if opening_brackets(bytes) <= MAX_DEPTH {
+    if opening_brackets_at_most(bytes, MAX_DEPTH) {
         return true;
     }
     let (mut depth, mut at) = (0usize, 0usize);
@@ -208,6 +208,20 @@ pub fn check_depth(text: &str) -> bool {
             _ => {}
         }
         at += 1;
+    }
+    true
+}
+
+/// Whether at most `limit` bytes are `[` or `{`. It stops counting past
+/// the limit, a block at a time, so a body with many containers pays the
+/// count only for the part of it that exceeds the limit.
+fn opening_brackets_at_most(bytes: &[u8], limit: usize) -> bool {
+    let mut count = 0;
+    for block in bytes.chunks(256) {
+        count += opening_brackets(block);
+        if count > limit {
+            return false;
+        }
     }
     true
 }
@@ -312,6 +326,10 @@ mod tests {
         ) {
             let one_by_one = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
             proptest::prop_assert_eq!(opening_brackets(&bytes), one_by_one);
+            let long = bytes.repeat(9);
+            for limit in [0, one_by_one, one_by_one * 9, one_by_one * 9 + 1] {
+                proptest::prop_assert_eq!(opening_brackets_at_most(&long, limit), one_by_one * 9 <= limit);
+            }
         }
     }
 
