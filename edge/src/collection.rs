@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::client_state::ClientStates;
 use crate::delivery::RequestId;
 use crate::envelope::{self, EnvelopeError};
+pub use crate::item_fields::ItemError;
 use crate::item_fields::{self, object_json, optional, required, ItemFields};
 use crate::json_object::{self, MaybeObject, RawObject};
 
@@ -38,27 +39,6 @@ pub enum BodyError {
     NoValueArray,
     #[error("\"value\" is empty: there is nothing to accept")]
     EmptyValue,
-}
-
-/// Why one item of `value` was not accepted. Never carries a secret.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum ItemError {
-    #[error("item is not a JSON object")]
-    NotAnObject,
-    #[error("clientState is missing")]
-    ClientStateMissing,
-    #[error("clientState does not match any accepted value")]
-    ClientStateMismatch,
-    #[error("required field {0} is missing")]
-    Missing(&'static str),
-    #[error("field {0} must be a string")]
-    NotAString(&'static str),
-    #[error("field {0} must be an object")]
-    NotAnObjectField(&'static str),
-    #[error("item has both changeType and lifecycleEvent")]
-    BothKinds,
-    #[error("item has neither changeType nor lifecycleEvent")]
-    NeitherKind,
 }
 
 /// An item that was not accepted, with what an operator needs to find it.

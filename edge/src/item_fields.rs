@@ -1,5 +1,5 @@
-//! The fields of a notification item the edge reads, typed, with errors that
-//! name the field.
+//! The fields of a notification item the edge reads, typed, and why an item
+//! is refused ([`ItemError`], naming the field).
 //!
 //! An item's members are looked through once ([`ItemFields::read`]), not
 //! once per field: an item has about ten members and the edge reads about
@@ -7,9 +7,30 @@
 //! work in the Worker.
 
 use graph_relay_proto::v1::EncryptedContent;
+use thiserror::Error;
 
-use crate::collection::ItemError;
 use crate::json_object::{self, MaybeObject, RawObject};
+
+/// Why one item of `value` was not accepted. Never carries a secret.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum ItemError {
+    #[error("item is not a JSON object")]
+    NotAnObject,
+    #[error("clientState is missing")]
+    ClientStateMissing,
+    #[error("clientState does not match any accepted value")]
+    ClientStateMismatch,
+    #[error("required field {0} is missing")]
+    Missing(&'static str),
+    #[error("field {0} must be a string")]
+    NotAString(&'static str),
+    #[error("field {0} must be an object")]
+    NotAnObjectField(&'static str),
+    #[error("item has both changeType and lifecycleEvent")]
+    BothKinds,
+    #[error("item has neither changeType nor lifecycleEvent")]
+    NeitherKind,
+}
 
 /// The raw JSON text of each field the edge reads, `None` when absent. A
 /// repeated key counts as its last value, as [`RawObject::get`] reads it.
@@ -111,13 +132,7 @@ pub fn encrypted_content(raw: Option<&str>) -> Result<Option<EncryptedContent>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn object(text: &str) -> RawObject<'_> {
-        match MaybeObject::read(text).unwrap() {
-            MaybeObject::Object(object) => object,
-            MaybeObject::Other => panic!("{text} is no object"),
-        }
-    }
+    use crate::json_object::read_object as object;
 
     #[test]
     fn every_field_is_found_and_a_repeated_key_reads_as_its_last_value() {

@@ -258,17 +258,19 @@ fn string_end(bytes: &[u8], mut at: usize) -> usize {
     bytes.len()
 }
 
+/// `text` read as an object, for tests (it panics on anything else).
+#[cfg(test)]
+pub(crate) fn read_object(text: &str) -> RawObject<'_> {
+    match MaybeObject::read(text).unwrap() {
+        MaybeObject::Object(object) => object,
+        MaybeObject::Other => panic!("{text} is no object"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
-
-    fn read_object(text: &str) -> RawObject<'_> {
-        match MaybeObject::read(text).unwrap() {
-            MaybeObject::Object(object) => object,
-            MaybeObject::Other => panic!("{text} is no object"),
-        }
-    }
 
     #[test]
     fn members_are_the_senders_text_in_the_senders_order() {
