@@ -17,11 +17,20 @@
 # proxy and the floor are what any worker pays; the worker process's JIT is
 # the edge's own code. perf shares the 2 cores, so compare rows of one run,
 # not runs.
+#
+#   scripts/profile-edge.sh --ratio [ROUNDS]
+#
+# Without perf: the Rust worker, the JavaScript peer (bench/js-peer/worker.js)
+# and the queue floor take turns for ROUNDS (default 3) rounds of 10 s of
+# POSTs each, and each row is the worker process's CPU per POST from /proc,
+# the dev proxy's, and their ratio. The proxy does the same work for every
+# worker, so the ratio cancels the machine's drift, which moves the
+# microseconds of one worker by a fifth within minutes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-seconds=${1:-8}
-command -v perf >/dev/null || (apt-get update -qq && apt-get install -y -qq linux-perf)
+if [ "${1:-}" = --ratio ]; then mode=ratio rounds=${2:-3} seconds=10; else mode=profile seconds=${1:-8}; fi
+[ "$mode" = ratio ] || command -v perf >/dev/null || (apt-get update -qq && apt-get install -y -qq linux-perf)
 command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 [ -f edge/build/index.js ] || make edge
 
@@ -41,7 +50,8 @@ toml = open(f"{root}/wrangler.toml").read()
 blocks = [b for b in toml.split("\n\n") if "[[env.dev.queues.consumers]]" not in b]
 toml = "\n\n".join(blocks)
 entry = "edge/src/worker_glue/entry.mjs"
-for name, main in [("rust", f"{root}/{entry}"), ("floor", f"{root}/bench/js-peer/queue-floor.js")]:
+workers = [("rust", entry), ("peer", "bench/js-peer/worker.js"), ("floor", "bench/js-peer/queue-floor.js")]
+for name, main in [(name, f"{root}/{path}") for name, path in workers]:
     open(f"{work}/{name}.toml", "w").write(toml.replace(f'main = "{entry}"', f'main = "{main}"'))
 items = [{
     "id": f"id-Users/u/Messages/m-{i}", "subscriptionId": f"sub-{i}",
@@ -108,6 +118,47 @@ profile() {
     perf report -i "$work/$name-$kind.data" --no-children -g none -n --sort pid,dso --stdio 2>/dev/null \
         | python3 scripts/profile-edge-summary.py "$label" "$kind" "$seconds" "$work/$name-$kind.wrk" "$roles"
 }
+
+# The worker process's and the dev proxy's CPU per POST while wrk drives
+# POSTs at port $2 for $seconds; prints its table row.
+ratio() {
+    local label=$1 port=$2 round=$3 processes worker proxy before after
+    processes=$(workerd_pids "$port")
+    worker=${processes%,*} proxy=${processes#*,}
+    wrk -t1 -c1 -d"$((seconds + 2))s" -s "$work/post.lua" "http://127.0.0.1:$port/graph/notifications" >"$work/ratio.wrk" &
+    local load=$!
+    sleep 1
+    before="$(ticks "$worker") $(ticks "$proxy")"
+    sleep "$seconds"
+    after="$(ticks "$worker") $(ticks "$proxy")"
+    wait "$load"
+    python3 - "$label" "$round" "$seconds" "$(getconf CLK_TCK)" "$before" "$after" "$work/ratio.wrk" <<'PY'
+import re, sys
+label, round_, seconds, tck, before, after, wrk = sys.argv[1:]
+(w0, p0), (w1, p1) = ([int(t) for t in x.split()] for x in (before, after))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", open(wrk).read()).group(1))
+per_post = lambda ticks: ticks / int(tck) / (int(seconds) * rps) * 1e6
+print(f"| {label} | {round_} | {per_post(w1 - w0):.0f} µs | {per_post(p1 - p0):.0f} µs | {(w1 - w0) / (p1 - p0):.3f} | {rps:.0f} |")
+PY
+}
+
+# CPU ticks (user and system) of process $1 so far.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+if [ "$mode" = ratio ]; then
+    start rust && start peer && start floor
+    for port in "$port_rust" "$port_peer" "$port_floor"; do
+        wrk -t1 -c1 -d6s -s "$work/post.lua" "http://127.0.0.1:$port/graph/notifications" >/dev/null
+    done
+    echo "| worker | round | worker process per POST | dev proxy per POST | ratio | requests/s |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for round in $(seq 1 "$rounds"); do
+        ratio "Rust (wasm)" "$port_rust" "$round"
+        ratio "JavaScript peer" "$port_peer" "$round"
+        ratio "queue floor" "$port_floor" "$round"
+    done
+    exit 0
+fi
 
 start rust
 start floor
