@@ -142,14 +142,20 @@ print(f"| {label} | {round_} | {per_post(w1 - w0):.0f} µs | {per_post(p1 - p0):
 PY
 }
 
+# POSTs for 6 s to each port given: the JIT tiers the wasm and the JavaScript
+# up under load.
+warm_up() {
+    for port in "$@"; do
+        wrk -t1 -c1 -d6s -s "$work/post.lua" "http://127.0.0.1:$port/graph/notifications" >/dev/null
+    done
+}
+
 # CPU ticks (user and system) of process $1 so far.
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 if [ "$mode" = ratio ]; then
     start rust && start peer && start floor
-    for port in "$port_rust" "$port_peer" "$port_floor"; do
-        wrk -t1 -c1 -d6s -s "$work/post.lua" "http://127.0.0.1:$port/graph/notifications" >/dev/null
-    done
+    warm_up "$port_rust" "$port_peer" "$port_floor"
     echo "| worker | round | worker process per POST | dev proxy per POST | ratio | requests/s |"
     echo "|---|---:|---:|---:|---:|---:|"
     for round in $(seq 1 "$rounds"); do
@@ -162,10 +168,7 @@ fi
 
 start rust
 start floor
-# Warm up: the JIT tiers the wasm and the JavaScript up under load.
-for port in "$port_rust" "$port_floor"; do
-    wrk -t1 -c1 -d6s -s "$work/post.lua" "http://127.0.0.1:$port/graph/notifications" >/dev/null
-done
+warm_up "$port_rust" "$port_floor"
 
 echo "| worker | request | requests/s | worker process: JIT | worker process: workerd | dev proxy | total |"
 echo "|---|---|---:|---:|---:|---:|---:|"
