@@ -18,18 +18,22 @@
 # the edge's own code. perf shares the 2 cores, so compare rows of one run,
 # not runs.
 #
-#   scripts/profile-edge.sh --ratio [ROUNDS]
+#   scripts/profile-edge.sh --ratio [ROUNDS [MAIN...]]
 #
 # Without perf: the Rust worker, the JavaScript peer (bench/js-peer/worker.js)
 # and the queue floor take turns for ROUNDS (default 3) rounds of 10 s of
 # POSTs each, and each row is the worker process's CPU per POST from /proc,
 # the dev proxy's, and their ratio. The proxy does the same work for every
 # worker, so the ratio cancels the machine's drift, which moves the
-# microseconds of one worker by a fifth within minutes.
+# microseconds of one worker by a fifth within minutes. Each MAIN (a path
+# from the repository's root) is one more worker taking its turn, named by
+# its file: another entry for the same build, to compare with the current
+# one, e.g. an earlier `edge/src/worker_glue/entry.mjs` saved beside it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-if [ "${1:-}" = --ratio ]; then mode=ratio rounds=${2:-3} seconds=10; else mode=profile seconds=${1:-8}; fi
+mains=()
+if [ "${1:-}" = --ratio ]; then mode=ratio rounds=${2:-3} seconds=10 mains=("${@:3}"); else mode=profile seconds=${1:-8}; fi
 [ "$mode" = ratio ] || command -v perf >/dev/null || (apt-get update -qq && apt-get install -y -qq linux-perf)
 command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 [ -f edge/build/index.js ] || make edge
@@ -43,14 +47,15 @@ cleanup() {
 trap cleanup EXIT
 
 # The test configuration: the repository's [env.dev] without its consumers.
-python3 - "$work" "$root" <<'PY'
+python3 - "$work" "$root" "${mains[@]}" <<'PY'
 import sys
-work, root = sys.argv[1], sys.argv[2]
+work, root, mains = sys.argv[1], sys.argv[2], sys.argv[3:]
 toml = open(f"{root}/wrangler.toml").read()
 blocks = [b for b in toml.split("\n\n") if "[[env.dev.queues.consumers]]" not in b]
 toml = "\n\n".join(blocks)
 entry = "edge/src/worker_glue/entry.mjs"
 workers = [("rust", entry), ("peer", "bench/js-peer/worker.js"), ("floor", "bench/js-peer/queue-floor.js")]
+workers += [(f"main{index}", path) for index, path in enumerate(mains)]
 for name, main in [(name, f"{root}/{path}") for name, path in workers]:
     open(f"{work}/{name}.toml", "w").write(toml.replace(f'main = "{entry}"', f'main = "{main}"'))
 items = [{
@@ -155,13 +160,18 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 if [ "$mode" = ratio ]; then
     start rust && start peer && start floor
+    for index in "${!mains[@]}"; do start "main$index"; done
     warm_up "$port_rust" "$port_peer" "$port_floor"
+    for index in "${!mains[@]}"; do port="port_main$index" && warm_up "${!port}"; done
     echo "| worker | round | worker process per POST | dev proxy per POST | ratio | requests/s |"
     echo "|---|---:|---:|---:|---:|---:|"
     for round in $(seq 1 "$rounds"); do
         ratio "Rust (wasm)" "$port_rust" "$round"
         ratio "JavaScript peer" "$port_peer" "$round"
         ratio "queue floor" "$port_floor" "$round"
+        for index in "${!mains[@]}"; do
+            port="port_main$index" && ratio "$(basename "${mains[$index]}")" "${!port}" "$round"
+        done
     done
     exit 0
 fi
