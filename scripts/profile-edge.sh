@@ -159,19 +159,18 @@ warm_up() {
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 if [ "$mode" = ratio ]; then
-    start rust && start peer && start floor
-    for index in "${!mains[@]}"; do start "main$index"; done
-    warm_up "$port_rust" "$port_peer" "$port_floor"
-    for index in "${!mains[@]}"; do port="port_main$index" && warm_up "${!port}"; done
+    # Each worker's config name (see above) and its row's label.
+    names=(rust peer floor) labels=("Rust (wasm)" "JavaScript peer" "queue floor")
+    for index in "${!mains[@]}"; do names+=("main$index") labels+=("$(basename "${mains[$index]}")"); done
+    ports=()
+    for name in "${names[@]}"; do
+        start "$name" && port="port_$name" && ports+=("${!port}")
+    done
+    warm_up "${ports[@]}"
     echo "| worker | round | worker process per POST | dev proxy per POST | ratio | requests/s |"
     echo "|---|---:|---:|---:|---:|---:|"
     for round in $(seq 1 "$rounds"); do
-        ratio "Rust (wasm)" "$port_rust" "$round"
-        ratio "JavaScript peer" "$port_peer" "$round"
-        ratio "queue floor" "$port_floor" "$round"
-        for index in "${!mains[@]}"; do
-            port="port_main$index" && ratio "$(basename "${mains[$index]}")" "${!port}" "$round"
-        done
+        for index in "${!names[@]}"; do ratio "${labels[$index]}" "${ports[$index]}" "$round"; done
     done
     exit 0
 fi
