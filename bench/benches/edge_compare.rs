@@ -12,7 +12,11 @@
 //!   caches warm), so a drift of the machine falls on all rounds alike; a
 //!   cell is the median of the rounds, shown with half their spread. (Taking
 //!   turns request by request was tried: switching processes on every
-//!   request made every cell larger and noisier.)
+//!   request made every cell larger and noisier.) The machine's clock
+//!   drifts by a fifth within minutes, more than the differences measured,
+//!   so the last table also gives each POST's worker process CPU against
+//!   its dev proxy's: the proxy does the same work for every worker, and
+//!   the ratio cancels the drift.
 //! - requests per second and p50/p99 acknowledgement latency under wrk
 //!   (2 threads, 8 connections, 5 s), 10 basic items per request;
 //! - the bundle wrangler uploads, raw and gzip.
@@ -71,10 +75,27 @@ fn signed(items: Vec<Value>, token: String) -> String {
     collection.to_string()
 }
 
-/// Clock ticks of CPU (user + system) the workerd processes of `edge` used.
-fn workerd_ticks(edge: &Edge) -> u64 {
+/// CPU of `edge`'s two workerd processes: the one that runs the worker
+/// (and the local Queue), and wrangler's dev proxy in front of it. The
+/// proxy does the same work for every worker's request, so the worker's
+/// CPU against the proxy's cancels the machine's drift.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cpu {
+    worker: f64,
+    proxy: f64,
+}
+
+impl Cpu {
+    fn total(self) -> f64 {
+        self.worker + self.proxy
+    }
+}
+
+/// Clock ticks of CPU (user + system) the workerd processes of `edge` used
+/// so far; the one started with an inspector runs the worker.
+fn workerd_ticks(edge: &Edge) -> Cpu {
     let group = edge.process.id() as i64;
-    let mut ticks = 0;
+    let mut ticks = Cpu::default();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
         let Some((name, rest)) =
@@ -84,8 +105,15 @@ fn workerd_ticks(edge: &Edge) -> u64 {
         };
         let fields: Vec<&str> = rest.split(' ').collect();
         // After the name: state(0) ppid(1) pgrp(2) ... utime(11) stime(12).
-        if name == "workerd" && fields.get(2).and_then(|g| g.parse::<i64>().ok()) == Some(group) {
-            ticks += fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        if name != "workerd" || fields.get(2).and_then(|g| g.parse::<i64>().ok()) != Some(group) {
+            continue;
+        }
+        let used = (fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0)) as f64;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("--inspector-addr") {
+            ticks.worker += used;
+        } else {
+            ticks.proxy += used;
         }
     }
     ticks
@@ -96,17 +124,18 @@ fn ticks_per_second() -> f64 {
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
-/// workerd's idle CPU, in ticks per second (timers, the dev proxy's
-/// polling), to take out of every measurement of that worker.
-async fn idle_rate(edge: &Edge) -> f64 {
+/// Each workerd process's idle CPU, in ticks per second (timers, the dev
+/// proxy's polling), to take out of every measurement of that worker.
+async fn idle_rate(edge: &Edge) -> Cpu {
     let (start, clock) = (workerd_ticks(edge), Instant::now());
     tokio::time::sleep(IDLE_SAMPLE).await;
-    (workerd_ticks(edge) - start) as f64 / clock.elapsed().as_secs_f64()
+    let (end, seconds) = (workerd_ticks(edge), clock.elapsed().as_secs_f64());
+    Cpu { worker: (end.worker - start.worker) / seconds, proxy: (end.proxy - start.proxy) / seconds }
 }
 
 /// CPU milliseconds per request for `bodies` POSTed one after another
 /// (`None`: as many `GET /healthz`, the floor every request pays).
-async fn cpu_per_request(edge: &Edge, idle_rate: f64, bodies: Option<&[String]>) -> f64 {
+async fn cpu_per_request(edge: &Edge, idle: Cpu, bodies: Option<&[String]>) -> Cpu {
     let client = reqwest::Client::new();
     let url = format!("{}/graph/notifications", edge.url);
     let send = |body: Option<&String>| {
@@ -128,8 +157,12 @@ async fn cpu_per_request(edge: &Edge, idle_rate: f64, bodies: Option<&[String]>)
         let status = send(body(i)).await.expect("the worker answers").status().as_u16();
         assert!(status == 202 || (bodies.is_none() && status == 200), "answered {status}");
     }
-    let busy = (workerd_ticks(edge) - start) as f64 - idle_rate * clock.elapsed().as_secs_f64();
-    busy.max(0.0) / ticks_per_second() * 1e3 / count as f64
+    let (end, seconds) = (workerd_ticks(edge), clock.elapsed().as_secs_f64());
+    let per_request = |used: f64, idle: f64| (used - idle * seconds).max(0.0) / ticks_per_second() * 1e3 / count as f64;
+    Cpu {
+        worker: per_request(end.worker - start.worker, idle.worker),
+        proxy: per_request(end.proxy - start.proxy, idle.proxy),
+    }
 }
 
 /// The median of `samples`, and their spread (max - min).
@@ -229,20 +262,27 @@ async fn main() {
             .var("REQUEST_LOGS", logs)
             .var("GRAPH_APP_IDS", APP_ID);
         config.consumers = false;
+        // Only the Rust worker writes a line per request (the others never log).
+        let logs_every_request = main.is_none() && logs == "on";
         config.main = main;
         let edge = Edge::start_with(config).await;
         let idle = idle_rate(&edge).await;
-        edges.push((name, edge, idle));
+        edges.push((name, edge, idle, logs_every_request));
     }
-    // samples[worker][case]: floor, then each body above the floor.
-    let idle_rates: Vec<String> = edges.iter().map(|(_, _, idle)| format!("{idle:.2}")).collect();
+    // samples[worker][case]: floor, then each body above the floor (both
+    // processes); posts[worker][case]: each body's CPU by process.
+    let idle_rates: Vec<String> =
+        edges.iter().map(|(_, _, idle, _)| format!("{:.2}", idle.worker + idle.proxy)).collect();
     let mut samples = vec![vec![Vec::new(); 4]; edges.len()];
+    let mut posts = vec![vec![Vec::new(); 3]; edges.len()];
     for fresh in &fresh {
-        for (worker, (_, edge, idle)) in edges.iter().enumerate() {
-            let floor = cpu_per_request(edge, *idle, None).await;
+        for (worker, (_, edge, idle, _)) in edges.iter().enumerate() {
+            let floor = cpu_per_request(edge, *idle, None).await.total();
             samples[worker][0].push(floor);
             for (case, bodies) in [&basic, &rich, fresh].into_iter().enumerate() {
-                samples[worker][case + 1].push(cpu_per_request(edge, *idle, Some(bodies)).await - floor);
+                let post = cpu_per_request(edge, *idle, Some(bodies)).await;
+                samples[worker][case + 1].push(post.total() - floor);
+                posts[worker][case].push(post);
             }
         }
     }
@@ -257,7 +297,7 @@ async fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut own = Vec::new();
     let whole: Vec<[f64; 3]> = samples.iter().map(|cells| whole_posts(cells)).collect();
-    for ((name, edge, _), cells) in edges.iter().zip(samples) {
+    for ((name, edge, _, _), cells) in edges.iter().zip(samples) {
         let (rate, p50, p99) = load(&edge.url, &basic[0], dir.path());
         let out = tempfile::tempdir().unwrap();
         let (raw, gz) = bundle(&edge.config_path(), out.path());
@@ -275,6 +315,51 @@ async fn main() {
     for ((name, cells), whole) in own.into_iter().zip(&whole) {
         let shown: Vec<String> =
             (0..3).map(|i| format!("{:.3} ms ({:.3} ms)", whole[i] - queue_whole[i], cells[i] - queue[i])).collect();
+        println!("| {name} | {} |", shown.join(" | "));
+    }
+    // A worker that logs every request is left out: its lines reach
+    // wrangler through the dev proxy's inspector relay, so its proxy does
+    // more than the others'.
+    let quiet: Vec<(&str, &[Vec<Cpu>])> = edges
+        .iter()
+        .zip(&posts)
+        .filter(|((_, _, _, logs_every_request), _)| !logs_every_request)
+        .map(|((name, _, _, _), cases)| (*name, cases.as_slice()))
+        .collect();
+    print_against_proxy(&quiet);
+}
+
+/// The drift-cancelled table: per case, each worker's process CPU against
+/// its dev proxy's (median of the rounds), and its own CPU as the
+/// difference of its ratio and the queue floor's (the last worker), in
+/// the proxy's median milliseconds per POST of that case. Every worker
+/// here logs nothing per request.
+fn print_against_proxy(workers: &[(&str, &[Vec<Cpu>])]) {
+    let ratio = |rounds: &[Cpu]| median_and_spread(rounds.iter().map(|cpu| cpu.worker / cpu.proxy).collect());
+    let proxy_ms: Vec<f64> = (0..3)
+        .map(|case| {
+            median_and_spread(workers.iter().flat_map(|(_, cases)| &cases[case]).map(|cpu| cpu.proxy).collect()).0
+        })
+        .collect();
+    let Some((_, floor)) = workers.last() else { return };
+    let floor: Vec<f64> = floor.iter().map(|rounds| ratio(rounds).0).collect();
+    println!("\nAgainst the dev proxy: each POST's worker process CPU over its dev proxy's, the median of the");
+    println!("rounds ± half their spread; the proxy does the same work for every worker, so the ratio cancels");
+    println!("the machine's drift. Own CPU: the ratio less the queue floor's, times the proxy's median CPU per");
+    println!(
+        "POST of the case ({}).\n",
+        proxy_ms.iter().map(|ms| format!("{ms:.3} ms")).collect::<Vec<_>>().join(" / ")
+    );
+    println!("| worker | 10 basic | 10 rich, known token | 1 rich, first-sight token |");
+    println!("|---|---:|---:|---:|");
+    for (name, cases) in workers {
+        let shown: Vec<String> = (0..3)
+            .map(|case| {
+                let (median, spread) = ratio(&cases[case]);
+                let own = (median - floor[case]) * proxy_ms[case];
+                format!("{median:.3} ±{:.3}: {own:.3} ms", spread / 2.0)
+            })
+            .collect();
         println!("| {name} | {} |", shown.join(" | "));
     }
 }
