@@ -1,19 +1,23 @@
 //! The quick route of a notification POST: the common request (items to
-//! queue, no validationToken that needs its signature checked) decided in
-//! synchronous steps that the Worker's JavaScript entry drives
-//! (`worker_glue/quick_route.mjs`), so such a request costs no async Rust future,
-//! no promise callbacks into wasm and no body read through Rust.
+//! queue, validationTokens verified before or checkable with keys at hand)
+//! decided in synchronous steps that the Worker's JavaScript entry drives
+//! (`worker_glue/quick_route.mjs`), so such a request costs no async Rust
+//! future, no promise callbacks into wasm and no body read through Rust. A
+//! token seen for the first time costs one WebCrypto promise the entry
+//! awaits.
 //!
 //! Everything else takes the full route ([`crate::pipeline`]), which answers
 //! exactly as it always has: handshakes, refusals by header, synchronous
-//! mode, a misconfigured edge, tokens never seen or refused, items too large
-//! for a queue message, bodies needing more than one `sendBatch`. For the requests it does take, the quick route gives
-//! the answer and writes the log line the full route would (its tests run
-//! both on the same requests).
+//! mode, a misconfigured edge, tokens refused or needing keys not yet at
+//! hand, items too large for a queue message, bodies needing more than one
+//! `sendBatch`. For the requests it does take, the quick route gives the
+//! answer and writes the log line the full route would (its tests run both
+//! on the same requests).
 //!
 //! The steps: [`Intake::start`] on the request line and headers (`None`: the
-//! full route), [`Intake::accept`] on the body, then, when the items are to
-//! be sent, [`Intake::finish`] with what the queue said.
+//! full route), [`Intake::accept`] on the body (and [`Intake::verified`] once
+//! the signatures of tokens seen for the first time are checked), then, when
+//! the items are to be sent, [`Intake::finish`] with what the queue said.
 
 use std::time::Duration;
 
@@ -63,6 +67,23 @@ pub enum Accepted {
     Send { messages: Vec<Vec<u8>>, deadline: Duration },
     /// The full route, with the body already read ([`Intake::handover`]).
     Full,
+    /// The batch's validationTokens have signatures being checked: then
+    /// [`Intake::verified`].
+    Verify,
+}
+
+/// What the Worker makes of a batch's validationTokens, where the quick
+/// route can tell without I/O.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Tokens {
+    /// Every token passes: verified before, with keys still fresh.
+    Vouched,
+    /// Their signatures are being checked (the platform's promises): the
+    /// rest of each token's check follows in [`Intake::verified`].
+    Verifying,
+    /// Only the full route can tell (a token refused, keys to fetch or to
+    /// import): it checks them again, and quarantines or asks a retry.
+    Unknown,
 }
 
 impl Intake {
@@ -94,16 +115,15 @@ impl Intake {
         })
     }
 
-    /// Parses and checks the body. `tokens_vouched` says whether a batch that
-    /// needs its validationTokens checked passes on tokens verified before
-    /// (`false`: the full route checks them, and quarantines or asks a retry).
+    /// Parses and checks the body. `tokens` says what becomes of a batch
+    /// that needs its validationTokens checked (see [`Tokens`]).
     pub fn accept(
         &mut self,
         body: &[u8],
         client_states: &ClientStates,
         request_id: &RequestId,
         now_ms: u64,
-        tokens_vouched: impl FnOnce(&Batch) -> bool,
+        tokens: impl FnOnce(&Batch) -> Tokens,
     ) -> Accepted {
         let batch = match inbound::accept_body(body, client_states, now_ms as i64, request_id) {
             Ok(batch) => batch,
@@ -112,10 +132,35 @@ impl Intake {
                 return self.answer(reply, outcome, now_ms);
             }
         };
-        if batch.needs_token_check() && !tokens_vouched(&batch) {
+        if batch.needs_token_check() {
+            let next = match tokens(&batch) {
+                Tokens::Vouched => return self.queue(batch, now_ms),
+                Tokens::Verifying => Accepted::Verify,
+                Tokens::Unknown => Accepted::Full,
+            };
             self.parsed = Some(batch);
-            return Accepted::Full;
+            return next;
         }
+        self.queue(batch, now_ms)
+    }
+
+    /// After [`Accepted::Verify`], once the signatures are checked:
+    /// `passed` concludes each token's check on the batch. A batch whose
+    /// tokens fail takes the full route, which checks them again and
+    /// quarantines it or asks a retry, as for any batch.
+    pub fn verified(&mut self, passed: impl FnOnce(&Batch) -> bool, now_ms: u64) -> Accepted {
+        match self.parsed.take() {
+            Some(batch) if passed(&batch) => self.queue(batch, now_ms),
+            parsed => {
+                self.parsed = parsed;
+                Accepted::Full
+            }
+        }
+    }
+
+    /// Items whose tokens passed (or which needed none) to the queue, or
+    /// the answer when there is nothing to deliver.
+    fn queue(&mut self, batch: Batch, now_ms: u64) -> Accepted {
         self.log.batch(&batch);
         if batch.notifications.is_empty() {
             return self.answer(Reply::accepted(), "nothing to deliver".into(), now_ms);

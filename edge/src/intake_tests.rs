@@ -20,9 +20,9 @@ fn start(logs_every_request: bool) -> Intake {
     Intake::start("POST", URL, Some("application/json"), None, now_ms(), logs_every_request).expect("the quick route")
 }
 
-fn accept(intake: &mut Intake, body: &Value, vouched: bool) -> Accepted {
+fn accept(intake: &mut Intake, body: &Value, tokens: Tokens) -> Accepted {
     let id = RequestId::from_bytes([7; 16]);
-    intake.accept(body.to_string().as_bytes(), &states(), &id, now_ms(), |_| vouched)
+    intake.accept(body.to_string().as_bytes(), &states(), &id, now_ms(), |_| tokens)
 }
 
 /// The full route's answer and log line for `body`, its delivery answering
@@ -79,7 +79,9 @@ fn only_plain_notification_posts_take_the_quick_route() {
 fn basic_items_are_sent_then_answered_as_the_full_route_answers() {
     let body = json!({"value": [item(STATE), item("forged"), item(STATE)]});
     let mut intake = start(true);
-    let Accepted::Send { messages, deadline } = accept(&mut intake, &body, false) else { panic!("items to send") };
+    let Accepted::Send { messages, deadline } = accept(&mut intake, &body, Tokens::Unknown) else {
+        panic!("items to send")
+    };
     assert!(deadline > Duration::ZERO && deadline <= budget::ANSWER_WITHIN);
     let (reply, line) = intake.finish(Ok(true), true, now_ms());
 
@@ -101,7 +103,7 @@ fn a_queue_that_refuses_or_is_late_is_a_503_logged_as_an_error_even_when_only_er
         (Ok(false), "the queue did not take the batch within"),
     ] {
         let mut intake = start(false);
-        assert!(matches!(accept(&mut intake, &body, false), Accepted::Send { .. }));
+        assert!(matches!(accept(&mut intake, &body, Tokens::Unknown), Accepted::Send { .. }));
         let (reply, line) = intake.finish(sent, false, now_ms());
         assert_eq!(reply.status, 503);
         let line = line.expect("a 5xx is always logged");
@@ -116,7 +118,9 @@ fn a_refused_body_is_answered_at_once_as_the_full_route_answers() {
     for body in [json!({"value": []}), json!({"value": "not a list"}), json!({"value": [item("forged")]})] {
         for every in [true, false] {
             let mut intake = start(every);
-            let Accepted::Answer(reply, line) = accept(&mut intake, &body, false) else { panic!("an answer: {body}") };
+            let Accepted::Answer(reply, line) = accept(&mut intake, &body, Tokens::Unknown) else {
+                panic!("an answer: {body}")
+            };
             let (full_reply, full_line, fake) = full(&body, Ok("unused".into()), every);
             assert_eq!((&reply, untimed(&line)), (&full_reply, untimed(&full_line)), "{body}");
             assert!(fake.delivered.borrow().is_empty());
@@ -130,7 +134,7 @@ fn tokens_go_the_full_way_unless_every_one_was_verified_before() {
     let body = json!({"value": [item(STATE)], "validationTokens": [token("k1", APP)]});
     let mut intake = start(true);
     assert_eq!(remembered(&keys, now_ms() / 1000, &body), None, "never verified");
-    assert_eq!(accept(&mut intake, &body, false), Accepted::Full);
+    assert_eq!(accept(&mut intake, &body, Tokens::Unknown), Accepted::Full);
 
     let mut fake = Fake::with_body(body.clone());
     fake.keys = Ok(keys.clone());
@@ -138,7 +142,7 @@ fn tokens_go_the_full_way_unless_every_one_was_verified_before() {
     assert_eq!(keys.verified_tokens(), 1);
     assert_eq!(remembered(&keys, now_ms() / 1000, &body), Some(Ok(1)));
     let mut intake = start(true);
-    assert!(matches!(accept(&mut intake, &body, true), Accepted::Send { .. }));
+    assert!(matches!(accept(&mut intake, &body, Tokens::Vouched), Accepted::Send { .. }));
 
     let long_after = now_ms() / 1000 + 10 * 3_600;
     let expired = remembered(&keys, long_after, &body).expect("remembered");
@@ -150,7 +154,7 @@ fn items_too_large_for_a_message_go_the_full_way_to_be_read_afresh() {
     let mut large = item(STATE);
     large["resourceData"] = json!({"id": "x".repeat(chunk::MAX_MESSAGE_BYTES)});
     let mut intake = start(true);
-    assert_eq!(accept(&mut intake, &json!({"value": [large]}), false), Accepted::Full);
+    assert_eq!(accept(&mut intake, &json!({"value": [large]}), Tokens::Unknown), Accepted::Full);
     assert!(intake.handover().is_none(), "nothing parsed to hand over");
 }
 
@@ -166,9 +170,9 @@ fn items_needing_more_than_one_send_batch_go_the_full_way() {
         })
         .collect();
     let mut intake = start(true);
-    assert_eq!(accept(&mut intake, &json!({"value": items[..2]}), false).sent_messages(), Some(2), "two fit");
+    assert_eq!(accept(&mut intake, &json!({"value": items[..2]}), Tokens::Unknown).sent_messages(), Some(2), "two fit");
     let mut intake = start(true);
-    assert_eq!(accept(&mut intake, &json!({"value": items}), false), Accepted::Full);
+    assert_eq!(accept(&mut intake, &json!({"value": items}), Tokens::Unknown), Accepted::Full);
     assert!(intake.handover().is_none(), "the full route reads it afresh");
 }
 
@@ -187,7 +191,7 @@ fn a_body_handed_over_for_its_tokens_is_answered_and_logged_as_the_full_route_do
     let bad = json!({"value": [item(STATE)], "validationTokens": [token("k1", "another-app")]});
     for body in [good, bad] {
         let mut intake = start(true);
-        assert_eq!(accept(&mut intake, &body, false), Accepted::Full);
+        assert_eq!(accept(&mut intake, &body, Tokens::Unknown), Accepted::Full);
         let Handover { route, batch, budget, started_ms } = intake.handover().expect("the parsed body");
         let handed = Fake::with_body(json!("never read"));
         let reply = run(pipeline::parsed_post(&handed, route, batch, &budget, started_ms));
@@ -203,7 +207,7 @@ fn a_body_handed_over_for_its_tokens_is_answered_and_logged_as_the_full_route_do
     }
 }
 
-/// The glue's `tokens_vouched` verdict for `body`.
+/// The verdict on `body`'s tokens without a signature check.
 fn remembered(keys: &Keys, now: u64, body: &Value) -> Option<Result<usize, validation_tokens::TokenError>> {
     let batch = parsed(body);
     validation_tokens::check_batch_remembered(
@@ -217,4 +221,70 @@ fn remembered(keys: &Keys, now: u64, body: &Value) -> Option<Result<usize, valid
 
 fn parsed(body: &Value) -> Batch {
     crate::collection::parse(body.to_string().as_bytes(), &states(), 0, &RequestId::from_bytes([1; 16])).unwrap()
+}
+
+#[test]
+fn tokens_seen_first_are_sent_once_their_signatures_pass_and_else_go_the_full_way() {
+    let body = json!({"value": [item(STATE), item("forged")], "validationTokens": [token("k1", APP)]});
+    let (full_reply, full_line, full) = full(&body, Ok(pipeline::queued_summary(1, 0, false)), true);
+    let mut intake = start(true);
+    assert_eq!(accept(&mut intake, &body, Tokens::Verifying), Accepted::Verify);
+    let Accepted::Send { messages, .. } = intake.verified(|_| true, now_ms()) else {
+        panic!("items to send once the tokens passed")
+    };
+    assert_eq!(content(&decoded(&messages)), content(&full.delivered.borrow()), "what the full route delivers");
+    let (reply, line) = intake.finish(Ok(true), false, now_ms());
+    assert_eq!((&reply, untimed(&line)), (&full_reply, untimed(&full_line)));
+
+    let mut intake = start(true);
+    assert_eq!(accept(&mut intake, &body, Tokens::Verifying), Accepted::Verify);
+    assert_eq!(intake.verified(|_| false, now_ms()), Accepted::Full);
+    let handover = intake.handover().expect("the parsed body, for the full route to check again");
+    assert_eq!(handover.batch.notifications.len(), 1);
+}
+
+/// The quick route's token check as the glue makes it, with RustCrypto in
+/// place of WebCrypto's promises.
+fn checked_apart(keys: &Keys, body: &Value) -> Result<usize, validation_tokens::TokenError> {
+    let batch = parsed(body);
+    let (tokens, tenants, now) = (batch.validation_tokens.as_ref(), &batch.rich_tenants, now_ms() / 1000);
+    let checks = validation_tokens::take_apart(tokens, tenants, keys, &policy(), now)?;
+    let rs256 = crate::rs256::Native::default();
+    let verdicts = checks
+        .signatures()
+        .map(|token| {
+            run(validation_tokens::Rs256::verify(&rs256, &token.key, token.signed.as_bytes(), &token.signature))
+        })
+        .collect();
+    checks.conclude(verdicts, tenants, keys, &policy(), now)
+}
+
+#[test]
+fn signatures_checked_apart_pass_and_are_remembered_as_the_full_check_does() {
+    let keys = keys_with("k1");
+    let body = json!({"value": [item(STATE)], "validationTokens": [token("k1", APP), token("k1", APP)]});
+    assert_eq!(checked_apart(&keys, &body), Ok(2));
+    assert_eq!(remembered(&keys, now_ms() / 1000, &body), Some(Ok(2)), "both remembered");
+
+    let keys = keys_with("k1");
+    let wrong_app = json!({"value": [item(STATE)], "validationTokens": [token("k1", "another-app")]});
+    assert_eq!(checked_apart(&keys, &wrong_app).unwrap_err().to_string(), "token 0: InvalidAudience");
+    assert_eq!(keys.verified_tokens(), 0, "a refused token is not remembered");
+}
+
+#[test]
+fn the_first_token_refused_decides_whether_its_signature_or_its_form_fails() {
+    let keys = keys_with("k1");
+    let mut forged = token("k1", APP);
+    forged.replace_range(forged.len() - 4.., "AAAA");
+    let body = json!({"value": [item(STATE)], "validationTokens": [forged, "not a jwt"]});
+    let batch = parsed(&body);
+    let (tokens, tenants, now) = (batch.validation_tokens.as_ref(), &batch.rich_tenants, now_ms() / 1000);
+    let checks = validation_tokens::take_apart(tokens, tenants, &keys, &policy(), now).unwrap();
+    assert!(checks.refused(), "the second token is refused whatever the first's signature says");
+    assert_eq!(checks.signatures().count(), 1);
+    assert_eq!(checked_apart(&keys, &body).unwrap_err().to_string(), "token 0: InvalidSignature");
+    let unchecked = validation_tokens::take_apart(tokens, tenants, &keys, &policy(), now).unwrap();
+    let error = unchecked.conclude(Vec::new(), tenants, &keys, &policy(), now).unwrap_err();
+    assert!(error.to_string().contains("cannot verify"), "a signature never checked counts as unusable: {error}");
 }

@@ -142,30 +142,25 @@ pub async fn check_batch(
     now: u64,
     rs256: &impl Rs256,
 ) -> Result<usize, TokenError> {
-    let tokens = token_list(validation_tokens, rich_tenants)?;
-    let fingerprint = policy.fingerprint();
-    let mut vouched = Vec::with_capacity(tokens.len());
-    for (index, token) in tokens.iter().enumerate() {
-        let token = token.as_str().ok_or(TokenError::NotAnArray)?;
-        let tenant = match remembered(keys, token, &fingerprint, index, now) {
-            Some(tenant) => tenant?,
-            None => {
-                let verified = check_token(index, token, keys, policy, now, rs256).await?;
-                let tenant = verified.tenant.clone();
-                keys.verified.insert(token, &fingerprint, verified, now);
-                tenant
-            }
-        };
-        vouched.push(tenant);
+    let checks = take_apart(validation_tokens, rich_tenants, keys, policy, now)?;
+    let mut verdicts = Vec::new();
+    for token in checks.signatures() {
+        let verdict = rs256.verify(&token.key, token.signed.as_bytes(), &token.signature).await;
+        let passed = verdict == Ok(true);
+        verdicts.push(verdict);
+        // The batch is refused at this token: the later ones need no RSA.
+        if !passed {
+            break;
+        }
     }
-    covers(rich_tenants, &vouched)?;
-    Ok(tokens.len())
+    checks.conclude(verdicts, rich_tenants, keys, policy, now)
 }
 
 /// [`check_batch`]'s verdict without a signature check, when every token
-/// of the batch was verified with `keys` before; `None` when one was not
-/// (then only `check_batch` can tell). Synchronous, for the Worker's quick
-/// route.
+/// of the batch was verified with `keys` before (or the first one not is
+/// refused without its signature); `None` when a signature must be checked
+/// first (then only `check_batch` can tell). Synchronous, for the Worker's
+/// quick route.
 pub fn check_batch_remembered(
     validation_tokens: Option<&Value>,
     rich_tenants: &[String],
@@ -173,20 +168,122 @@ pub fn check_batch_remembered(
     policy: &Policy,
     now: u64,
 ) -> Option<Result<usize, TokenError>> {
-    let tokens = match token_list(validation_tokens, rich_tenants) {
-        Ok(tokens) => tokens,
+    let checks = match take_apart(validation_tokens, rich_tenants, keys, policy, now) {
+        Ok(checks) => checks,
         Err(e) => return Some(Err(e)),
     };
+    let settled = checks.signatures().next().is_none();
+    settled.then(|| checks.conclude(Vec::new(), rich_tenants, keys, policy, now))
+}
+
+/// A batch's tokens taken apart before any signature is checked: what each
+/// comes to without one, in order, up to the first refused. [`check_batch`]
+/// and the Worker's quick route (with WebCrypto's promises) check the
+/// [`signatures`](Self::signatures) it names, then [`conclude`](Self::conclude).
+pub struct TokenChecks {
+    checks: Vec<TokenCheck>,
+    /// The policy's fingerprint, which verified tokens are remembered under.
+    fingerprint: String,
+}
+
+enum TokenCheck {
+    /// Verified with these keys before: the tenant it vouches for.
+    Remembered(String),
+    /// Refused without a signature check; no token after it is looked at.
+    Refused(TokenError),
+    /// Its signature is still to be checked.
+    Unverified(Box<Unverified>),
+}
+
+/// A token whose RS256 signature is still to be checked.
+pub struct Unverified {
+    index: usize,
+    token: String,
+    /// The JWKS key its `kid` names.
+    pub key: RsaJwk,
+    /// What the signature covers (`header.payload` as sent).
+    pub signed: String,
+    pub signature: Vec<u8>,
+    claims: Claims,
+}
+
+/// Takes a batch's tokens apart (see [`TokenChecks`]); `Err` when the
+/// list itself is unusable.
+pub fn take_apart(
+    validation_tokens: Option<&Value>,
+    rich_tenants: &[String],
+    keys: &Keys,
+    policy: &Policy,
+    now: u64,
+) -> Result<TokenChecks, TokenError> {
+    let tokens = token_list(validation_tokens, rich_tenants)?;
     let fingerprint = policy.fingerprint();
-    let mut vouched = Vec::with_capacity(tokens.len());
+    let mut checks = Vec::with_capacity(tokens.len());
     for (index, token) in tokens.iter().enumerate() {
-        let Some(token) = token.as_str() else { return Some(Err(TokenError::NotAnArray)) };
-        match remembered(keys, token, &fingerprint, index, now)? {
-            Ok(tenant) => vouched.push(tenant),
-            Err(e) => return Some(Err(e)),
+        let check = match token.as_str() {
+            None => TokenCheck::Refused(TokenError::NotAnArray),
+            Some(token) => match remembered(keys, token, &fingerprint, index, now) {
+                Some(Ok(tenant)) => TokenCheck::Remembered(tenant),
+                Some(Err(e)) => TokenCheck::Refused(e),
+                None => Unverified::read(index, token, keys)
+                    .map_or_else(TokenCheck::Refused, |token| TokenCheck::Unverified(Box::new(token))),
+            },
+        };
+        let refused = matches!(check, TokenCheck::Refused(_));
+        checks.push(check);
+        if refused {
+            break;
         }
     }
-    Some(covers(rich_tenants, &vouched).map(|()| tokens.len()))
+    Ok(TokenChecks { checks, fingerprint })
+}
+
+impl TokenChecks {
+    /// The signatures still to check, in the tokens' order.
+    pub fn signatures(&self) -> impl Iterator<Item = &Unverified> {
+        self.checks.iter().filter_map(|check| match check {
+            TokenCheck::Unverified(token) => Some(token.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// Whether a token is refused whatever the signatures say.
+    pub fn refused(&self) -> bool {
+        self.checks.iter().any(|check| matches!(check, TokenCheck::Refused(_)))
+    }
+
+    /// The batch's verdict from each signature's, in the order of
+    /// [`signatures`](Self::signatures): `Ok(false)` a bad signature, `Err`
+    /// a key the platform could not use; a missing verdict counts as the
+    /// latter. The first token refused decides; tokens that pass before it
+    /// are remembered with `keys`.
+    pub fn conclude(
+        self,
+        verdicts: Vec<Result<bool, String>>,
+        rich_tenants: &[String],
+        keys: &Keys,
+        policy: &Policy,
+        now: u64,
+    ) -> Result<usize, TokenError> {
+        let (count, mut verdicts) = (self.checks.len(), verdicts.into_iter());
+        let mut vouched = Vec::with_capacity(count);
+        for check in self.checks {
+            let tenant = match check {
+                TokenCheck::Remembered(tenant) => tenant,
+                TokenCheck::Refused(e) => return Err(e),
+                TokenCheck::Unverified(token) => {
+                    let verdict = verdicts.next().unwrap_or_else(|| Err("its signature was not checked".into()));
+                    let (token, verified) = token.vouch(verdict, policy, now)?;
+                    let tenant = verified.tenant.clone();
+                    keys.verified.insert(&token, &self.fingerprint, verified, now);
+                    tenant
+                }
+            };
+            vouched.push(tenant);
+        }
+        covers(rich_tenants, &vouched)?;
+        Ok(count)
+    }
 }
 
 /// The tokens of the envelope's field, or why there are none to check
@@ -225,46 +322,53 @@ fn covers(rich_tenants: &[String], vouched: &[String]) -> Result<(), TokenError>
     }
 }
 
-/// Verifies one token; returns what it vouches for.
-async fn check_token(
-    index: usize,
-    token: &str,
-    keys: &Keys,
-    policy: &Policy,
-    now: u64,
-    rs256: &impl Rs256,
-) -> Result<Vouched, TokenError> {
-    let parsed = jwt::parse(token).ok_or(TokenError::Malformed(index))?;
-    if parsed.header.alg != "RS256" {
-        return Err(TokenError::Algorithm(index, parsed.header.alg));
+impl Unverified {
+    /// The token taken apart, with the key its `kid` names.
+    fn read(index: usize, token: &str, keys: &Keys) -> Result<Self, TokenError> {
+        let parsed = jwt::parse(token).ok_or(TokenError::Malformed(index))?;
+        if parsed.header.alg != "RS256" {
+            return Err(TokenError::Algorithm(index, parsed.header.alg));
+        }
+        let kid = parsed.header.kid.unwrap_or_default();
+        let key = keys.by_kid.get(&kid).ok_or_else(|| TokenError::UnknownKey(index, kid.clone()))?.clone();
+        Ok(Self {
+            index,
+            token: token.to_owned(),
+            key,
+            signed: parsed.signed.to_owned(),
+            signature: parsed.signature,
+            claims: parsed.claims,
+        })
     }
-    let kid = parsed.header.kid.unwrap_or_default();
-    let key = keys.by_kid.get(&kid).ok_or_else(|| TokenError::UnknownKey(index, kid.clone()))?;
-    let verified = rs256
-        .verify(key, parsed.signed.as_bytes(), &parsed.signature)
-        .await
-        .map_err(|e| TokenError::UnusableKey(index, kid.clone(), e))?;
-    if !verified {
-        return Err(TokenError::Rejected(index, "InvalidSignature".into()));
+
+    /// What the token vouches for, once its signature's `verdict` is in;
+    /// the token comes back with it, to be remembered.
+    fn vouch(self, verdict: Result<bool, String>, policy: &Policy, now: u64) -> Result<(String, Vouched), TokenError> {
+        let index = self.index;
+        let verified = verdict.map_err(|e| TokenError::UnusableKey(index, self.key.kid.clone(), e))?;
+        if !verified {
+            return Err(TokenError::Rejected(index, "InvalidSignature".into()));
+        }
+        let (not_before, expires) =
+            check_claims(&self.claims, policy, now).map_err(|e| TokenError::Rejected(index, e))?;
+        let claims = self.claims;
+        let caller = claims.appid.as_deref().or(claims.azp.as_deref());
+        if caller != Some(GRAPH_CHANGE_TRACKING_APP_ID) {
+            return Err(TokenError::WrongCaller(index));
+        }
+        let tenant = claims.tid.unwrap_or_default();
+        let v1 = format!("https://sts.windows.net/{tenant}/");
+        let v2 = format!("https://login.microsoftonline.com/{tenant}/v2.0");
+        let iss = claims.iss.unwrap_or_default();
+        if tenant.is_empty() || (iss != v1 && iss != v2) {
+            return Err(TokenError::WrongIssuer(index));
+        }
+        if !policy.allowed_tenants.is_empty() && !policy.allowed_tenants.iter().any(|t| t.eq_ignore_ascii_case(&tenant))
+        {
+            return Err(TokenError::TenantNotAllowed(index, tenant));
+        }
+        Ok((self.token, Vouched { tenant, not_before, expires }))
     }
-    let (not_before, expires) =
-        check_claims(&parsed.claims, policy, now).map_err(|e| TokenError::Rejected(index, e))?;
-    let claims = parsed.claims;
-    let caller = claims.appid.as_deref().or(claims.azp.as_deref());
-    if caller != Some(GRAPH_CHANGE_TRACKING_APP_ID) {
-        return Err(TokenError::WrongCaller(index));
-    }
-    let tenant = claims.tid.unwrap_or_default();
-    let v1 = format!("https://sts.windows.net/{tenant}/");
-    let v2 = format!("https://login.microsoftonline.com/{tenant}/v2.0");
-    let iss = claims.iss.unwrap_or_default();
-    if tenant.is_empty() || (iss != v1 && iss != v2) {
-        return Err(TokenError::WrongIssuer(index));
-    }
-    if !policy.allowed_tenants.is_empty() && !policy.allowed_tenants.iter().any(|t| t.eq_ignore_ascii_case(&tenant)) {
-        return Err(TokenError::TenantNotAllowed(index, tenant));
-    }
-    Ok(Vouched { tenant, not_before, expires })
 }
 
 /// The registered claims every token must carry, and its time window with

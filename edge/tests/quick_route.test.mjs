@@ -16,8 +16,18 @@ function post(body = '{"value":[]}') {
   return new Request(URL, { method: "POST", headers: { "content-type": "application/json" }, body });
 }
 
-/** An intake answering `accept` with `verdict` and `send` with `send()`. */
-function intake({ verdict, send = async () => true, status = 202, text = "", fastPath, parsed = false }) {
+/** An intake answering `accept` with `verdict`, `send` with `send()`,
+ * `verifying` with `verifying()` and `verified` with `afterVerify`. */
+function intake({
+  verdict,
+  send = async () => true,
+  verifying = async () => [true],
+  afterVerify = 1,
+  status = 202,
+  text = "",
+  fastPath,
+  parsed = false,
+}) {
   const calls = [];
   return {
     calls,
@@ -29,6 +39,14 @@ function intake({ verdict, send = async () => true, status = 202, text = "", fas
     send() {
       calls.push(["send"]);
       return send();
+    },
+    verifying() {
+      calls.push(["verifying"]);
+      return verifying();
+    },
+    verified(outcome) {
+      calls.push(["verified", outcome]);
+      return afterVerify;
     },
     finish(sent) {
       calls.push(["finish", sent]);
@@ -125,6 +143,25 @@ test("a body handed back goes to the full route from the intake's parse, or else
   assert.equal(again.headers.get("x-trace"), "7");
   assert.equal(await again.text(), '{"value":[{"large":1}]}', "with the body already read");
   assert.equal(response.status, 299);
+});
+
+test("token signatures being checked: their outcome goes to verified, which decides what follows", async () => {
+  const checked = intake({ verdict: 3, verifying: async () => [true, true], afterVerify: 1 });
+  const { response } = await route(post(), checked);
+  const steps = ["accept", "verifying", "verified", "send", "finish", "free"];
+  assert.deepEqual(checked.calls.map(([step]) => step), steps);
+  assert.deepEqual(checked.calls[2], ["verified", [true, true]]);
+  assert.equal(response.status, 202);
+
+  const refused = new Error("the key cannot verify");
+  for (const verifying of [async () => Promise.reject(refused), () => { throw refused; }]) {
+    const failed = intake({ verdict: 3, verifying, afterVerify: 2, parsed: true });
+    const { response, fulls } = await route(post(), failed);
+    assert.deepEqual(failed.calls.map(([step]) => step), ["accept", "verifying", "verified", "full", "free"]);
+    assert.equal(failed.calls[2][1], refused, "what the check threw is handed on");
+    assert.equal(fulls.length, 0, "the full route goes on from the parsed body");
+    assert.equal(response.status, 298);
+  }
 });
 
 test("a step that throws still frees the intake, and the error reaches the runtime", async () => {

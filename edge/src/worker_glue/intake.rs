@@ -4,33 +4,38 @@
 //! queue send it awaits.
 //!
 //! It calls, in order: [`NotificationIntake::start`] (no instance:
-//! the full route), [`NotificationIntake::accept`] with the body, then for
-//! items to queue [`NotificationIntake::send`] and
-//! [`NotificationIntake::finish`]; it answers with `status` and `text`, or,
-//! for a body handed back, with [`NotificationIntake::full`].
+//! the full route), [`NotificationIntake::accept`] with the body (for tokens
+//! seen for the first time, it awaits [`NotificationIntake::verifying`] and
+//! hands the outcome to [`NotificationIntake::verified`]), then for items to
+//! queue [`NotificationIntake::send`] and [`NotificationIntake::finish`]; it
+//! answers with `status` and `text`, or, for a body handed back, with
+//! [`NotificationIntake::full`].
 
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::js_sys::{Array, Promise};
+use worker::wasm_bindgen::JsCast;
 use worker::worker_sys::Context as JsContext;
 use worker::{console_error, console_log, Context, Env, Queue};
 
 use super::config::{self, Config};
 use super::jwks::JwksSource;
-use super::storage;
 use super::{describe, now_ms, queue};
+use super::{storage, webcrypto};
+use crate::collection::Batch;
 use crate::delivery::RequestId;
 use crate::inbound::Reply;
-use crate::intake::{Accepted, Intake};
+use crate::intake::{Accepted, Intake, Tokens};
 use crate::pipeline::LogLine;
-use crate::validation_tokens;
+use crate::validation_tokens::{self, Keys, Policy, TokenChecks};
 
 /// [`NotificationIntake::accept`]'s verdicts (the entry names them alike).
 const ANSWER: u8 = 0;
 const SEND: u8 = 1;
 const FULL: u8 = 2;
+const VERIFY: u8 = 3;
 
 /// One notification POST on the quick route.
 #[wasm_bindgen]
@@ -50,6 +55,18 @@ pub struct NotificationIntake {
     deadline_ms: f64,
     /// Whether the fast path runs (`FAST_PATH`).
     fast_path: bool,
+    /// Tokens seen for the first time, their signatures being checked.
+    pending: Option<PendingTokens>,
+}
+
+/// A batch's tokens while WebCrypto checks their signatures.
+struct PendingTokens {
+    checks: TokenChecks,
+    /// The keys and policy they are checked with, kept for the verdict.
+    keys: Rc<Keys>,
+    policy: Rc<Policy>,
+    /// All the signatures' promises in one: an array of booleans.
+    verifying: Promise,
 }
 
 #[wasm_bindgen]
@@ -78,15 +95,52 @@ impl NotificationIntake {
             messages: Vec::new(),
             deadline_ms: 0.0,
             fast_path: flags.fast_path,
+            pending: None,
         })
     }
 
     /// Takes the body: `0` the answer is ready, `1` there are items to
-    /// `send`, `2` the request takes the full route (with this body).
+    /// `send`, `2` the request takes the full route (with this body), `3`
+    /// token signatures are being checked (`verifying`, then `verified`).
     pub fn accept(&mut self, body: &[u8]) -> u8 {
         let (Some(intake), Ok(request_id)) = (self.intake.as_mut(), RequestId::random()) else { return FULL };
         let (env, client_states) = (&self.env, &self.config.client_states);
-        match intake.accept(body, client_states, &request_id, now_ms(), |batch| vouched(env, batch)) {
+        let mut pending = None;
+        let accepted = intake.accept(body, client_states, &request_id, now_ms(), |batch| {
+            let (tokens, checking) = quick_tokens(env, batch);
+            pending = checking;
+            tokens
+        });
+        self.pending = pending;
+        self.take(accepted)
+    }
+
+    /// The signatures' checks `accept` started: a promise of an array of
+    /// booleans, one per signature.
+    pub fn verifying(&self) -> Option<Promise> {
+        self.pending.as_ref().map(|pending| pending.verifying.clone())
+    }
+
+    /// Takes what `verifying` came to (its array, or what it threw) and
+    /// goes on as `accept` does.
+    pub fn verified(&mut self, outcome: JsValue) -> u8 {
+        let (Some(intake), Some(pending)) = (self.intake.as_mut(), self.pending.take()) else { return FULL };
+        let verdicts: Vec<Result<bool, String>> = match outcome.dyn_ref::<Array>() {
+            Some(verdicts) => verdicts.iter().map(|v| v.as_bool().ok_or_else(|| describe(v))).collect(),
+            None => vec![Err(describe(outcome))],
+        };
+        let now = now_ms();
+        let passed = |batch: &Batch| {
+            let PendingTokens { checks, keys, policy, .. } = pending;
+            checks.conclude(verdicts, &batch.rich_tenants, &keys, &policy, now / 1000).is_ok()
+        };
+        let accepted = intake.verified(passed, now);
+        self.take(accepted)
+    }
+
+    /// Keeps what `accept` or `verified` decided, and says it as a number.
+    fn take(&mut self, accepted: Accepted) -> u8 {
+        match accepted {
             Accepted::Answer(reply, line) => {
                 log(line);
                 self.reply = reply;
@@ -97,6 +151,7 @@ impl NotificationIntake {
                 SEND
             }
             Accepted::Full => FULL,
+            Accepted::Verify => VERIFY,
         }
     }
 
@@ -151,16 +206,38 @@ impl NotificationIntake {
     }
 }
 
-/// Whether a batch that needs its validationTokens checked passes on
-/// tokens this isolate verified before, with keys still fresh; anything
-/// else (a token never seen, a refusal, no keys) is the full route's to
-/// decide.
-fn vouched(env: &Env, batch: &crate::collection::Batch) -> bool {
-    let (Ok(policy), Some(keys)) = (config::policy(env), JwksSource::of(env).fresh()) else { return false };
-    let tokens = batch.validation_tokens.as_ref();
-    let verdict =
-        validation_tokens::check_batch_remembered(tokens, &batch.rich_tenants, &keys, &policy, now_ms() / 1000);
-    matches!(verdict, Some(Ok(_)))
+/// What the quick route makes of a batch's validationTokens: passed when
+/// each was verified before with keys still fresh; being checked when the
+/// rest need only signatures WebCrypto can check with keys it imported
+/// already (the promises start here); anything else (a token refused, no
+/// fresh keys, a key to import) is the full route's to decide.
+fn quick_tokens(env: &Env, batch: &Batch) -> (Tokens, Option<PendingTokens>) {
+    let (Ok(policy), Some(keys)) = (config::policy(env), JwksSource::of(env).fresh()) else {
+        return (Tokens::Unknown, None);
+    };
+    let (tokens, tenants, now) = (batch.validation_tokens.as_ref(), &batch.rich_tenants, now_ms() / 1000);
+    let Ok(checks) = validation_tokens::take_apart(tokens, tenants, &keys, &policy, now) else {
+        return (Tokens::Unknown, None);
+    };
+    if checks.refused() {
+        return (Tokens::Unknown, None);
+    }
+    let verifier = webcrypto::verifier();
+    let started: Option<Array> = checks
+        .signatures()
+        .map(|token| verifier.start_verify(&token.key, token.signed.as_bytes(), &token.signature))
+        .collect();
+    match started {
+        Some(started) if started.length() > 0 => {
+            let verifying = Promise::all(&started);
+            (Tokens::Verifying, Some(PendingTokens { checks, keys, policy, verifying }))
+        }
+        Some(_) => match checks.conclude(Vec::new(), tenants, &keys, &policy, now) {
+            Ok(_) => (Tokens::Vouched, None),
+            Err(_) => (Tokens::Unknown, None),
+        },
+        None => (Tokens::Unknown, None),
+    }
 }
 
 fn log(line: Option<LogLine>) {

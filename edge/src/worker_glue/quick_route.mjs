@@ -8,6 +8,7 @@
 // NotificationIntake.accept's verdicts (as `intake.rs` numbers them).
 const ANSWER = 0;
 const SEND = 1;
+const VERIFY = 3;
 
 // Answers `request`: `start` is `NotificationIntake.start`; `full` answers
 // a request on the full route (the Rust `fetch`).
@@ -17,9 +18,10 @@ export async function quickRoute(request, env, ctx, start, full) {
   if (intake === undefined) return full(request);
   try {
     const body = new Uint8Array(await request.arrayBuffer());
-    const verdict = intake.accept(body);
+    let verdict = intake.accept(body);
+    if (verdict === VERIFY) verdict = intake.verified(await settled(() => intake.verifying()));
     if (verdict === SEND) {
-      const fastPath = intake.finish(await sent(intake));
+      const fastPath = intake.finish(await settled(() => intake.send()));
       if (fastPath !== undefined) ctx.waitUntil(fastPath);
     } else if (verdict !== ANSWER) {
       // The full route: from the parsed body when the intake kept it,
@@ -32,10 +34,12 @@ export async function quickRoute(request, env, ctx, start, full) {
   }
 }
 
-// What the queue send came to: true (held), false (late) or its error.
-async function sent(intake) {
+// What the promise `start` makes came to, or what it threw: for the queue
+// send true (held), false (late) or its error; for the token signatures
+// their verdicts.
+async function settled(start) {
   try {
-    return await intake.send();
+    return await start();
   } catch (error) {
     return error;
   }

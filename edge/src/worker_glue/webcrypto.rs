@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
@@ -41,9 +41,7 @@ pub(crate) struct WebCrypto {
 impl Rs256 for WebCrypto {
     async fn verify(&self, key: &RsaJwk, signed: &[u8], signature: &[u8]) -> Result<bool, String> {
         let subtle = subtle()?;
-        let id = (key.kid.clone(), key.n.clone());
-        let cached = self.keys.borrow().get(&id).cloned();
-        let imported = match cached {
+        let imported = match self.imported(key) {
             Some(imported) => imported,
             None => {
                 let imported = import(&subtle, key).await.map_err(|e| format!("importKey refused it: {e}"))?;
@@ -51,16 +49,32 @@ impl Rs256 for WebCrypto {
                 if keys.len() >= MAX_KEYS {
                     keys.clear();
                 }
-                keys.insert(id, imported.clone());
+                keys.insert((key.kid.clone(), key.n.clone()), imported.clone());
                 imported
             }
         };
-        let promise = subtle
-            .verify_with_str_and_u8_array_and_u8_array(ALGORITHM, &imported, signature, signed)
-            .map_err(describe)?;
-        let verdict = JsFuture::from(promise).await.map_err(describe)?;
+        let verdict = JsFuture::from(start(&subtle, &imported, signed, signature)?).await.map_err(describe)?;
         Ok(verdict.as_bool() == Some(true))
     }
+}
+
+impl WebCrypto {
+    /// `verify`'s check started without awaiting anything, for the quick
+    /// route: a promise of whether `signature` is `key`'s signature of
+    /// `signed`; `None` when the key is not imported yet (importing is the
+    /// full route's).
+    pub(crate) fn start_verify(&self, key: &RsaJwk, signed: &[u8], signature: &[u8]) -> Option<Promise> {
+        let imported = self.imported(key)?;
+        start(&subtle().ok()?, &imported, signed, signature).ok()
+    }
+
+    fn imported(&self, key: &RsaJwk) -> Option<CryptoKey> {
+        self.keys.borrow().get(&(key.kid.clone(), key.n.clone())).cloned()
+    }
+}
+
+fn start(subtle: &SubtleCrypto, key: &CryptoKey, signed: &[u8], signature: &[u8]) -> Result<Promise, String> {
+    subtle.verify_with_str_and_u8_array_and_u8_array(ALGORITHM, key, signature, signed).map_err(describe)
 }
 
 fn subtle() -> Result<SubtleCrypto, String> {
