@@ -222,20 +222,20 @@ fn quick_tokens(env: &Env, batch: &Batch) -> (Tokens, Option<PendingTokens>) {
     if checks.refused() {
         return (Tokens::Unknown, None);
     }
+    if checks.signatures().next().is_none() {
+        let passed = checks.conclude(Vec::new(), tenants, &keys, &policy, now).is_ok();
+        return (if passed { Tokens::Vouched } else { Tokens::Unknown }, None);
+    }
     let verifier = webcrypto::verifier();
     let started: Option<Array> = checks
         .signatures()
         .map(|token| verifier.start_verify(&token.key, token.signed.as_bytes(), &token.signature))
         .collect();
     match started {
-        Some(started) if started.length() > 0 => {
+        Some(started) => {
             let verifying = Promise::all(&started);
             (Tokens::Verifying, Some(PendingTokens { checks, keys, policy, verifying }))
         }
-        Some(_) => match checks.conclude(Vec::new(), tenants, &keys, &policy, now) {
-            Ok(_) => (Tokens::Vouched, None),
-            Err(_) => (Tokens::Unknown, None),
-        },
         None => (Tokens::Unknown, None),
     }
 }
