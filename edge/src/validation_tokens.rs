@@ -156,26 +156,6 @@ pub async fn check_batch(
     checks.conclude(verdicts, rich_tenants, keys, policy, now)
 }
 
-/// [`check_batch`]'s verdict without a signature check, when every token
-/// of the batch was verified with `keys` before (or the first one not is
-/// refused without its signature); `None` when a signature must be checked
-/// first (then only `check_batch` can tell). Synchronous, for the Worker's
-/// quick route.
-pub fn check_batch_remembered(
-    validation_tokens: Option<&Value>,
-    rich_tenants: &[String],
-    keys: &Keys,
-    policy: &Policy,
-    now: u64,
-) -> Option<Result<usize, TokenError>> {
-    let checks = match take_apart(validation_tokens, rich_tenants, keys, policy, now) {
-        Ok(checks) => checks,
-        Err(e) => return Some(Err(e)),
-    };
-    let settled = checks.signatures().next().is_none();
-    settled.then(|| checks.conclude(Vec::new(), rich_tenants, keys, policy, now))
-}
-
 /// A batch's tokens taken apart before any signature is checked: what each
 /// comes to without one, in order, up to the first refused. [`check_batch`]
 /// and the Worker's quick route (with WebCrypto's promises) check the
