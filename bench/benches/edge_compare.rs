@@ -40,6 +40,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use graph_relay_bench::stats::{median_and_spread, median_interval};
 use graph_relay_tests::edge::{Edge, EdgeConfig};
 use graph_relay_tests::tokens::{valid_claims, JwksServer, SigningKey, APP_ID, TENANT};
 use graph_relay_tests::{graph, repo_root, CLIENT_STATE};
@@ -48,7 +49,9 @@ use serde_json::{json, Value};
 /// Sequential requests per CPU measurement: ~1.5 s of CPU at 1.5 ms each,
 /// against /proc's 10 ms clock ticks.
 const REQUESTS: usize = 1_000;
-/// Rounds of measurements; each cell is the median of its rounds.
+/// Rounds of measurements by default; each cell is the median of its
+/// rounds. `EDGE_COMPARE_ROUNDS` sets another count: more rounds narrow the
+/// interval the drift-cancelled table gives each median.
 const ROUNDS: usize = 7;
 /// Requests before each measurement, not measured.
 const WARM_UP: usize = 20;
@@ -165,13 +168,6 @@ async fn cpu_per_request(edge: &Edge, idle: Cpu, bodies: Option<&[String]>) -> C
     }
 }
 
-/// The median of `samples`, and their spread (max - min).
-fn median_and_spread(mut samples: Vec<f64>) -> (f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let spread = samples.last().unwrap_or(&0.0) - samples.first().unwrap_or(&0.0);
-    (samples[samples.len() / 2], spread)
-}
-
 /// wrk against `url` with `body`: (requests/s, p50, p99).
 fn load(url: &str, body: &str, dir: &Path) -> (String, String, String) {
     let body_path = dir.join("body.json");
@@ -232,7 +228,8 @@ async fn main() {
     let known = key.sign(&valid_claims());
     // A fresh token per request of each round: each is verified (RS256)
     // the first time. (Each worker is its own isolate, with its own cache.)
-    let fresh: Vec<Vec<String>> = (0..ROUNDS)
+    let rounds = rounds();
+    let fresh: Vec<Vec<String>> = (0..rounds)
         .map(|round| {
             (0..REQUESTS + WARM_UP)
                 .map(|i| {
@@ -288,7 +285,7 @@ async fn main() {
     }
 
     println!("CPU: workerd's, per request, above a GET /healthz's (the floor: HTTP, the dev proxy);");
-    println!("the median of {ROUNDS} rounds of {REQUESTS} requests, ± half the spread of the rounds; a round measures");
+    println!("the median of {rounds} rounds of {REQUESTS} requests, ± half the spread of the rounds; a round measures");
     println!(
         "each case of each worker in turn. Idle CPU taken out, per worker (ticks/s): {}.\n",
         idle_rates.join(", ")
@@ -330,37 +327,46 @@ async fn main() {
 }
 
 /// The drift-cancelled table: per case, each worker's process CPU against
-/// its dev proxy's (median of the rounds), and its own CPU as the
-/// difference of its ratio and the queue floor's (the last worker), in
-/// the proxy's median milliseconds per POST of that case. Every worker
-/// here logs nothing per request.
+/// its dev proxy's (median of the rounds), and its own CPU: per round, its
+/// ratio less the queue floor's (the last worker) in the same round, times
+/// the two proxies' mean CPU per POST in that round; the median of the
+/// rounds, with a 95% interval for that median. Every worker here logs
+/// nothing per request.
 fn print_against_proxy(workers: &[(&str, &[Vec<Cpu>])]) {
-    let ratio = |rounds: &[Cpu]| median_and_spread(rounds.iter().map(|cpu| cpu.worker / cpu.proxy).collect());
-    let proxy_ms: Vec<f64> = (0..3)
-        .map(|case| {
-            median_and_spread(workers.iter().flat_map(|(_, cases)| &cases[case]).map(|cpu| cpu.proxy).collect()).0
-        })
-        .collect();
+    let ratio = |cpu: &Cpu| cpu.worker / cpu.proxy;
     let Some((_, floor)) = workers.last() else { return };
-    let floor: Vec<f64> = floor.iter().map(|rounds| ratio(rounds).0).collect();
     println!("\nAgainst the dev proxy: each POST's worker process CPU over its dev proxy's, the median of the");
     println!("rounds ± half their spread; the proxy does the same work for every worker, so the ratio cancels");
-    println!("the machine's drift. Own CPU: the ratio less the queue floor's, times the proxy's median CPU per");
-    println!(
-        "POST of the case ({}).\n",
-        proxy_ms.iter().map(|ms| format!("{ms:.3} ms")).collect::<Vec<_>>().join(" / ")
-    );
+    println!("the machine's drift. Own CPU: per round, the ratio less the queue floor's in that round, times");
+    println!("the two proxies' mean CPU per POST; the median of the rounds, and in brackets a 95% interval for");
+    println!("that median (order statistics, no assumption about the distribution).\n");
     println!("| worker | 10 basic | 10 rich, known token | 1 rich, first-sight token |");
     println!("|---|---:|---:|---:|");
     for (name, cases) in workers {
         let shown: Vec<String> = (0..3)
             .map(|case| {
-                let (median, spread) = ratio(&cases[case]);
-                let own = (median - floor[case]) * proxy_ms[case];
-                format!("{median:.3} ±{:.3}: {own:.3} ms", spread / 2.0)
+                let (median, spread) = median_and_spread(cases[case].iter().map(ratio).collect());
+                let own: Vec<f64> = cases[case]
+                    .iter()
+                    .zip(&floor[case])
+                    .map(|(post, floor)| (ratio(post) - ratio(floor)) * (post.proxy + floor.proxy) / 2.0)
+                    .collect();
+                let interval = match median_interval(own.clone()) {
+                    Some((low, high)) => format!(" [{low:.3}, {high:.3}]"),
+                    None => String::new(),
+                };
+                format!("{median:.3} ±{:.3}: {:.3} ms{interval}", spread / 2.0, median_and_spread(own).0)
             })
             .collect();
         println!("| {name} | {} |", shown.join(" | "));
+    }
+}
+
+/// The rounds to run: `EDGE_COMPARE_ROUNDS`, else [`ROUNDS`].
+fn rounds() -> usize {
+    match std::env::var("EDGE_COMPARE_ROUNDS") {
+        Ok(text) => text.trim().parse().unwrap_or_else(|_| panic!("EDGE_COMPARE_ROUNDS is no count: {text:?}")),
+        Err(_) => ROUNDS,
     }
 }
 
