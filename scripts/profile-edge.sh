@@ -29,6 +29,9 @@
 # from the repository's root) is one more worker taking its turn, named by
 # its file: another entry for the same build, to compare with the current
 # one, e.g. an earlier `edge/src/worker_glue/entry.mjs` saved beside it.
+# A summary follows the rounds (`profile-edge-ratio-summary.py`): each
+# worker's median ratio, and its own CPU per POST (its ratio less the queue
+# floor's, round by round) with a 95% interval for that median.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -171,7 +174,8 @@ if [ "$mode" = ratio ]; then
     echo "|---|---:|---:|---:|---:|---:|"
     for round in $(seq 1 "$rounds"); do
         for index in "${!names[@]}"; do ratio "${labels[$index]}" "${ports[$index]}" "$round"; done
-    done
+    done | tee "$work/rounds.md"
+    python3 scripts/profile-edge-ratio-summary.py <"$work/rounds.md"
     exit 0
 fi
 
