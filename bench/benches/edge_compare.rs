@@ -266,19 +266,18 @@ async fn main() {
         let idle = idle_rate(&edge).await;
         edges.push((name, edge, idle, logs_every_request));
     }
-    // samples[worker][case]: floor, then each body above the floor (both
-    // processes); posts[worker][case]: each body's CPU by process.
+    // floors[worker]: a GET /healthz's CPU (both processes), per round;
+    // posts[worker][case]: each body's CPU by process, per round.
     let idle_rates: Vec<String> =
         edges.iter().map(|(_, _, idle, _)| format!("{:.2}", idle.worker + idle.proxy)).collect();
-    let mut samples = vec![vec![Vec::new(); 4]; edges.len()];
+    let mut floors = vec![Vec::new(); edges.len()];
     let mut posts = vec![vec![Vec::new(); 3]; edges.len()];
     for fresh in &fresh {
         for (worker, (_, edge, idle, _)) in edges.iter().enumerate() {
             let floor = cpu_per_request(edge, *idle, None).await.total();
-            samples[worker][0].push(floor);
+            floors[worker].push(floor);
             for (case, bodies) in [&basic, &rich, fresh].into_iter().enumerate() {
                 let post = cpu_per_request(edge, *idle, Some(bodies)).await;
-                samples[worker][case + 1].push(post.total() - floor);
                 posts[worker][case].push(post);
             }
         }
@@ -293,12 +292,12 @@ async fn main() {
     println!("| worker | bundle raw | bundle gzip | requests/s | ack p50 | ack p99 | floor | 10 basic | 10 rich, known token | 1 rich, first-sight token |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut own = Vec::new();
-    let whole: Vec<[f64; 3]> = samples.iter().map(|cells| whole_posts(cells)).collect();
-    for ((name, edge, _, _), cells) in edges.iter().zip(samples) {
+    let whole: Vec<[f64; 3]> = posts.iter().map(|cases| whole_posts(cases)).collect();
+    for (((name, edge, _, _), floors), cases) in edges.iter().zip(&floors).zip(&posts) {
         let (rate, p50, p99) = load(&edge.url, &basic[0], dir.path());
         let out = tempfile::tempdir().unwrap();
         let (raw, gz) = bundle(&edge.config_path(), out.path());
-        let cells: Vec<(f64, f64)> = cells.into_iter().map(median_and_spread).collect();
+        let cells = above_floor(floors, cases);
         let shown: Vec<String> =
             cells.iter().map(|(median, spread)| format!("{median:.3} ms ±{:.3}", spread / 2.0)).collect();
         println!("| {name} | {raw} | {gz} | {rate} | {p50} | {p99} | {} |", shown.join(" | "));
@@ -370,11 +369,16 @@ fn rounds() -> usize {
     }
 }
 
-/// The median CPU of a whole POST of each case, floor included: per
-/// round, the floor plus the POST's CPU above it.
-fn whole_posts(cells: &[Vec<f64>]) -> [f64; 3] {
-    [1, 2, 3].map(|case| {
-        let rounds = cells[0].iter().zip(&cells[case]).map(|(floor, above)| floor + above).collect();
-        median_and_spread(rounds).0
-    })
+/// A worker's medians and spreads: its floor (a GET /healthz), then each
+/// case's POST above the floor of its round.
+fn above_floor(floors: &[f64], cases: &[Vec<Cpu>]) -> Vec<(f64, f64)> {
+    let above =
+        cases.iter().map(|rounds| rounds.iter().zip(floors).map(|(post, floor)| post.total() - floor).collect());
+    std::iter::once(floors.to_vec()).chain(above).map(median_and_spread).collect()
+}
+
+/// The median CPU of a whole POST of each case, floor included (both
+/// processes).
+fn whole_posts(cases: &[Vec<Cpu>]) -> [f64; 3] {
+    [0, 1, 2].map(|case| median_and_spread(cases[case].iter().map(|post| post.total()).collect()).0)
 }
