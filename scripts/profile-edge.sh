@@ -7,7 +7,7 @@
 #
 #   scripts/profile-edge.sh [SECONDS]
 #
-# For each worker and each request (GET /healthz; a POST of 10 basic items)
+# For each worker and each request (GET /healthz; a notification POST)
 # it drives one connection with wrk, records every workerd process of that
 # `wrangler dev` with perf for SECONDS (default 8) at 4 kHz, and prints the
 # samples per request in microseconds: for the process that runs the worker
@@ -32,6 +32,11 @@
 # A summary follows the rounds (`profile-edge-ratio-summary.py`): each
 # worker's median ratio, and its own CPU per POST (its ratio less the queue
 # floor's, round by round) with a 95% interval for that median.
+#
+# The body is 10 basic items; with PROFILE_EDGE_CASE=rich, 10 rich items and
+# one validationToken, signed by a key this script makes and serves as the
+# workers' JWKS: the same token on every POST, as Graph sends it, so after
+# the first POST every worker has it verified (the "known token" case).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -40,6 +45,12 @@ if [ "${1:-}" = --ratio ]; then mode=ratio rounds=${2:-3} seconds=10 mains=("${@
 [ "$mode" = ratio ] || command -v perf >/dev/null || (apt-get update -qq && apt-get install -y -qq linux-perf)
 command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 [ -f edge/build/index.js ] || make edge
+case=${PROFILE_EDGE_CASE:-basic}
+case $case in
+    basic) ;;
+    rich) python3 -c 'import cryptography' 2>/dev/null || (apt-get update -qq && apt-get install -y -qq python3-cryptography) ;;
+    *) echo "PROFILE_EDGE_CASE is basic or rich, not $case" >&2 && exit 2 ;;
+esac
 
 work=$(mktemp -d)
 pids=()
@@ -50,9 +61,10 @@ cleanup() {
 trap cleanup EXIT
 
 # The test configuration: the repository's [env.dev] without its consumers.
-python3 - "$work" "$root" "${mains[@]}" <<'PY'
-import sys
-work, root, mains = sys.argv[1], sys.argv[2], sys.argv[3:]
+python3 - "$work" "$root" "$case" "${mains[@]}" <<'PY'
+import base64, json, os, sys, time
+work, root, case, mains = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+TENANT, APP_ID = "t", "11111111-2222-3333-4444-555555555555"
 toml = open(f"{root}/wrangler.toml").read()
 blocks = [b for b in toml.split("\n\n") if "[[env.dev.queues.consumers]]" not in b]
 toml = "\n\n".join(blocks)
@@ -61,21 +73,56 @@ workers = [("rust", entry), ("peer", "bench/js-peer/worker.js"), ("floor", "benc
 workers += [(f"main{index}", path) for index, path in enumerate(mains)]
 for name, main in [(name, f"{root}/{path}") for name, path in workers]:
     open(f"{work}/{name}.toml", "w").write(toml.replace(f'main = "{entry}"', f'main = "{main}"'))
-items = [{
-    "id": f"id-Users/u/Messages/m-{i}", "subscriptionId": f"sub-{i}",
-    "subscriptionExpirationDateTime": "2026-12-01T10:00:00.0000000Z", "clientState": "profile-client-state",
-    "changeType": "created", "resource": f"Users/u/Messages/m-{i}", "tenantId": "t",
-    "resourceData": {"@odata.type": "#Microsoft.Graph.Message", "@odata.id": f"Users/u/Messages/m-{i}",
-                     "@odata.etag": "W/\"CQAAABYAAAD\"", "id": f"m-{i}"},
-} for i in range(10)]
-import json
-open(f"{work}/body.json", "w").write(json.dumps({"value": items}))
+def item(i):
+    return {
+        "id": f"id-Users/u/Messages/m-{i}", "subscriptionId": f"sub-{i}",
+        "subscriptionExpirationDateTime": "2026-12-01T10:00:00.0000000Z", "clientState": "profile-client-state",
+        "changeType": "created", "resource": f"Users/u/Messages/m-{i}", "tenantId": TENANT,
+        "resourceData": {"@odata.type": "#Microsoft.Graph.Message", "@odata.id": f"Users/u/Messages/m-{i}",
+                         "@odata.etag": "W/\"CQAAABYAAAD\"", "id": f"m-{i}"},
+    }
+items = [item(i) for i in range(10)]
+if case == "rich":
+    for rich in items:
+        rich["encryptedContent"] = {"data": "ZGF0YQ==", "dataKey": "a2V5", "dataSignature": "c2ln",
+                                    "encryptionCertificateId": "c1", "encryptionCertificateThumbprint": "t"}
+collection = {"value": items}
+if case == "rich":
+    # One key in a JWKS the workers fetch (GRAPH_JWKS_URL), and one token
+    # it signed, as Graph sends one per app and tenant for an hour.
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    part = lambda value: b64(json.dumps(value).encode())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    n = key.public_key().public_numbers().n
+    jwk = {"kty": "RSA", "use": "sig", "kid": "profile", "n": b64(n.to_bytes(256, "big")), "e": "AQAB"}
+    os.makedirs(f"{work}/jwks")
+    open(f"{work}/jwks/keys.json", "w").write(json.dumps({"keys": [jwk]}))
+    now = int(time.time())
+    claims = {"aud": APP_ID, "iss": f"https://sts.windows.net/{TENANT}/", "tid": TENANT,
+              "appid": "0bf30f3b-4a52-48df-9a82-234910c4a086", "iat": now - 60, "nbf": now - 60, "exp": now + 6 * 3600}
+    signed = f"{part({'alg': 'RS256', 'kid': 'profile', 'typ': 'JWT'})}.{part(claims)}"
+    signature = key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+    collection["validationTokens"] = [f"{signed}.{b64(signature)}"]
+open(f"{work}/body.json", "w").write(json.dumps(collection))
 open(f"{work}/post.lua", "w").write(
     f'local f = io.open("{work}/body.json", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n'
     'wrk.headers["content-type"] = "application/json"\n')
 PY
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Settings of the rich case: the JWKS, served here, and the token's audience.
+rich_vars=()
+if [ "$case" = rich ]; then
+    jwks_port=$(free_port)
+    setsid python3 -m http.server "$jwks_port" --bind 127.0.0.1 --directory "$work/jwks" >/dev/null 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 40); do curl -sf "http://127.0.0.1:$jwks_port/keys.json" >/dev/null && break; sleep 0.25; done
+    rich_vars=(--var "GRAPH_JWKS_URL:http://127.0.0.1:$jwks_port/keys.json"
+        --var GRAPH_APP_IDS:11111111-2222-3333-4444-555555555555)
+fi
 
 # Starts `wrangler dev` for config $1 and sets port_$1 once /healthz answers.
 start() {
@@ -87,7 +134,7 @@ start() {
         --inspector-port "$inspector" --show-interactive-dev-session=false --persist-to "$work/state-$name" \
         --var FANOUT_URL:http://127.0.0.1:9 --var CLIENT_STATES:profile-client-state \
         --var FANOUT_TOKEN:profile-ingest-token --var FAST_PATH:off --var REQUEST_LOGS:errors \
-        >"$work/wrangler-$name.log" 2>&1 &
+        --var ADMIN_TOKEN:profile-admin-token "${rich_vars[@]}" >"$work/wrangler-$name.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 180); do
         curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return
@@ -140,6 +187,7 @@ ratio() {
     sleep "$seconds"
     after="$(ticks "$worker") $(ticks "$proxy")"
     wait "$load"
+    all_accepted "$work/ratio.wrk"
     python3 - "$label" "$round" "$seconds" "$(getconf CLK_TCK)" "$before" "$after" "$work/ratio.wrk" <<'PY'
 import re, sys
 label, round_, seconds, tck, before, after, wrk = sys.argv[1:]
@@ -151,11 +199,22 @@ PY
 }
 
 # POSTs for 6 s to each port given: the JIT tiers the wasm and the JavaScript
-# up under load.
+# up under load. Then the Rust worker must have accepted them all: a token
+# it refused would be quarantined, a cheaper path than the one measured
+# (the JavaScript peer checks the same token by the same rules, silently).
 warm_up() {
     for port in "$@"; do
-        wrk -t1 -c1 -d6s -s "$work/post.lua" "http://127.0.0.1:$port/graph/notifications" >/dev/null
+        wrk -t1 -c1 -d6s -s "$work/post.lua" "http://127.0.0.1:$port/graph/notifications" >"$work/warm-up.wrk"
+        all_accepted "$work/warm-up.wrk"
     done
+    local quarantined
+    quarantined=$(curl -sf -H "authorization: Bearer profile-admin-token" "http://127.0.0.1:$port_rust/admin/quarantine" | head -1)
+    [ "$quarantined" = "0 quarantined batches" ] || { echo "the Rust worker refused the body: $quarantined" >&2; exit 1; }
+}
+
+# Fails when wrk's report $1 counts an answer other than 2xx.
+all_accepted() {
+    if grep -q "Non-2xx" "$1"; then echo "answers other than 202:" >&2 && cat "$1" >&2 && exit 1; fi
 }
 
 # CPU ticks (user and system) of process $1 so far.
