@@ -11,7 +11,7 @@ perf reports samples by thread: the last argument names the threads of the
 process that runs the worker and of the dev proxy, space-separated, the two
 lists separated by a comma.
 
-Usage: profile-edge-summary.py LABEL KIND SECONDS WRK_OUTPUT "WORKER_TIDS,PROXY_TIDS"
+Usage: profile-edge-summary.py LABEL REQUEST SECONDS WRK_OUTPUT "WORKER_TIDS,PROXY_TIDS"
 """
 import re
 import sys
@@ -21,7 +21,7 @@ SAMPLE_MICROSECONDS = 1_000_000 / 4000
 
 
 def main() -> None:
-    label, kind, seconds, wrk_output, roles = sys.argv[1:6]
+    label, request, seconds, wrk_output, roles = sys.argv[1:6]
     worker, proxy = (set(tids.split()) for tids in roles.split(","))
     rate_match = re.search(r"Requests/sec:\s+([\d.]+)", open(wrk_output).read())
     if rate_match is None:
@@ -39,7 +39,6 @@ def main() -> None:
     jit, native = per_request(samples[("worker", "jit")]), per_request(samples[("worker", "native")])
     proxy_cpu = per_request(samples[("proxy", "jit")] + samples[("proxy", "native")])
     total = per_request(sum(samples.values()))
-    request = "GET /healthz" if kind == "health" else "POST, 10 basic items"
     print(f"| {label} | {request} | {rate:,.0f} | {jit:.0f} µs | {native:.0f} µs | {proxy_cpu:.0f} µs | {total:.0f} µs |")
 
 

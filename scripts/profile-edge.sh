@@ -46,9 +46,12 @@ if [ "${1:-}" = --ratio ]; then mode=ratio rounds=${2:-3} seconds=10 mains=("${@
 command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 [ -f edge/build/index.js ] || make edge
 case=${PROFILE_EDGE_CASE:-basic}
+# Each request kind as the table names it.
+declare -A requests=([health]="GET /healthz" [post]="POST, 10 basic items")
 case $case in
     basic) ;;
-    rich) python3 -c 'import cryptography' 2>/dev/null || (apt-get update -qq && apt-get install -y -qq python3-cryptography) ;;
+    rich) requests[post]="POST, 10 rich items, known token"
+        python3 -c 'import cryptography' 2>/dev/null || (apt-get update -qq && apt-get install -y -qq python3-cryptography) ;;
     *) echo "PROFILE_EDGE_CASE is basic or rich, not $case" >&2 && exit 2 ;;
 esac
 
@@ -171,7 +174,7 @@ profile() {
     perf record -q -F 4000 -p "$processes" -o "$work/$name-$kind.data" -- sleep "$seconds" >/dev/null 2>&1
     wait "$load"
     perf report -i "$work/$name-$kind.data" --no-children -g none -n --sort pid,dso --stdio 2>/dev/null \
-        | python3 scripts/profile-edge-summary.py "$label" "$kind" "$seconds" "$work/$name-$kind.wrk" "$roles"
+        | python3 scripts/profile-edge-summary.py "$label" "${requests[$kind]}" "$seconds" "$work/$name-$kind.wrk" "$roles"
 }
 
 # The worker process's and the dev proxy's CPU per POST while wrk drives
