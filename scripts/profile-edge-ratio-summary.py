@@ -7,13 +7,20 @@ floor's in that round, times the two proxies' mean CPU per POST; the median
 of the rounds, with a 95% interval for that median from order statistics (no
 assumption about how a drifting machine spreads the rounds). The same
 summary as `edge_compare`'s drift-cancelled table (bench/src/stats.rs).
+
+Then the same paired difference between two workers other than the floor:
+the Rust worker over the JavaScript peer, and, with `--steps A,B,C,...`
+(labels in order, comma-separated), each of B, C, ... over the one before
+it: what one step adds.
 """
+import argparse
 import re
 import statistics
 import sys
 from math import comb
 
 FLOOR = "queue floor"
+RUST, PEER = "Rust (wasm)", "JavaScript peer"
 ROW = re.compile(r"\| (.+?) \| (\d+) \| (\d+) µs \| (\d+) µs \| ([\d.]+) \| (\d+) \|")
 
 
@@ -27,6 +34,21 @@ def median_interval(samples):
     return (samples[k - 1], samples[n - k]) if k else None
 
 
+def paired(worker, reference):
+    """Per round that both ran: `worker`'s ratio less `reference`'s, times
+    the two proxies' mean CPU per POST (µs)."""
+    return [(worker[r][0] - reference[r][0]) * (worker[r][1] + reference[r][1]) / 2 for r in worker if r in reference]
+
+
+def shown(samples):
+    """The median of `samples` with its interval, in µs."""
+    interval = median_interval(samples)
+    return f"{statistics.median(samples):.0f} µs" + (f" [{interval[0]:.0f}, {interval[1]:.0f}]" if interval else "")
+
+
+arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+arguments.add_argument("--steps", help="labels in order, comma-separated: each over the one before")
+steps = arguments.parse_args().steps
 rounds = {}
 for line in sys.stdin:
     if match := ROW.match(line):
@@ -36,9 +58,17 @@ floor = rounds.get(FLOOR, {})
 print(f"\n| worker | rounds | ratio, median | own CPU per POST, median [95% interval] |")
 print("|---|---:|---:|---:|")
 for name, by_round in rounds.items():
-    paired = [r for r in by_round if r in floor]
-    own = [(by_round[r][0] - floor[r][0]) * (by_round[r][1] + floor[r][1]) / 2 for r in paired]
-    interval = median_interval(own)
-    shown = f" [{interval[0]:.0f}, {interval[1]:.0f}]" if interval else ""
     ratio = statistics.median(ratio for ratio, _ in by_round.values())
-    print(f"| {name} | {len(by_round)} | {ratio:.3f} | {statistics.median(own):.0f} µs{shown} |")
+    print(f"| {name} | {len(by_round)} | {ratio:.3f} | {shown(paired(by_round, floor))} |")
+pairs = [(RUST, PEER)] if RUST in rounds and PEER in rounds else []
+if steps:
+    order = steps.split(",")
+    missing = [name for name in order if name not in rounds]
+    if missing:
+        sys.exit(f"--steps names workers with no rounds: {', '.join(missing)}")
+    pairs += list(zip(order[1:], order))
+if pairs:
+    print(f"\n| worker | over | CPU per POST, median [95% interval] |")
+    print("|---|---|---:|")
+    for worker, reference in pairs:
+        print(f"| {worker} | {reference} | {shown(paired(rounds[worker], rounds[reference]))} |")

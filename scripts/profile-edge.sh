@@ -31,7 +31,10 @@
 # one, e.g. an earlier `edge/src/worker_glue/entry.mjs` saved beside it.
 # A summary follows the rounds (`profile-edge-ratio-summary.py`): each
 # worker's median ratio, and its own CPU per POST (its ratio less the queue
-# floor's, round by round) with a 95% interval for that median.
+# floor's, round by round) with a 95% interval for that median; then the
+# Rust worker over the peer, and with MAINs, each over the one before it
+# from the floor to the Rust worker: the entries of bench/edge-steps/ take
+# the Rust worker's quick route apart a step at a time.
 #
 # The body is 10 basic items; with PROFILE_EDGE_CASE=rich, 10 rich items and
 # one validationToken, signed by a key this script makes and serves as the
@@ -237,7 +240,11 @@ if [ "$mode" = ratio ]; then
     for round in $(seq 1 "$rounds"); do
         for index in "${!names[@]}"; do ratio "${labels[$index]}" "${ports[$index]}" "$round"; done
     done | tee "$work/rounds.md"
-    python3 scripts/profile-edge-ratio-summary.py <"$work/rounds.md"
+    # With more entries: what each adds over the one before, from the
+    # floor through them to the Rust worker.
+    steps=()
+    [ ${#mains[@]} -eq 0 ] || steps=(--steps "$(IFS=,; echo "queue floor,${labels[*]:3},Rust (wasm)")")
+    python3 scripts/profile-edge-ratio-summary.py "${steps[@]}" <"$work/rounds.md"
     exit 0
 fi
 
