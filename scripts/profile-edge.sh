@@ -243,7 +243,7 @@ if [ "$mode" = ratio ]; then
     # With more entries: what each adds over the one before, from the
     # floor through them to the Rust worker.
     steps=()
-    [ ${#mains[@]} -eq 0 ] || steps=(--steps "$(IFS=,; echo "queue floor,${labels[*]:3},Rust (wasm)")")
+    [ ${#mains[@]} -eq 0 ] || steps=(--steps "$(IFS=,; echo "${labels[2]},${labels[*]:3},${labels[0]}")")
     python3 scripts/profile-edge-ratio-summary.py "${steps[@]}" <"$work/rounds.md"
     exit 0
 fi
