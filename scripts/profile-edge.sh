@@ -22,7 +22,7 @@
 #
 # Without perf: the Rust worker, the JavaScript peer (bench/js-peer/worker.js)
 # and the queue floor take turns for ROUNDS (default 3) rounds of 10 s of
-# POSTs each, and each row is the worker process's CPU per POST from /proc,
+# POSTs each, each round starting one worker further along, and each row is the worker process's CPU per POST from /proc,
 # the dev proxy's, and their ratio. The proxy does the same work for every
 # worker, so the ratio cancels the machine's drift, which moves the
 # microseconds of one worker by a fifth within minutes. Each MAIN (a path
@@ -237,8 +237,14 @@ if [ "$mode" = ratio ]; then
     warm_up "${ports[@]}"
     echo "| worker | round | worker process per POST | dev proxy per POST | ratio | requests/s |"
     echo "|---|---:|---:|---:|---:|---:|"
+    # Each round starts one worker further along, so that no worker keeps
+    # one place in the turns (after the same worker, at the same point of
+    # the host's drift) through the whole run.
     for round in $(seq 1 "$rounds"); do
-        for index in "${!names[@]}"; do ratio "${labels[$index]}" "${ports[$index]}" "$round"; done
+        for turn in "${!names[@]}"; do
+            index=$(((turn + round - 1) % ${#names[@]}))
+            ratio "${labels[$index]}" "${ports[$index]}" "$round"
+        done
     done | tee "$work/rounds.md"
     # With more entries: what each adds over the one before, from the
     # floor through them to the Rust worker.
