@@ -6,8 +6,9 @@
 //! change notifications, the body `edge_compare` posts; the steps build on
 //! each other, so each one's own cost is its time less the step before.
 //! The last two take the 10 rich items `edge_compare` posts instead, with
-//! the validationToken it signs: accepted and encoded, then also with the
-//! token checked as the quick route checks a token verified before.
+//! one validationToken shaped as the one it signs: accepted and encoded,
+//! then also with the token checked as the quick route checks a token
+//! verified before.
 //! Natively, `cargo bench --bench edge_core` times the same parse.
 
 use std::hint::black_box;
@@ -79,7 +80,7 @@ fn collection(items: usize, encrypted: &str, tokens: &str) -> String {
     format!(r#"{{"value":[{}]{tokens}}}"#, items.join(","))
 }
 
-/// A validationToken as Graph sends one: an RS256 JWT with the claims the
+/// A validationToken shaped as Graph's: an RS256 JWT with the claims the
 /// edge requires and a 2048-bit signature's worth of bytes (never checked:
 /// [`Fixture::new`] records it as verified, as a first sight would).
 pub fn token() -> String {
