@@ -22,8 +22,9 @@
 #
 # Without perf: the Rust worker, the JavaScript peer (bench/js-peer/worker.js)
 # and the queue floor take turns for ROUNDS (default 3) rounds of 10 s of
-# POSTs each, each round starting one worker further along, and each row is the worker process's CPU per POST from /proc,
-# the dev proxy's, and their ratio. The proxy does the same work for every
+# POSTs each, each round starting one worker further along, and each row
+# is the worker process's CPU per POST from /proc, the dev proxy's, and
+# their ratio. The proxy does the same work for every
 # worker, so the ratio cancels the machine's drift, which moves the
 # microseconds of one worker by a fifth within minutes. Each MAIN (a path
 # from the repository's root) is one more worker taking its turn, named by

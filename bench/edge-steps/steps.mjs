@@ -4,7 +4,7 @@
 // sent as the one queue message.
 import { NotificationIntake } from "../../edge/build/index.js";
 import { send_within } from "../../edge/src/worker_glue/send_within.mjs";
-import { reply } from "../../edge/src/worker_glue/quick_route.mjs";
+import { reply, SEND as ITEMS_TO_SEND } from "../../edge/src/worker_glue/quick_route.mjs";
 
 // The steps, in order: each does what the one before does, and more.
 export const ROUTE = 0; // the quick route's JavaScript, no wasm
@@ -15,8 +15,6 @@ export const SEND = 3; // and the intake's messages sent, its outcome and answer
 // The Rust worker's deadline for the send is the answer's budget left
 // (`edge/src/budget.rs`); any value of that size costs the same timer.
 const DEADLINE_MS = 2500;
-// `accept`'s verdict for items to send (`edge/src/worker_glue/intake.rs`).
-const ITEMS_TO_SEND = 1;
 // Read once, as the worker's entry does: the exported class is a `Proxy`.
 const start = NotificationIntake.start;
 

@@ -7,7 +7,7 @@
 
 // NotificationIntake.accept's verdicts (as `intake.rs` numbers them).
 const ANSWER = 0;
-const SEND = 1;
+export const SEND = 1;
 const VERIFY = 3;
 
 // Answers `request`: `start` is `NotificationIntake.start`; `full` answers
